@@ -1,0 +1,1 @@
+"""HTTP clients for the registries: one per registry, all behind the ports."""

@@ -1,0 +1,1 @@
+"""Mock registries: a deterministic synthetic population served over the registries' HTTP API."""

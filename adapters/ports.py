@@ -1,0 +1,114 @@
+"""Ports: the questions miaopi asks each registry, as small abstract classes.
+
+An adapter never raises for a registry's misbehaviour: every outcome is an :class:`Evidence`
+whose status says what happened, because a fault must become an ``unknown`` criterion, never
+an exception that loses the case.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from miaopi.adapters.records import Diploma, EmployerCredit, PersonCredit, PoliceRecord
+
+EvidenceStatus = Literal["ok", "no_record", "unavailable", "invalid"]
+RegistryName = Literal[
+    "police", "education", "overseas_credentials", "social_security", "credit", "hrss"
+]
+REGISTRY_NAMES: tuple[RegistryName, ...] = (
+    "police",
+    "education",
+    "overseas_credentials",
+    "social_security",
+    "credit",
+    "hrss",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One registry query and what came of it."""
+
+    registry: RegistryName
+    query: str  # which question, e.g. "person" or "diploma"
+    status: EvidenceStatus
+    queried_at: datetime
+    elapsed_ms: float
+    reference: str | None = None  # the registry's receipt for the answer
+    record: dict[str, Any] | None = None  # validated answer, JSON-ready; None unless ok
+    detail: str | None = None  # why it is not ok, for operators; never personal data
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "registry": self.registry,
+            "query": self.query,
+            "status": self.status,
+            "reference": self.reference,
+            "queried_at": self.queried_at.isoformat(),
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "record": self.record,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evidence:
+        return cls(
+            registry=data["registry"],
+            query=data["query"],
+            status=data["status"],
+            reference=data.get("reference"),
+            queried_at=datetime.fromisoformat(data["queried_at"]),
+            elapsed_ms=float(data["elapsed_ms"]),
+            record=data.get("record"),
+            detail=data.get("detail"),
+        )
+
+
+class PoliceRegistry(abc.ABC):
+    """公安人口库: identity, household registration, criminal records."""
+
+    name: RegistryName = "police"
+
+    @abc.abstractmethod
+    async def person(self, id_number: str) -> Evidence:
+        """The person record (:class:`PoliceRecord`) for an ID number."""
+
+
+class EducationRegistry(abc.ABC):
+    """学信网 (CHSI): domestic diplomas."""
+
+    name: RegistryName = "education"
+
+    @abc.abstractmethod
+    async def diploma(self, diploma_no: str) -> Evidence:
+        """The diploma (:class:`Diploma`) with this certificate number."""
+
+
+class CreditRegistry(abc.ABC):
+    """信用中国 and market regulation: person and employer credit."""
+
+    name: RegistryName = "credit"
+
+    @abc.abstractmethod
+    async def person(self, id_number: str) -> Evidence:
+        """The person's credit standing (:class:`PersonCredit`)."""
+
+    @abc.abstractmethod
+    async def employer(self, uscc: str) -> Evidence:
+        """The employer's registration and credit (:class:`EmployerCredit`)."""
+
+
+RECORD_MODELS = {
+    ("police", "person"): PoliceRecord,
+    ("education", "diploma"): Diploma,
+    ("credit", "person"): PersonCredit,
+    ("credit", "employer"): EmployerCredit,
+}

@@ -1,0 +1,1 @@
+"""Request and respond: the HTTP API."""

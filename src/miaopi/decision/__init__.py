@@ -1,0 +1,1 @@
+"""Decide: combine criterion results into the case outcome (policy.md §4)."""

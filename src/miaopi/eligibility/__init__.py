@@ -1,0 +1,1 @@
+"""Evaluate rules: load the rule files, compile them for durable-rules, judge each criterion."""

@@ -1,0 +1,231 @@
+"""durable-rules behind one small door. No other module imports ``durable``.
+
+How the engine is used, and why (each point was learned from a failure):
+
+* One fact per evaluation, asserted with ``assert_fact`` (a posted event is consumed by the
+  first rule that matches it), in a fresh session that is deleted in ``finally`` (a ruleset
+  holds at most 1,024 live sessions).
+* Every rule starts with a type guard on ``t`` and a catch-all rule matches every application
+  fact: an unmatched fact raises.
+* A rule can only *pass* a criterion by a positive match, guarded with ``$ex`` on every field
+  it reads, so missing evidence can never look like a pass.
+* Rule dicts are deep-copied before registering (registration mutates them) and each ruleset's
+  name carries its fingerprint (a registered name can never be replaced).
+* The stock ``Host`` starts timer threads that dispatch queued actions; we use neither timers
+  nor queued actions, and those threads racing the caller crashed a prototype, so our host
+  starts none. All calls must come from one thread, the event loop's; this is enforced.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from durable import engine as _durable
+
+from miaopi.eligibility.dates import add_years
+from miaopi.eligibility.ruleset import Condition, Const, DateAdd, FactRef, Lookup, Ruleset
+
+_TYPE = "application"
+
+
+class _ThreadlessHost(_durable.Host):
+    def _run(self) -> None:  # the stock host starts dispatch timer threads here
+        return None
+
+
+def _field(fact: str) -> str:
+    return "f_" + fact
+
+
+def _encode(value: Any) -> Any:
+    return value.toordinal() if isinstance(value, date) else value
+
+
+def _not_prefix(field: str, prefix: str) -> dict[str, Any]:
+    # durable's regex subset has no negation or lookahead, so "does not start with P" is the
+    # union of "differs at position i" for each i, plus "shorter than P".
+    alternatives: list[dict[str, Any]] = [
+        {"$mt": {field: re.escape(prefix[:i]) + "[^" + prefix[i] + "].*"}}
+        for i in range(len(prefix))
+    ]
+    alternatives.append({"$mt": {field: ".{0,%d}" % (len(prefix) - 1)}})
+    return {"$or": alternatives}
+
+
+@dataclass(frozen=True, slots=True)
+class _Aux:
+    """An operand computed per evaluation: a table lookup or a date shifted by years."""
+
+    criterion: str
+    field: str
+    label: str
+    operand: Lookup | DateAdd
+
+    def value(self, facts: dict[str, Any]) -> Any:
+        if isinstance(self.operand, Lookup):
+            key = facts.get(self.operand.key)
+            return None if key is None else self.operand.resolve(key)
+        base = facts.get(self.operand.fact)
+        return None if base is None else add_years(base, self.operand.years)
+
+
+@dataclass(frozen=True, slots=True)
+class _Branch:
+    rule: str
+    criterion: str
+    fields: tuple[str, ...]  # every field the branch reads; absent → the branch is unknown
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    name: str
+    branches: tuple[_Branch, ...]
+    aux: tuple[_Aux, ...]
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BranchResults:
+    """What the engine saw: fired branch rules, the operand values it computed."""
+
+    fired: frozenset[str]
+    present: frozenset[str]  # fields that had a value
+    operands: dict[str, dict[str, Any]]  # criterion → computed operand label → value
+
+
+def _compile(ruleset: Ruleset) -> _Compiled:
+    fp = ruleset.fingerprint.removeprefix("sha256:")[:16]
+    name = f"{ruleset.business_type}_{ruleset.version.replace('.', '_')}_{fp}"
+    rules: dict[str, Any] = {}
+    branches: list[_Branch] = []
+    aux: list[_Aux] = []
+    for criterion in ruleset.criteria:
+        for b, conditions in enumerate(criterion.branches):
+            rule = f"{criterion.id}__{b}"
+            matchers: list[dict[str, Any]] = []
+            fields: list[str] = []
+            for k, condition in enumerate(conditions):
+                matcher, used, extra = _leaf(condition, criterion.id, f"x_{criterion.id}_{b}_{k}")
+                matchers.append(matcher)
+                fields.extend(used)
+                aux.extend(extra)
+            fields = list(dict.fromkeys(fields))
+            guards = [{"$ex": {f: 1}} for f in fields]
+            rules[rule] = {"all": [{"m": {"$and": [{"t": _TYPE}, *guards, *matchers]}}]}
+            branches.append(_Branch(rule, criterion.id, tuple(fields)))
+    rules["seen"] = {"all": [{"m": {"t": _TYPE}}]}
+    return _Compiled(name, tuple(branches), tuple(aux), rules)
+
+
+def _leaf(
+    condition: Condition, criterion: str, aux_field: str
+) -> tuple[dict[str, Any], list[str], list[_Aux]]:
+    field = _field(condition.fact)
+    used = [field]
+    extra: list[_Aux] = []
+    operand = condition.operand
+    if isinstance(operand, Const):
+        right: Any = operand.value
+    elif isinstance(operand, FactRef):
+        right = {"$m": _field(operand.name)}
+        used.append(_field(operand.name))
+    else:
+        right = {"$m": aux_field}
+        used.append(aux_field)
+        extra.append(_Aux(criterion, aux_field, operand.label, operand))
+
+    op = condition.op
+    if op == "eq":
+        return {field: _encode(right)}, used, extra
+    if op == "ne":
+        return {"$neq": {field: _encode(right)}}, used, extra
+    if op in ("lt", "lte", "gt", "gte"):
+        return {f"${op}": {field: _encode(right)}}, used, extra
+    if op == "in":
+        if not right:
+            return {"$and": [{field: 0}, {"$neq": {field: 0}}]}, used, extra  # never true
+        return {"$or": [{field: _encode(v)} for v in right]}, used, extra
+    if op == "not_in":
+        if not right:
+            return {"$ex": {field: 1}}, used, extra
+        return {"$and": [{"$neq": {field: _encode(v)}} for v in right]}, used, extra
+    if op == "starts_with":
+        return {"$mt": {field: re.escape(right) + ".*"}}, used, extra
+    if op == "not_starts_with":
+        return _not_prefix(field, right), used, extra
+    raise ValueError(f"unsupported operator {op}")  # the loader rejects these first
+
+
+class RuleEngine:
+    """Evaluates rulesets with durable-rules. One instance per process; one thread only."""
+
+    def __init__(self) -> None:
+        self._host = _ThreadlessHost()
+        self._compiled: dict[str, _Compiled] = {}
+        self._fired: list[str] = []
+        self._owner: int | None = None
+
+    def _check_thread(self) -> None:
+        me = threading.get_ident()
+        if self._owner is None:
+            self._owner = me
+        elif self._owner != me:
+            raise RuntimeError(
+                "durable-rules must only be called from the event loop's thread; "
+                "evaluate from async code, never from a threadpool"
+            )
+
+    def prepare(self, ruleset: Ruleset) -> None:
+        """Compile and register a ruleset (idempotent; registration happens once)."""
+        self._check_thread()
+        if ruleset.fingerprint in self._compiled:
+            return
+        compiled = _compile(ruleset)
+        fired = self._fired
+
+        def action(rule: str) -> Any:
+            return lambda _closure: fired.append(rule)
+
+        definition = copy.deepcopy(compiled.definition)
+        for rule, body in definition.items():
+            body["run"] = action(rule)
+        self._host.register_rulesets({compiled.name: definition})
+        self._compiled[ruleset.fingerprint] = compiled
+
+    def run(self, ruleset: Ruleset, facts: dict[str, Any]) -> BranchResults:
+        """Assert the facts once and report which branch rules fired."""
+        self.prepare(ruleset)
+        compiled = self._compiled[ruleset.fingerprint]
+        sid = uuid.uuid4().hex
+        fact: dict[str, Any] = {"t": _TYPE, "sid": sid, "id": 1}
+        for name, value in facts.items():
+            if value is not None:
+                fact[_field(name)] = _encode(value)
+        operands: dict[str, dict[str, Any]] = {}
+        for aux in compiled.aux:
+            value = aux.value(facts)
+            operands.setdefault(aux.criterion, {})[aux.label] = value
+            if value is not None:
+                fact[aux.field] = _encode(value)
+        self._fired.clear()
+        try:
+            self._host.assert_fact(compiled.name, fact)
+            fired = frozenset(self._fired)
+        finally:
+            self._fired.clear()
+            self._host.delete_state(compiled.name, sid)
+        return BranchResults(fired=fired, present=frozenset(fact), operands=operands)
+
+    def branches(self, ruleset: Ruleset) -> tuple[_Branch, ...]:
+        self.prepare(ruleset)
+        return self._compiled[ruleset.fingerprint].branches
+
+    @property
+    def registered(self) -> int:
+        return len(self._compiled)

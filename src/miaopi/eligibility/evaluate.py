@@ -1,0 +1,101 @@
+"""Judge every criterion of a ruleset as pass, fail or unknown, with the facts it used.
+
+Three-valued (Kleene) logic: a branch passes when its rule fired, fails when every field it
+reads was known and it did not fire, and is otherwise unknown. A criterion passes when one
+branch passes, is unknown when none passes but one is unknown, and fails otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from miaopi.domain import CriterionResult, OnFail
+from miaopi.eligibility.engine import RuleEngine
+from miaopi.eligibility.ruleset import Ruleset
+from miaopi.evidence.facts import FACTS
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionOutcome:
+    id: str
+    result: CriterionResult
+    on_fail: OnFail
+    description: dict[str, str]
+    reference: str
+    facts: dict[str, Any]
+    registries: tuple[str, ...]
+
+    def to_json(self, lang: str = "en") -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "result": self.result,
+            "on_fail": self.on_fail,
+            "description": self.description.get(lang) or self.description["en"],
+            "reference": self.reference,
+            "facts": self.facts,
+            "registries": list(self.registries),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    criteria: tuple[CriterionOutcome, ...]
+    elapsed_ms: float
+
+
+def _display(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def evaluate(engine: RuleEngine, ruleset: Ruleset, facts: dict[str, Any]) -> Evaluation:
+    started = time.perf_counter()
+    seen = engine.run(ruleset, facts)
+    by_criterion: dict[str, list[CriterionResult]] = {}
+    for branch in engine.branches(ruleset):
+        if branch.rule in seen.fired:
+            result: CriterionResult = "pass"
+        elif all(f in seen.present for f in branch.fields):
+            result = "fail"
+        else:
+            result = "unknown"
+        by_criterion.setdefault(branch.criterion, []).append(result)
+
+    outcomes = []
+    for criterion in ruleset.criteria:
+        results = by_criterion[criterion.id]
+        if "pass" in results:
+            verdict: CriterionResult = "pass"
+        elif "unknown" in results:
+            verdict = "unknown"
+        else:
+            verdict = "fail"
+        shown = {f: _display(facts.get(f)) for f in criterion.facts}
+        shown.update({k: _display(v) for k, v in seen.operands.get(criterion.id, {}).items()})
+        outcomes.append(
+            CriterionOutcome(
+                id=criterion.id,
+                result=verdict,
+                on_fail=criterion.on_fail,
+                description=criterion.description,
+                reference=criterion.reference,
+                facts=shown,
+                registries=criterion.registries,
+            )
+        )
+    return Evaluation(tuple(outcomes), (time.perf_counter() - started) * 1000)
+
+
+def facts_needed(ruleset: Ruleset) -> set[str]:
+    return set(ruleset.facts)
+
+
+def queries_needed(ruleset: Ruleset) -> list[Any]:
+    """The registry queries whose answers the ruleset's facts come from, in a stable order."""
+    seen: dict[str, Any] = {}
+    for name in ruleset.facts:
+        for query in FACTS[name].sources:
+            seen.setdefault(query.key, query)
+    return [seen[k] for k in sorted(seen)]

@@ -1,0 +1,1 @@
+"""Gather evidence: ask the registries, turn their answers into named facts."""

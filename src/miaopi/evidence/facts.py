@@ -1,0 +1,210 @@
+"""The fact catalogue: how registry answers become the named facts that rules speak about.
+
+Facts are what the evidence says, not what the policy wants: "the police record's name equals
+the given name", "the diploma's level is master". Every eligibility threshold lives in
+``rules/``. A fact is ``None`` (unknown) when the answer it comes from is missing, so a
+criterion using it can never pass.
+
+Identity comparisons are made here and recorded as booleans so that decision facts, which are
+stored and shown to HR, never carry names or ID numbers.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from stdnum.cn import ric
+
+from miaopi.adapters.ports import RegistryName
+from miaopi.domain import Application
+from miaopi.eligibility.dates import age_on
+
+FactType = Literal["str", "int", "bool", "date"]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One question to one registry."""
+
+    registry: RegistryName
+    name: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.registry}.{self.name}"
+
+
+POLICE_PERSON = Query("police", "person")
+EDUCATION_DIPLOMA = Query("education", "diploma")
+CREDIT_PERSON = Query("credit", "person")
+CREDIT_EMPLOYER = Query("credit", "employer")
+
+
+def query_argument(query: Query, application: Application) -> str | None:
+    """What the query asks about, taken from the application; None if the claim is absent."""
+    if query in (POLICE_PERSON, CREDIT_PERSON):
+        return application.id_number
+    if query == CREDIT_EMPLOYER:
+        return application.employer_uscc
+    if query == EDUCATION_DIPLOMA:
+        return application.claims.get("diploma_no")
+    raise KeyError(query.key)
+
+
+@dataclass(frozen=True, slots=True)
+class FactContext:
+    application: Application
+    application_date: date
+    records: dict[Query, dict[str, Any]]  # only answers whose evidence is ``ok``
+
+
+@dataclass(frozen=True, slots=True)
+class FactSpec:
+    name: str
+    type: FactType
+    sources: tuple[Query, ...]
+    derive: Callable[..., Any]
+
+    @property
+    def registries(self) -> tuple[RegistryName, ...]:
+        return tuple(dict.fromkeys(q.registry for q in self.sources))
+
+    def value(self, ctx: FactContext) -> Any:
+        records = [ctx.records.get(q) for q in self.sources]
+        if any(r is None for r in records):
+            return None
+        return self.derive(ctx, *records)
+
+
+FACTS: dict[str, FactSpec] = {}
+
+
+def _fact(name: str, type_: FactType, *sources: Query) -> Callable[[Callable[..., Any]], None]:
+    def register(derive: Callable[..., Any]) -> None:
+        FACTS[name] = FactSpec(name, type_, sources, derive)
+
+    return register
+
+
+def _same_name(a: str, b: str) -> bool:
+    def norm(s: str) -> str:
+        return "".join(unicodedata.normalize("NFKC", s).split())
+
+    return norm(a) == norm(b)
+
+
+def _d(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+@_fact("application_date", "date")
+def _application_date(ctx: FactContext) -> date:
+    return ctx.application_date
+
+
+@_fact("police_name_matches", "bool", POLICE_PERSON)
+def _police_name_matches(ctx: FactContext, police: dict) -> bool:
+    return _same_name(police["name"], ctx.application.applicant_name)
+
+
+@_fact("police_status", "str", POLICE_PERSON)
+def _police_status(ctx: FactContext, police: dict) -> str:
+    return police["status"]
+
+
+@_fact("police_birth_date_matches_id", "bool", POLICE_PERSON)
+def _police_birth_date_matches_id(ctx: FactContext, police: dict) -> bool:
+    return _d(police["birth_date"]) == ric.get_birth_date(ctx.application.id_number)
+
+
+@_fact("hukou_region", "str", POLICE_PERSON)
+def _hukou_region(ctx: FactContext, police: dict) -> str:
+    return police["hukou_region"]
+
+
+@_fact("criminal_record_count", "int", POLICE_PERSON)
+def _criminal_record_count(ctx: FactContext, police: dict) -> int:
+    return len(police["criminal_records"])
+
+
+@_fact("age", "int", POLICE_PERSON)
+def _age(ctx: FactContext, police: dict) -> int:
+    return age_on(_d(police["birth_date"]), ctx.application_date)
+
+
+@_fact("dishonest_debtor", "bool", CREDIT_PERSON)
+def _dishonest_debtor(ctx: FactContext, credit: dict) -> bool:
+    return bool(credit["dishonest_debtor"])
+
+
+@_fact("severe_dishonesty", "bool", CREDIT_PERSON)
+def _severe_dishonesty(ctx: FactContext, credit: dict) -> bool:
+    return bool(credit["severe_dishonesty"])
+
+
+def _bars_issued(ctx: FactContext, credit: dict) -> list[date]:
+    # A bar revoked after the application date did not exist yet on that date (matters for
+    # dry runs with a past ``as_of`` and for replays).
+    return sorted(
+        d for d in (_d(b["revoked_on"]) for b in credit["fraud_bars"]) if d <= ctx.application_date
+    )
+
+
+@_fact("fraud_bar_count", "int", CREDIT_PERSON)
+def _fraud_bar_count(ctx: FactContext, credit: dict) -> int:
+    return len(_bars_issued(ctx, credit))
+
+
+@_fact("latest_fraud_bar_on", "date", CREDIT_PERSON)
+def _latest_fraud_bar_on(ctx: FactContext, credit: dict) -> date | None:
+    bars = _bars_issued(ctx, credit)
+    return bars[-1] if bars else None
+
+
+@_fact("employer_status", "str", CREDIT_EMPLOYER)
+def _employer_status(ctx: FactContext, employer: dict) -> str:
+    return employer["status"]
+
+
+@_fact("employer_region", "str", CREDIT_EMPLOYER)
+def _employer_region(ctx: FactContext, employer: dict) -> str:
+    return employer["region"]
+
+
+@_fact("employer_severe_dishonesty", "bool", CREDIT_EMPLOYER)
+def _employer_severe_dishonesty(ctx: FactContext, employer: dict) -> bool:
+    return bool(employer["severe_dishonesty"])
+
+
+@_fact("diploma_holder_is_applicant", "bool", EDUCATION_DIPLOMA)
+def _diploma_holder_is_applicant(ctx: FactContext, diploma: dict) -> bool:
+    return diploma["holder_id_number"].upper() == ctx.application.id_number.upper()
+
+
+@_fact("diploma_status", "str", EDUCATION_DIPLOMA)
+def _diploma_status(ctx: FactContext, diploma: dict) -> str:
+    return diploma["status"]
+
+
+@_fact("diploma_level", "str", EDUCATION_DIPLOMA)
+def _diploma_level(ctx: FactContext, diploma: dict) -> str:
+    return diploma["level"]
+
+
+@_fact("diploma_study_mode", "str", EDUCATION_DIPLOMA)
+def _diploma_study_mode(ctx: FactContext, diploma: dict) -> str:
+    return diploma["study_mode"]
+
+
+@_fact("graduation_date", "date", EDUCATION_DIPLOMA)
+def _graduation_date(ctx: FactContext, diploma: dict) -> date:
+    return _d(diploma["graduation_date"])
+
+
+def derive_facts(names: set[str], ctx: FactContext) -> dict[str, Any]:
+    """The named facts, each a value or None when its evidence is missing."""
+    return {name: FACTS[name].value(ctx) for name in sorted(names)}

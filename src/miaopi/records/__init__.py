@@ -1,0 +1,1 @@
+"""Record: the database, its migrations and the repositories of cases and clients."""

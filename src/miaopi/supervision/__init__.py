@@ -1,0 +1,1 @@
+"""Post-hoc supervision of approvals (policy.md §8)."""
