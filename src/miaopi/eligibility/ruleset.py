@@ -454,3 +454,30 @@ def _versions(
                 exc.file, exc.path, f"{exc.reason} (in {name} {vpath}, version {version['version']})"
             ) from exc
     return out
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    """Every loaded ruleset, by business type and by fingerprint."""
+
+    rulesets: tuple[Ruleset, ...]
+    source: str = ""
+
+    @classmethod
+    def load(cls, rules_dir: Path, city_prefix: str) -> RuleBook:
+        return cls(tuple(build_rulesets(rules_dir, city_prefix)), str(rules_dir))
+
+    def business_types(self) -> list[str]:
+        return sorted({r.business_type for r in self.rulesets})
+
+    def versions(self, business_type: str) -> list[Ruleset]:
+        return sorted(
+            (r for r in self.rulesets if r.business_type == business_type),
+            key=lambda r: r.effective_from,
+        )
+
+    def in_force(self, business_type: str, day: date) -> Ruleset | None:
+        return next((r for r in self.versions(business_type) if r.covers(day)), None)
+
+    def by_fingerprint(self, fingerprint: str) -> Ruleset | None:
+        return next((r for r in self.rulesets if r.fingerprint == fingerprint), None)

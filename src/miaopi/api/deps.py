@@ -1,0 +1,69 @@
+"""Dependencies, as ``Annotated`` aliases the routes declare."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from miaopi.api.errors import Problem
+from miaopi.bootstrap import Container
+from miaopi.domain import Role
+from miaopi.records.cases import Scope
+from miaopi.records.clients import Client, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="API key from `miaopi clients create`")
+
+
+def _container(request: Request) -> Container:
+    return request.app.state.container
+
+
+ContainerDep = Annotated[Container, Depends(_container)]
+
+
+async def _client(
+    container: ContainerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Client:
+    unauthorized = Problem(
+        401, "a valid API key is required: Authorization: Bearer <key>",
+        slug="unauthorized", headers={"WWW-Authenticate": "Bearer"},
+    )
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized
+    client = await run_in_threadpool(authenticate, container.db, credentials.credentials)
+    if client is None:
+        raise unauthorized
+    return client
+
+
+CurrentClient = Annotated[Client, Depends(_client)]
+
+
+def allow(*roles: Role) -> Callable[[Client], Client]:
+    def check(client: CurrentClient) -> Client:
+        if client.role not in roles:
+            raise Problem(403, f"the {client.role} role may not do this", slug="forbidden")
+        return client
+
+    return check
+
+
+Submitter = Annotated[Client, Depends(allow("employer", "channel"))]
+Evaluator = Annotated[Client, Depends(allow("employer", "channel", "admin"))]
+Reader = Annotated[Client, Depends(allow("employer", "channel", "auditor", "admin"))]
+
+
+def scope_of(client: Client) -> Scope:
+    """The cases a client may see: its employer's, the ones it submitted, or all."""
+    if client.role == "admin":
+        return Scope("all")
+    if client.role == "employer":
+        return Scope("employer", client.uscc)
+    if client.role == "channel":
+        return Scope("submitted_by", client.id)
+    return Scope("none")  # auditors see cases through their tasks (supervision)

@@ -1,0 +1,108 @@
+"""Every error is an RFC 9457 problem: ``application/problem+json`` with the fields at fault."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("miaopi.api")
+
+PROBLEM = "application/problem+json"
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class Problem(Exception):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: Sequence[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status, self.detail, self.slug = status, detail, slug
+        self.errors = list(errors) if errors else None
+        self.headers = headers or {}
+        super().__init__(detail)
+
+
+def invalid(loc: Sequence[str | int], msg: str) -> Problem:
+    return Problem(422, msg, slug="invalid-request", errors=[{"loc": list(loc), "msg": msg}])
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    slug: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    title = _TITLES.get(status, "Error")
+    body: dict[str, Any] = {
+        "type": f"https://miaopi.dev/problems/{slug or title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _clean_msg(msg: str) -> str:
+    return msg.removeprefix("Value error, ")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, exc.slug, exc.errors, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = [p for p in err.get("loc", ()) if isinstance(p, str | int)]
+            msg = _clean_msg(str(err.get("msg", "invalid")))
+            if err.get("type") == "extra_forbidden":
+                msg = "unknown field"
+            if err.get("type") == "json_invalid":
+                msg = "request body is not valid JSON"
+            errors.append({"loc": loc, "msg": msg})
+        fields = ", ".join(sorted({".".join(map(str, e["loc"])) for e in errors}))
+        return problem_response(422, f"invalid input at: {fields}", "invalid-request", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(
+            exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The message may carry personal data from the request: log the type and route only.
+        log.error(
+            "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+            exc_info=False,
+        )
+        return problem_response(500, "an unexpected error occurred; it has been logged")

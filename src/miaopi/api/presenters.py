@@ -1,0 +1,62 @@
+"""Case and decision bodies as the API shows them, with personal data masked by role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from miaopi.decision.service import Decision
+from miaopi.records.clients import Client
+
+
+def mask_id(id_number: str) -> str:
+    return id_number[:6] + "*" * 8 + id_number[-4:]
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * max(len(name) - 1, 1)
+
+
+def sees_personal_data(client: Client) -> bool:
+    # Auditors see it on their assigned tasks, through the supervision endpoints.
+    return client.role == "admin"
+
+
+def _applicant(name: str, id_number: str, client: Client) -> dict[str, str]:
+    if sees_personal_data(client):
+        return {"name": name, "id_number": id_number}
+    return {"name": mask_name(name), "id_number": mask_id(id_number)}
+
+
+def _evidence(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keep = ("registry", "query", "status", "reference", "queried_at", "elapsed_ms")
+    return [{k: e.get(k) for k in keep} for e in items]
+
+
+def evaluation_body(decision: Decision, client: Client) -> dict[str, Any]:
+    app = decision.application
+    return {
+        "business_type": app.business_type,
+        "applicant": _applicant(app.applicant_name, app.id_number, client),
+        "employer": {"uscc": app.employer_uscc, "name": decision.employer_name},
+        "decision": decision.decision_json(),
+        "evidence": _evidence(decision.evidence_json()),
+        "submitted_at": decision.submitted_at.isoformat(),
+        "decided_at": decision.decided_at.isoformat(),
+        "elapsed_ms": round(decision.elapsed_ms, 3),
+    }
+
+
+def case_body(row: Any, client: Client) -> dict[str, Any]:
+    return {
+        "case_id": row.id,
+        "status": row.status,
+        "business_type": row.business_type,
+        "approval_number": row.approval_number,
+        "applicant": _applicant(row.applicant_name, row.applicant_id_number, client),
+        "employer": {"uscc": row.employer_uscc, "name": row.employer_name},
+        "decision": row.decision,
+        "evidence": _evidence(row.evidence),
+        "submitted_at": row.submitted_at.isoformat(),
+        "decided_at": row.decided_at.isoformat(),
+        "elapsed_ms": round(row.elapsed_ms, 3),
+    }

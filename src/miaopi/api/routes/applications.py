@@ -1,0 +1,190 @@
+"""Applications: decide now and record (POST), read back within scope (GET), dry runs."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from miaopi.api.deps import ContainerDep, Evaluator, Reader, Submitter, scope_of
+from miaopi.api.errors import Problem, invalid
+from miaopi.api.presenters import case_body, evaluation_body
+from miaopi.api.schemas import ApplicationIn, CaseList, CaseOut, EvaluationIn, EvaluationOut, ProblemOut
+from miaopi.decision.service import Decision, NoRulesInForce
+from miaopi.domain import Application, BusinessType, CaseStatus
+from miaopi.eligibility.ruleset import canonical_json
+from miaopi.records import cases
+from miaopi.records.cases import IdempotencyRace, NewCase
+from miaopi.records.clients import Client
+
+router = APIRouter(prefix="/v1", tags=["applications"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
+    for code in (401, 403, 404, 422)
+}
+
+_REQUIRED_CLAIMS: dict[str, tuple[str, ...]] = {
+    "graduate": ("diploma_no",),
+    "overseas_returnee": ("certification_no",),
+}
+
+
+def _to_application(body: ApplicationIn, client: Client) -> Application:
+    if client.role == "employer" and body.employer.uscc != client.uscc:
+        raise Problem(403, "an employer may only apply for its own USCC", slug="forbidden")
+    for claim in _REQUIRED_CLAIMS.get(body.business_type, ()):
+        if getattr(body.claims, claim) is None:
+            raise invalid(["body", "claims", claim], f"required for {body.business_type}")
+    if body.business_type == "in_service" and not (
+        body.claims.diploma_no or body.claims.title_certificate_no
+    ):
+        raise invalid(
+            ["body", "claims", "diploma_no"],
+            "in_service needs diploma_no or title_certificate_no",
+        )
+    claims = {k: v for k, v in body.claims.model_dump().items() if v is not None}
+    return Application(
+        business_type=body.business_type,
+        applicant_name=body.applicant.name,
+        id_number=body.applicant.id_number,
+        employer_uscc=body.employer.uscc,
+        claims=claims,
+        commitment_version=body.commitment.version,
+    )
+
+
+async def _decide(container: ContainerDep, application: Application, as_of: Any = None) -> Decision:
+    try:
+        return await container.decider.decide(application, as_of)
+    except NoRulesInForce as exc:
+        loc = ["body", "as_of"] if as_of else ["body", "business_type"]
+        raise invalid(loc, str(exc)) from exc
+
+
+def _request_hash(body: ApplicationIn) -> str:
+    return hashlib.sha256(canonical_json(body.model_dump(mode="json"))).hexdigest()
+
+
+async def _replay(container: ContainerDep, client: Client, case_id: str) -> JSONResponse:
+    row = await run_in_threadpool(cases.get, container.db, case_id, scope_of(client))
+    if row is None:  # the client lost access to its own case (e.g. employer rebinding)
+        raise Problem(404, "case not found")
+    return JSONResponse(case_body(row, client), headers={"Idempotent-Replayed": "true"})
+
+
+@router.post(
+    "/applications",
+    status_code=201,
+    response_model=CaseOut,
+    responses={**PROBLEMS, 200: {"model": CaseOut, "description": "Idempotent replay"}},
+    summary="Decide an application now and record the case",
+)
+async def submit(
+    body: ApplicationIn,
+    client: Submitter,
+    container: ContainerDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=200, description="Replays the same case")
+    ] = None,
+) -> Any:
+    application = _to_application(body, client)
+    request_hash = _request_hash(body)
+    if idempotency_key is not None:
+        seen = await run_in_threadpool(cases.find_idempotent, container.db, client.id, idempotency_key)
+        if seen is not None:
+            if seen[0] != request_hash:
+                raise Problem(
+                    422, "this Idempotency-Key was used with a different body",
+                    slug="idempotency-key-reused",
+                    errors=[{"loc": ["header", "idempotency-key"], "msg": "reused with a different body"}],
+                )
+            return await _replay(container, client, seen[1])
+
+    decision = await _decide(container, application)
+    new = NewCase(
+        status=decision.outcome,
+        business_type=application.business_type,
+        applicant_name=application.applicant_name,
+        applicant_id_number=application.id_number,
+        employer_uscc=application.employer_uscc,
+        employer_name=decision.employer_name,
+        submitted_by=client.id,
+        application_date=decision.application_date,
+        ruleset_fingerprint=decision.ruleset.fingerprint,
+        ruleset_definition=decision.ruleset.definition,
+        ruleset_version=decision.ruleset.version,
+        request=application.to_json(),
+        decision=decision.decision_json(),
+        evidence=decision.evidence_json(),
+        submitted_at=decision.submitted_at,
+        decided_at=decision.decided_at,
+        elapsed_ms=decision.elapsed_ms,
+    )
+    idem = (client.id, idempotency_key, request_hash) if idempotency_key else None
+    try:
+        row = await run_in_threadpool(
+            cases.record, container.db, new, container.settings.city_prefix, idem
+        )
+    except IdempotencyRace:
+        seen = await run_in_threadpool(cases.find_idempotent, container.db, client.id, idempotency_key)
+        if seen is None or seen[0] != request_hash:
+            raise Problem(422, "this Idempotency-Key was used with a different body",
+                          slug="idempotency-key-reused") from None
+        return await _replay(container, client, seen[1])
+    response.headers["Location"] = f"/v1/applications/{row.id}"
+    return case_body(row, client)
+
+
+@router.post(
+    "/evaluations",
+    response_model=EvaluationOut,
+    responses=PROBLEMS,
+    summary="Dry run: decide without recording anything",
+)
+async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep) -> Any:
+    application = _to_application(body, client)
+    decision = await _decide(container, application, body.as_of)
+    return evaluation_body(decision, client)
+
+
+@router.get(
+    "/applications/{case_id}",
+    response_model=CaseOut,
+    responses=PROBLEMS,
+    summary="One case, within the caller's scope",
+)
+async def read(case_id: str, client: Reader, container: ContainerDep) -> Any:
+    row = await run_in_threadpool(cases.get, container.db, case_id, scope_of(client))
+    if row is None:
+        raise Problem(404, "case not found")
+    return case_body(row, client)
+
+
+@router.get(
+    "/applications",
+    response_model=CaseList,
+    responses=PROBLEMS,
+    summary="Cases within the caller's scope, newest first",
+)
+async def list_cases(
+    client: Reader,
+    container: ContainerDep,
+    status: CaseStatus | None = None,
+    business_type: BusinessType | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Any:
+    if cursor is not None:
+        try:
+            cases.decode_cursor(cursor)
+        except ValueError as exc:
+            raise invalid(["query", "cursor"], str(exc)) from exc
+    rows, next_cursor = await run_in_threadpool(
+        cases.page, container.db, scope_of(client), limit, cursor, status, business_type
+    )
+    return {"items": [case_body(r, client) for r in rows], "next_cursor": next_cursor}

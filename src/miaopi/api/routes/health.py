@@ -1,0 +1,46 @@
+"""Liveness and readiness, unauthenticated for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from miaopi.api.deps import ContainerDep
+from miaopi.api.schemas import HealthOut
+from miaopi.bootstrap import Container
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=HealthOut, summary="Liveness")
+async def healthz() -> Any:
+    return {"status": "ok", "checks": {}}
+
+
+def _database_ok(container: Container) -> bool:
+    try:
+        with container.db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+@router.get(
+    "/readyz",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "Not ready"}},
+    summary="Readiness: the database answers and rules are loaded",
+)
+async def readyz(container: ContainerDep) -> Any:
+    checks = {
+        "database": "ok" if await run_in_threadpool(_database_ok, container) else "unavailable",
+        "rules": "ok" if container.rulebook.rulesets else "none loaded",
+    }
+    ready = all(v == "ok" for v in checks.values())
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,174 @@
+"""Request and response bodies. Requests are strict: unknown fields are errors."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from stdnum.cn import ric, uscc
+
+from miaopi.domain import BusinessType, CaseStatus, CriterionResult, OnFail, Outcome
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+CertificateNo = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{4,40}$")]
+
+
+class ApplicantIn(_In):
+    name: str = Field(min_length=1, max_length=50, examples=["张三"])
+    id_number: str = Field(
+        min_length=18, max_length=18, description="GB 11643-1999 resident ID number",
+        examples=["440304199901011239"],
+    )
+
+    @field_validator("id_number")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not ric.is_valid(v):
+            raise ValueError("not a valid resident ID number (GB 11643-1999 check digit or date)")
+        return v.upper()
+
+
+class EmployerIn(_In):
+    uscc: str = Field(
+        min_length=18, max_length=18, description="GB 32100-2015 unified social credit code",
+        examples=["91440304591234561Q"],
+    )
+
+    @field_validator("uscc")
+    @classmethod
+    def _uscc(cls, v: str) -> str:
+        if not uscc.is_valid(v):
+            raise ValueError("not a valid unified social credit code (GB 32100-2015)")
+        return v.upper()
+
+
+class ClaimsIn(_In):
+    diploma_no: CertificateNo | None = None
+    title_certificate_no: CertificateNo | None = None
+    certification_no: CertificateNo | None = None
+
+
+class CommitmentIn(_In):
+    accepted: bool
+    version: str = Field(min_length=1, max_length=32)
+
+    @field_validator("accepted")
+    @classmethod
+    def _accepted(cls, v: bool) -> bool:
+        if not v:
+            raise ValueError("the applicant must accept the commitment (告知承诺)")
+        return v
+
+
+class ConsentIn(_In):
+    data_query: bool
+
+    @field_validator("data_query")
+    @classmethod
+    def _consent(cls, v: bool) -> bool:
+        if not v:
+            raise ValueError("the applicant must consent to the data queries (授权查询)")
+        return v
+
+
+class ApplicationIn(_In):
+    business_type: BusinessType
+    applicant: ApplicantIn
+    employer: EmployerIn
+    claims: ClaimsIn = Field(default_factory=ClaimsIn)
+    commitment: CommitmentIn
+    consent: ConsentIn
+
+
+class EvaluationIn(ApplicationIn):
+    as_of: date | None = Field(
+        default=None, description="Decide as if on this date (Asia/Shanghai); default today"
+    )
+
+
+class CriterionOut(BaseModel):
+    id: str
+    result: CriterionResult
+    on_fail: OnFail
+    description: str
+    reference: str
+    facts: dict[str, Any]
+    registries: list[str]
+
+
+class RulesetRef(BaseModel):
+    business_type: BusinessType
+    version: str
+    fingerprint: str
+
+
+class EntitlementOut(BaseModel):
+    id: str
+    amount_cny: int | None = None
+
+
+class DecisionOut(BaseModel):
+    outcome: Outcome
+    criteria: list[CriterionOut]
+    ruleset: RulesetRef
+    application_date: date
+    entitlements: list[EntitlementOut]
+
+
+class EvidenceOut(BaseModel):
+    registry: str
+    query: str
+    status: Literal["ok", "no_record", "unavailable", "invalid"]
+    reference: str | None
+    queried_at: datetime
+    elapsed_ms: float
+
+
+class ApplicantOut(BaseModel):
+    name: str
+    id_number: str
+
+
+class EmployerOut(BaseModel):
+    uscc: str
+    name: str | None
+
+
+class EvaluationOut(BaseModel):
+    business_type: BusinessType
+    applicant: ApplicantOut
+    employer: EmployerOut
+    decision: DecisionOut
+    evidence: list[EvidenceOut]
+    submitted_at: datetime
+    decided_at: datetime
+    elapsed_ms: float
+
+
+class CaseOut(EvaluationOut):
+    case_id: str
+    status: CaseStatus
+    approval_number: str | None = None
+
+
+class CaseList(BaseModel):
+    items: list[CaseOut]
+    next_cursor: str | None
+
+
+class ProblemOut(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,125 @@
+"""The composition root: the one place that wires settings to adapters, engines and stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from sqlalchemy import Engine
+
+from miaopi.adapters.http.base import RegistryHttpClient
+from miaopi.adapters.http.registries import (
+    HttpCreditRegistry,
+    HttpEducationRegistry,
+    HttpPoliceRegistry,
+)
+from miaopi.adapters.mock.dataset import Dataset
+from miaopi.adapters.mock.registries import MOCK_APPS
+from miaopi.decision.service import Decider
+from miaopi.eligibility.engine import RuleEngine
+from miaopi.eligibility.ruleset import RuleBook
+from miaopi.evidence.gather import Registries
+from miaopi.records.db import make_engine, upgrade
+from miaopi.settings import Settings
+
+USED_REGISTRIES = ("police", "education", "credit")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Engine
+    rulebook: RuleBook
+    rule_engine: RuleEngine
+    registries: Registries
+    decider: Decider
+    clock: Callable[[], datetime]
+    http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for client in self.http_clients:
+            await client.aclose()
+        self.db.dispose()
+
+
+def registry_client(
+    name: str,
+    settings: Settings,
+    dataset: Callable[[], Dataset],
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The HTTP client for one registry: injected, real over aiohttp, or the in-process mock."""
+    url = settings.registry_url(name)
+    if transport is not None:
+        return httpx.AsyncClient(base_url=(url or f"http://{name}.registry").rstrip("/") + "/",
+                                 transport=transport)
+    if url:
+        # httpcore's pool rescans every connection per request and collapses under load;
+        # aiohttp's connector keeps the httpx API and holds up (measured, see README).
+        limits = httpx.Limits(
+            max_connections=200,
+            max_keepalive_connections=100,
+            keepalive_expiry=settings.registry_keepalive_s,
+        )
+        return httpx.AsyncClient(
+            base_url=url.rstrip("/") + "/", transport=AiohttpTransport(limits=limits)
+        )
+    app = MOCK_APPS[name](dataset(), settings.latency().get(name, 0))
+    return httpx.AsyncClient(
+        base_url=f"http://{name}.mock/", transport=httpx.ASGITransport(app=app)
+    )
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    clock: Callable[[], datetime] | None = None,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+) -> Container:
+    settings = settings or Settings()
+    clock = clock or _now
+    db = make_engine(settings.database_url)
+    if migrate:
+        upgrade(db)
+    rulebook = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
+
+    loaded: list[Dataset] = []
+
+    def dataset() -> Dataset:
+        if not loaded:
+            path = settings.mock_dataset
+            loaded.append(Dataset.load(path) if path else Dataset.bundled())
+        return loaded[0]
+
+    transports = transports or {}
+    clients = {
+        name: registry_client(name, settings, dataset, transports.get(name))
+        for name in USED_REGISTRIES
+    }
+    timeout = settings.registry_timeout_s
+    registries = Registries(
+        police=HttpPoliceRegistry(RegistryHttpClient("police", clients["police"], timeout)),
+        education=HttpEducationRegistry(
+            RegistryHttpClient("education", clients["education"], timeout)
+        ),
+        credit=HttpCreditRegistry(RegistryHttpClient("credit", clients["credit"], timeout)),
+    )
+    rule_engine = RuleEngine()
+    return Container(
+        settings=settings,
+        db=db,
+        rulebook=rulebook,
+        rule_engine=rule_engine,
+        registries=registries,
+        decider=Decider(rulebook, rule_engine, registries, clock),
+        clock=clock,
+        http_clients=list(clients.values()),
+    )

@@ -1,0 +1,168 @@
+"""The ``miaopi`` command line (contract.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from miaopi.domain import ROLES
+
+app = typer.Typer(help="miaopi — instant approval (秒批) of talent-introduction applications.",
+                  no_args_is_help=True, add_completion=False)
+clients_app = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
+rules_app = typer.Typer(help="Rule files.", no_args_is_help=True)
+mock_app = typer.Typer(help="Mock registries.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(rules_app, name="rules")
+app.add_typer(mock_app, name="mock")
+app.add_typer(db_app, name="db")
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from miaopi.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = "MIAOPI_" + "_".join(map(str, err["loc"])).upper()
+            typer.echo(f"error: {field}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Run the API. Applies migrations first, then starts the workers."""
+    import uvicorn
+
+    from miaopi.eligibility.ruleset import RuleBook, RuleFileError
+    from miaopi.records.db import make_engine, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    engine.dispose()
+    try:  # refuse to start on broken rules, with the reason, before forking workers
+        book = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
+    except RuleFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"rules: {book.source} ({', '.join(book.business_types())})", err=True)
+    uvicorn.run(
+        "miaopi.api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # URLs carry case ids only, but keep request logs to our own format
+    )
+
+
+@clients_app.command("create")
+def clients_create(
+    role: Annotated[str, typer.Option(help="employer | channel | auditor | admin")],
+    name: Annotated[str, typer.Option(help="Who the client is")],
+    uscc: Annotated[Optional[str], typer.Option(help="Employer's USCC (role employer)")] = None,  # noqa: UP045
+    district: Annotated[Optional[str], typer.Option(help="Auditor's district, 6 digits")] = None,  # noqa: UP045
+) -> None:
+    """Create an API client; its key is printed once, alone on the last line."""
+    import re
+
+    from stdnum.cn import uscc as uscc_check
+
+    from miaopi.records.clients import create_client
+    from miaopi.records.db import make_engine, upgrade
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
+    if role == "employer":
+        if not uscc or not uscc_check.is_valid(uscc):
+            raise typer.BadParameter("an employer needs a valid --uscc", param_hint="--uscc")
+        uscc = uscc.upper()
+    elif uscc:
+        raise typer.BadParameter("only employers are bound to a USCC", param_hint="--uscc")
+    if role == "auditor":
+        if not district or not re.fullmatch(r"\d{6}", district):
+            raise typer.BadParameter("an auditor needs a 6-digit --district", param_hint="--district")
+    elif district:
+        raise typer.BadParameter("only auditors have a district", param_hint="--district")
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    client, key = create_client(engine, role, name, uscc=uscc, district=district)  # type: ignore[arg-type]
+    engine.dispose()
+    typer.echo(f"created {role} client {client.id} ({name}), key prefix {client.key_prefix}")
+    typer.echo("the key below is shown once; store it now")
+    typer.echo(key)
+
+
+@clients_app.command("revoke")
+def clients_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix")]) -> None:
+    """Revoke a client's key by its prefix."""
+    from miaopi.records.clients import revoke_client
+    from miaopi.records.db import make_engine, upgrade
+
+    engine = make_engine(_settings().database_url)
+    upgrade(engine)
+    if not revoke_client(engine, prefix):
+        typer.echo(f"no active key with prefix {prefix}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {prefix}")
+
+
+@rules_app.command("validate")
+def rules_validate() -> None:
+    """Check every rule file against its schema and the fact catalogue."""
+    from miaopi.eligibility.ruleset import RuleBook, RuleFileError
+
+    settings = _settings()
+    try:
+        book = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
+    except RuleFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for r in book.rulesets:
+        until = r.effective_to.isoformat() if r.effective_to else "…"
+        typer.echo(
+            f"ok  {r.business_type:<18} {r.version}  {r.effective_from} → {until}  "
+            f"{len(r.criteria)} criteria  {r.fingerprint[:19]}"
+        )
+
+
+@mock_app.command("serve")
+def mock_serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8100,
+) -> None:
+    """Serve the mock registries over HTTP under /{registry}/ (police, education, credit)."""
+    import uvicorn
+
+    from miaopi.adapters.mock.dataset import Dataset, DatasetError
+    from miaopi.adapters.mock.registries import server_app
+
+    settings = _settings()
+    try:
+        ds = Dataset.load(settings.mock_dataset) if settings.mock_dataset else Dataset.bundled()
+    except DatasetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    uvicorn.run(server_app(ds, settings.latency()), host=host, port=port, access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply migrations to MIAOPI_DATABASE_URL."""
+    from miaopi.records.db import make_engine, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    typer.echo(f"database at head: {engine.url.render_as_string(hide_password=True)}")

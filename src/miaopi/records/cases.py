@@ -1,0 +1,223 @@
+"""Cases: recording a decision in one transaction, reading cases back within a scope."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, Row, and_, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from miaopi.records.db import reading, writing
+from miaopi.records.tables import (
+    approval_counters,
+    cases,
+    idempotency_keys,
+    rulesets,
+    supervision_queue,
+)
+
+
+class IdempotencyRace(Exception):
+    """Another request with the same idempotency key committed first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which cases a caller may see."""
+
+    kind: Literal["all", "employer", "submitted_by", "none"]
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCase:
+    status: str
+    business_type: str
+    applicant_name: str
+    applicant_id_number: str
+    employer_uscc: str
+    employer_name: str | None
+    submitted_by: int
+    application_date: date
+    ruleset_fingerprint: str
+    ruleset_definition: dict[str, Any]
+    ruleset_version: str
+    request: dict[str, Any]
+    decision: dict[str, Any]
+    evidence: list[dict[str, Any]]
+    submitted_at: datetime
+    decided_at: datetime
+    elapsed_ms: float
+
+
+def new_case_id() -> str:
+    # 128 random bits: ids cannot be guessed or enumerated.
+    return secrets.token_urlsafe(16)
+
+
+def _upsert(conn: Connection):  # type: ignore[no-untyped-def]
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _next_approval_number(conn: Connection, year: int, city_prefix: str) -> str:
+    # The counter row is locked by this transaction until it commits; a rollback takes the
+    # increment back with it, so numbers stay gap-free.
+    stmt = _upsert(conn)(approval_counters).values(year=year, last=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[approval_counters.c.year],
+        set_={"last": approval_counters.c.last + 1},
+    ).returning(approval_counters.c.last)
+    number = conn.execute(stmt).scalar_one()
+    return f"{city_prefix}-{year}-{number:06d}"
+
+
+def record(
+    engine: Engine,
+    new: NewCase,
+    city_prefix: str,
+    idempotency: tuple[int, str, str] | None = None,
+) -> Row[Any]:
+    """Store the case, its approval number and its supervision entry, all or nothing."""
+    case_id = new_case_id()
+    try:
+        with writing(engine) as conn:
+            conn.execute(
+                _upsert(conn)(rulesets)
+                .values(
+                    fingerprint=new.ruleset_fingerprint,
+                    business_type=new.business_type,
+                    version=new.ruleset_version,
+                    definition=new.ruleset_definition,
+                    first_used_at=new.decided_at,
+                )
+                .on_conflict_do_nothing(index_elements=[rulesets.c.fingerprint])
+            )
+            approval_number = None
+            if new.status == "approved":
+                approval_number = _next_approval_number(
+                    conn, new.application_date.year, city_prefix
+                )
+            conn.execute(
+                insert(cases).values(
+                    id=case_id,
+                    status=new.status,
+                    outcome=new.status,
+                    business_type=new.business_type,
+                    applicant_name=new.applicant_name,
+                    applicant_id_number=new.applicant_id_number,
+                    employer_uscc=new.employer_uscc,
+                    employer_name=new.employer_name,
+                    submitted_by=new.submitted_by,
+                    approval_number=approval_number,
+                    application_date=new.application_date,
+                    ruleset_fingerprint=new.ruleset_fingerprint,
+                    request=new.request,
+                    decision=new.decision,
+                    evidence=new.evidence,
+                    submitted_at=new.submitted_at,
+                    decided_at=new.decided_at,
+                    elapsed_ms=new.elapsed_ms,
+                )
+            )
+            if idempotency is not None:
+                client_id, key, request_hash = idempotency
+                conn.execute(
+                    insert(idempotency_keys).values(
+                        client_id=client_id,
+                        key=key,
+                        request_hash=request_hash,
+                        case_id=case_id,
+                        created_at=new.decided_at,
+                    )
+                )
+            if new.status == "approved":
+                # Policy §8: every approval is queued for supervision in the same transaction.
+                conn.execute(
+                    insert(supervision_queue).values(
+                        case_id=case_id, queued_at=new.decided_at, state="queued"
+                    )
+                )
+            row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
+    except IntegrityError as exc:
+        if idempotency is not None and find_idempotent(engine, *idempotency[:2]) is not None:
+            raise IdempotencyRace from exc
+        raise
+    return row
+
+
+def find_idempotent(engine: Engine, client_id: int, key: str) -> tuple[str, str] | None:
+    """(request hash, case id) already recorded under this client's key, if any."""
+    with reading(engine) as conn:
+        row = conn.execute(
+            select(idempotency_keys.c.request_hash, idempotency_keys.c.case_id).where(
+                idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
+            )
+        ).first()
+    return (row.request_hash, row.case_id) if row else None
+
+
+def _scoped(scope: Scope):  # type: ignore[no-untyped-def]
+    if scope.kind == "all":
+        return True
+    if scope.kind == "employer":
+        return cases.c.employer_uscc == scope.value
+    if scope.kind == "submitted_by":
+        return cases.c.submitted_by == scope.value
+    return False
+
+
+def get(engine: Engine, case_id: str, scope: Scope) -> Row[Any] | None:
+    with reading(engine) as conn:
+        return conn.execute(
+            select(cases).where(and_(cases.c.id == case_id, _scoped(scope)))
+        ).first()
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"s": seq}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The position a cursor stands for; ValueError when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        seq = json.loads(base64.urlsafe_b64decode(padded.encode()))["s"]
+    except Exception as exc:
+        raise ValueError("not a cursor issued by this service") from exc
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise ValueError("not a cursor issued by this service")
+    return seq
+
+
+def page(
+    engine: Engine,
+    scope: Scope,
+    limit: int,
+    cursor: str | None = None,
+    status: str | None = None,
+    business_type: str | None = None,
+) -> tuple[list[Row[Any]], str | None]:
+    """Newest first; the next cursor is None on the last page."""
+    query = select(cases).where(_scoped(scope))
+    if status:
+        query = query.where(cases.c.status == status)
+    if business_type:
+        query = query.where(cases.c.business_type == business_type)
+    if cursor:
+        query = query.where(cases.c.seq < decode_cursor(cursor))
+    query = query.order_by(cases.c.seq.desc()).limit(limit + 1)
+    with reading(engine) as conn:
+        rows = list(conn.execute(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1].seq) if more and rows else None)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,90 @@
+"""API clients and their keys.
+
+A key looks like ``mp_<prefix>_<secret>``. The prefix identifies the key (it is shown in
+listings and logs); only a salted SHA-256 of the whole key is stored, and it is compared in
+constant time. Keys are random 256-bit secrets, so a slow password hash would add nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select, update
+
+from miaopi.domain import Role
+from miaopi.records.db import reading, writing
+from miaopi.records.tables import clients
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    id: int
+    role: Role
+    name: str
+    key_prefix: str
+    uscc: str | None = None
+    district: str | None = None
+    active: bool = True
+
+
+def _hash(salt: str, key: str) -> str:
+    return hashlib.sha256(bytes.fromhex(salt) + key.encode()).hexdigest()
+
+
+def create_client(
+    engine: Engine,
+    role: Role,
+    name: str,
+    uscc: str | None = None,
+    district: str | None = None,
+) -> tuple[Client, str]:
+    """A new client and its key; the key is not stored and cannot be shown again."""
+    prefix = secrets.token_hex(4)
+    key = f"mp_{prefix}_{secrets.token_urlsafe(32)}"
+    salt = secrets.token_hex(16)
+    with writing(engine) as conn:
+        client_id = conn.execute(
+            insert(clients)
+            .values(
+                key_prefix=prefix,
+                key_salt=salt,
+                key_hash=_hash(salt, key),
+                role=role,
+                name=name,
+                uscc=uscc,
+                district=district,
+                active=True,
+                created_at=datetime.now(UTC),
+            )
+            .returning(clients.c.id)
+        ).scalar_one()
+    return Client(client_id, role, name, prefix, uscc, district), key
+
+
+def authenticate(engine: Engine, key: str) -> Client | None:
+    parts = key.split("_", 2)  # the secret itself may contain "_"
+    if len(parts) != 3 or parts[0] != "mp" or not parts[1] or not parts[2]:
+        return None
+    with reading(engine) as conn:
+        row = conn.execute(select(clients).where(clients.c.key_prefix == parts[1])).first()
+    if row is None:
+        # Spend the same work as a real comparison so timing does not reveal valid prefixes.
+        hmac.compare_digest(_hash("00" * 16, key), "0" * 64)
+        return None
+    if not hmac.compare_digest(_hash(row.key_salt, key), row.key_hash) or not row.active:
+        return None
+    return Client(row.id, row.role, row.name, row.key_prefix, row.uscc, row.district, row.active)
+
+
+def revoke_client(engine: Engine, prefix: str) -> bool:
+    with writing(engine) as conn:
+        result = conn.execute(
+            update(clients)
+            .where(clients.c.key_prefix == prefix, clients.c.active.is_(True))
+            .values(active=False, revoked_at=datetime.now(UTC))
+        )
+    return result.rowcount == 1

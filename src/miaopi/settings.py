@@ -1,0 +1,76 @@
+"""Settings from ``MIAOPI_*`` environment variables and an optional ``.env`` (contract.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from miaopi.adapters.ports import REGISTRY_NAMES
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MIAOPI_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./var/miaopi.db"
+    rules_dir: Path | None = Field(
+        default=None,
+        description="Rule files; default ./rules if it exists, else the rules installed with miaopi",
+    )
+    city_prefix: str = Field(default="4403", pattern=r"^\d{2,6}$")
+    mock_dataset: Path | None = None
+    mock_latency_ms: str = Field(default="", description="e.g. police=40,education=120")
+    registry_police_url: str | None = None
+    registry_education_url: str | None = None
+    registry_overseas_credentials_url: str | None = None
+    registry_social_security_url: str | None = None
+    registry_credit_url: str | None = None
+    registry_hrss_url: str | None = None
+    registry_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # Keep-alive shorter than the registries' own (commonly 5 s or more), so a pooled
+    # connection is never one the server has just closed.
+    registry_keepalive_s: float = Field(default=4.0, gt=0)
+    data_key: str | None = None
+
+    @field_validator("mock_latency_ms")
+    @classmethod
+    def _latency(cls, v: str) -> str:
+        parse_latency(v)
+        return v
+
+    def registry_url(self, name: str) -> str | None:
+        return getattr(self, f"registry_{name}_url")
+
+    def latency(self) -> dict[str, float]:
+        return parse_latency(self.mock_latency_ms)
+
+    def resolved_rules_dir(self) -> Path:
+        if self.rules_dir is not None:
+            return self.rules_dir
+        local = Path("rules")
+        if local.is_dir() and any(local.glob("*.yaml")):
+            return local
+        from importlib import resources
+
+        return Path(str(resources.files("miaopi.bundled_rules")))
+
+
+def parse_latency(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or name.strip() not in REGISTRY_NAMES:
+            raise ValueError(f"expected registry=milliseconds with a known registry, got {part!r}")
+        try:
+            ms = float(value)
+        except ValueError:
+            raise ValueError(f"latency for {name.strip()} is not a number: {value!r}") from None
+        if ms < 0:
+            raise ValueError(f"latency for {name.strip()} is negative")
+        out[name.strip()] = ms
+    return out
