@@ -1,0 +1,59 @@
+"""Broken rule files are refused with the file, the place in it and the reason."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from miaopi.eligibility.ruleset import RuleBook, RuleFileError
+from tests.conftest import RULES
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    for f in RULES.glob("*.yaml"):
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "where", "why"),
+    [
+        ("graduate.yaml", "on_fail: reject", "on_fail: deny", "criteria[0].on_fail", "'deny'"),
+        ("graduate.yaml", "fact: diploma_study_mode", "fact: study_mod", "fact", "unknown fact 'study_mod'"),
+        ("graduate.yaml", "{param: admitted_levels}", "{param: admitted_level}", "param",
+         "parameter 'admitted_level' is not defined"),
+        ("graduate.yaml", "effective_to: 2021-07-31", "effective_to: 2021-08-01", "effective_to",
+         "overlaps version 2021.08"),
+        ("common.yaml", "{fact: criminal_record_count, eq: 0}",
+         "{fact: criminal_record_count, eq: none}", "criteria[1]", "is not a int value"),
+        ("graduate.yaml", "      zh: 全日制学习方式\n", "", "description", "'zh' is a required property"),
+    ],
+)
+def test_a_broken_rule_file_is_refused_with_file_path_and_reason(
+    rules_copy: Path, file: str, old: str, new: str, where: str, why: str
+) -> None:
+    edit(rules_copy / file, old, new)
+    with pytest.raises(RuleFileError) as caught:
+        RuleBook.load(rules_copy, "4403")
+    message = str(caught.value)
+    assert caught.value.file.endswith(file)
+    assert where in caught.value.path
+    assert why in message
+
+
+def test_the_fingerprint_changes_with_any_parameter_and_with_the_city(rules_copy: Path) -> None:
+    before = RuleBook.load(rules_copy, "4403").rulesets[1].fingerprint
+    edit(rules_copy / "graduate.yaml", "{bachelor: 35, master: 40", "{bachelor: 36, master: 40")
+    after = RuleBook.load(rules_copy, "4403").rulesets[1].fingerprint
+    other_city = RuleBook.load(RULES, "4401").rulesets[1].fingerprint
+    assert len({before, after, other_city}) == 3
+    assert RuleBook.load(RULES, "4403").rulesets[1].fingerprint == before
