@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
-
 from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
+from pydantic import BaseModel, ValidationError
 
 
 class RegistryHttpClient:

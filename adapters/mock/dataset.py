@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from miaopi.adapters.records import Level, RecordStatus, StudyMode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum.cn import ric, uscc
-
-from miaopi.adapters.records import Level, RecordStatus, StudyMode
 
 Month = str  # YYYY-MM
 Fault = Literal["timeout", "error", "malformed"]
@@ -188,10 +187,14 @@ class Dataset:
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (ValueError, yaml.YAMLError) as exc:
-            raise DatasetError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+            raise DatasetError(
+                f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"
+            ) from exc
         return cls.from_data(data, str(path))
 
     @classmethod
     def bundled(cls) -> Dataset:
         ref = resources.files("miaopi.adapters.mock").joinpath("personas.yaml")
-        return cls.from_data(yaml.safe_load(ref.read_text(encoding="utf-8")), "bundled personas.yaml")
+        return cls.from_data(
+            yaml.safe_load(ref.read_text(encoding="utf-8")), "bundled personas.yaml"
+        )

@@ -15,12 +15,11 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from miaopi.adapters.mock.dataset import Dataset, PersonIn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
-
-from miaopi.adapters.mock.dataset import Dataset, PersonIn
 
 # Long enough to outlast any client deadline, short enough not to pile up on a server.
 _HANG_S = 30.0
@@ -53,13 +52,17 @@ def _endpoint(
         elif fault == "error":
             return JSONResponse({"error": "internal error"}, status_code=500)
         elif fault == "malformed":
-            return Response(b'{"reference": "' + code.encode() + b'", "record": {"na', 200,
-                            media_type="application/json")
+            return Response(
+                b'{"reference": "' + code.encode() + b'", "record": {"na',
+                200,
+                media_type="application/json",
+            )
         if record is None:
             return JSONResponse({"reference": _reference(code)}, status_code=404)
         return Response(
-            json.dumps({"reference": _reference(code), "record": record}, ensure_ascii=False,
-                       default=str),
+            json.dumps(
+                {"reference": _reference(code), "record": record}, ensure_ascii=False, default=str
+            ),
             media_type="application/json",
         )
 
@@ -80,8 +83,15 @@ def police_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
             "criminal_records": [r.model_dump() for r in p.criminal_records],
         }
 
-    return Starlette(routes=[Route("/persons/lookup", _endpoint(
-        "police", "POL", "id_number", person, latency_ms), methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route(
+                "/persons/lookup",
+                _endpoint("police", "POL", "id_number", person, latency_ms),
+                methods=["POST"],
+            )
+        ]
+    )
 
 
 def education_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
@@ -92,8 +102,15 @@ def education_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
         p, d = found
         return p, {"holder_id_number": p.id_number, **d.model_dump()}
 
-    return Starlette(routes=[Route("/diplomas/lookup", _endpoint(
-        "education", "CHSI", "diploma_no", diploma, latency_ms), methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route(
+                "/diplomas/lookup",
+                _endpoint("education", "CHSI", "diploma_no", diploma, latency_ms),
+                methods=["POST"],
+            )
+        ]
+    )
 
 
 def credit_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
@@ -101,20 +118,31 @@ def credit_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
         # The credit lists answer for anyone: a person they do not list is in good standing.
         key = body["id_number"].upper()
         p = ds.persons.get(key)
-        credit = p.credit.model_dump() if p else {
-            "dishonest_debtor": False, "severe_dishonesty": False, "fraud_bars": []}
+        credit = (
+            p.credit.model_dump()
+            if p
+            else {"dishonest_debtor": False, "severe_dishonesty": False, "fraud_bars": []}
+        )
         return p, {"id_number": key, **credit}
 
     def employer(body: dict) -> tuple[PersonIn | None, dict | None]:
         e = ds.employers.get(body["uscc"].upper())
         return None, (e.model_dump() if e else None)
 
-    return Starlette(routes=[
-        Route("/persons/lookup", _endpoint("credit", "CRD", "id_number", person, latency_ms),
-              methods=["POST"]),
-        Route("/employers/lookup", _endpoint("credit", "CRD", "uscc", employer, latency_ms),
-              methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route(
+                "/persons/lookup",
+                _endpoint("credit", "CRD", "id_number", person, latency_ms),
+                methods=["POST"],
+            ),
+            Route(
+                "/employers/lookup",
+                _endpoint("credit", "CRD", "uscc", employer, latency_ms),
+                methods=["POST"],
+            ),
+        ]
+    )
 
 
 MOCK_APPS = {"police": police_app, "education": education_app, "credit": credit_app}

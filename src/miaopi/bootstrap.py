@@ -58,8 +58,9 @@ def registry_client(
     """The HTTP client for one registry: injected, real over aiohttp, or the in-process mock."""
     url = settings.registry_url(name)
     if transport is not None:
-        return httpx.AsyncClient(base_url=(url or f"http://{name}.registry").rstrip("/") + "/",
-                                 transport=transport)
+        return httpx.AsyncClient(
+            base_url=(url or f"http://{name}.registry").rstrip("/") + "/", transport=transport
+        )
     if url:
         # httpcore's pool rescans every connection per request and collapses under load;
         # aiohttp's connector keeps the httpx API and holds up (measured, see README).

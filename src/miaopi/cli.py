@@ -8,8 +8,11 @@ import typer
 
 from miaopi.domain import ROLES
 
-app = typer.Typer(help="miaopi — instant approval (秒批) of talent-introduction applications.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="miaopi — instant approval (秒批) of talent-introduction applications.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 clients_app = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
 rules_app = typer.Typer(help="Rule files.", no_args_is_help=True)
 mock_app = typer.Typer(help="Mock registries.", no_args_is_help=True)
@@ -91,7 +94,9 @@ def clients_create(
         raise typer.BadParameter("only employers are bound to a USCC", param_hint="--uscc")
     if role == "auditor":
         if not district or not re.fullmatch(r"\d{6}", district):
-            raise typer.BadParameter("an auditor needs a 6-digit --district", param_hint="--district")
+            raise typer.BadParameter(
+                "an auditor needs a 6-digit --district", param_hint="--district"
+            )
     elif district:
         raise typer.BadParameter("only auditors have a district", param_hint="--district")
     settings = _settings()
@@ -157,6 +162,19 @@ def mock_serve(
     uvicorn.run(server_app(ds, settings.latency()), host=host, port=port, access_log=False)
 
 
+@app.command()
+def openapi(
+    output: Annotated[str, typer.Option("-o", "--output", help="File to write")] = "openapi.yaml",
+) -> None:
+    """Write the API's OpenAPI document (openapi.yaml is checked in; a test fails on drift)."""
+    from pathlib import Path
+
+    from miaopi.api.openapi import openapi_yaml
+
+    Path(output).write_text(openapi_yaml(), encoding="utf-8")
+    typer.echo(f"wrote {output}")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply migrations to MIAOPI_DATABASE_URL."""
@@ -166,3 +184,7 @@ def db_upgrade() -> None:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     typer.echo(f"database at head: {engine.url.render_as_string(hide_password=True)}")
+
+
+if __name__ == "__main__":
+    app()

@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/miaopi.db"
     rules_dir: Path | None = Field(
         default=None,
-        description="Rule files; default ./rules if it exists, else the rules installed with miaopi",
+        description="Rule files; default ./rules if present, else the rules installed with miaopi",
     )
     city_prefix: str = Field(default="4403", pattern=r"^\d{2,6}$")
     mock_dataset: Path | None = None

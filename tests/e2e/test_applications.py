@@ -18,45 +18,191 @@ PERSONAS = [
     # (id_number, name, diploma_no, uscc, outcome, criteria that did not pass)
     ("420102200203151232", "李明", "104861202602000123", EMPLOYER, "approved", {}),
     ("430104199608202463", "王芳", "105331202603000456", EMPLOYER, "approved", {}),
-    ("510104200111023588", "陈晨", "106101202602000789", EMPLOYER, "rejected", {"full_time_study": "fail"}),
-    ("410105198605014713", "赵磊", "104591202602000321", EMPLOYER, "rejected", {"age_within_cap": "fail"}),
-    ("350102200009095822", "孙丽", "103841202302000654", EMPLOYER, "rejected",
-     {"within_graduation_window": "fail"}),
-    ("330106200301206157", "周杰", "103351202602000987", EMPLOYER, "rejected", {"degree_verified": "fail"}),
-    ("61011320020707737X", "吴昊", "104861202602000123", EMPLOYER, "rejected",
-     {"degree_verified": "fail"}),
-    ("440304200204048429", "郑爽", "105901202602000111", EMPLOYER, "rejected", {"not_local_hukou": "fail"}),
-    ("37010220011212965X", "冯雪", "104221202602000222", EMPLOYER, "rejected", {"identity_verified": "fail"}),
-    ("320106200102141117", "何伟", "102841202602000333", EMPLOYER, "referred", {"no_criminal_record": "fail"}),
-    ("210102200010102267", "许静", "101411202602000444", EMPLOYER, "referred", {"good_credit": "fail"}),
-    ("130102199906063314", "韩冰", "100801202603000555", EMPLOYER, "rejected", {"no_fraud_bar": "fail"}),
-    ("450103200305054486", "曹阳", "126081202601000666", EMPLOYER, "referred",
-     {"degree_level_eligible": "fail", "age_within_cap": "unknown"}),
-    ("520102200208085514", "彭涛", "106571202602000777", EMPLOYER, "referred",
-     {c: "unknown" for c in ("degree_verified", "full_time_study", "degree_level_eligible",
-                             "within_graduation_window", "age_within_cap")}),
-    ("530102200103036646", "邓超", "106731202602000888", EMPLOYER, "referred",
-     {c: "unknown" for c in ("identity_verified", "no_criminal_record", "not_local_hukou",
-                             "age_within_cap")}),
-    ("620102200012257779", "谢娜", "107301202602000999", EMPLOYER, "referred",
-     {"good_credit": "unknown", "no_fraud_bar": "unknown"}),
-    ("360102200202288820", "蒋欣", "104031202602000135", "91440306MA5J4U9W6A", "referred",
-     {"employer_eligible": "fail"}),
+    (
+        "510104200111023588",
+        "陈晨",
+        "106101202602000789",
+        EMPLOYER,
+        "rejected",
+        {"full_time_study": "fail"},
+    ),
+    (
+        "410105198605014713",
+        "赵磊",
+        "104591202602000321",
+        EMPLOYER,
+        "rejected",
+        {"age_within_cap": "fail"},
+    ),
+    (
+        "350102200009095822",
+        "孙丽",
+        "103841202302000654",
+        EMPLOYER,
+        "rejected",
+        {"within_graduation_window": "fail"},
+    ),
+    (
+        "330106200301206157",
+        "周杰",
+        "103351202602000987",
+        EMPLOYER,
+        "rejected",
+        {"degree_verified": "fail"},
+    ),
+    (
+        "61011320020707737X",
+        "吴昊",
+        "104861202602000123",
+        EMPLOYER,
+        "rejected",
+        {"degree_verified": "fail"},
+    ),
+    (
+        "440304200204048429",
+        "郑爽",
+        "105901202602000111",
+        EMPLOYER,
+        "rejected",
+        {"not_local_hukou": "fail"},
+    ),
+    (
+        "37010220011212965X",
+        "冯雪",
+        "104221202602000222",
+        EMPLOYER,
+        "rejected",
+        {"identity_verified": "fail"},
+    ),
+    (
+        "320106200102141117",
+        "何伟",
+        "102841202602000333",
+        EMPLOYER,
+        "referred",
+        {"no_criminal_record": "fail"},
+    ),
+    (
+        "210102200010102267",
+        "许静",
+        "101411202602000444",
+        EMPLOYER,
+        "referred",
+        {"good_credit": "fail"},
+    ),
+    (
+        "130102199906063314",
+        "韩冰",
+        "100801202603000555",
+        EMPLOYER,
+        "rejected",
+        {"no_fraud_bar": "fail"},
+    ),
+    (
+        "450103200305054486",
+        "曹阳",
+        "126081202601000666",
+        EMPLOYER,
+        "referred",
+        {"degree_level_eligible": "fail", "age_within_cap": "unknown"},
+    ),
+    (
+        "520102200208085514",
+        "彭涛",
+        "106571202602000777",
+        EMPLOYER,
+        "referred",
+        {
+            c: "unknown"
+            for c in (
+                "degree_verified",
+                "full_time_study",
+                "degree_level_eligible",
+                "within_graduation_window",
+                "age_within_cap",
+            )
+        },
+    ),
+    (
+        "530102200103036646",
+        "邓超",
+        "106731202602000888",
+        EMPLOYER,
+        "referred",
+        {
+            c: "unknown"
+            for c in (
+                "identity_verified",
+                "no_criminal_record",
+                "not_local_hukou",
+                "age_within_cap",
+            )
+        },
+    ),
+    (
+        "620102200012257779",
+        "谢娜",
+        "107301202602000999",
+        EMPLOYER,
+        "referred",
+        {"good_credit": "unknown", "no_fraud_bar": "unknown"},
+    ),
+    (
+        "360102200202288820",
+        "蒋欣",
+        "104031202602000135",
+        "91440306MA5J4U9W6A",
+        "referred",
+        {"employer_eligible": "fail"},
+    ),
     # unknown to the police, claiming someone else's diploma: proven ineligible all the same
-    ("110101199003074477", "路人", "104861202602000123", EMPLOYER, "rejected",
-     {"identity_verified": "unknown", "no_criminal_record": "unknown", "not_local_hukou": "unknown",
-      "age_within_cap": "unknown", "degree_verified": "fail"}),
+    (
+        "110101199003074477",
+        "路人",
+        "104861202602000123",
+        EMPLOYER,
+        "rejected",
+        {
+            "identity_verified": "unknown",
+            "no_criminal_record": "unknown",
+            "not_local_hukou": "unknown",
+            "age_within_cap": "unknown",
+            "degree_verified": "fail",
+        },
+    ),
     # a diploma number CHSI does not know
-    ("420102200203151232", "李明", "999991202602000000", EMPLOYER, "referred",
-     {c: "unknown" for c in ("degree_verified", "full_time_study", "degree_level_eligible",
-                             "within_graduation_window", "age_within_cap")}),
+    (
+        "420102200203151232",
+        "李明",
+        "999991202602000000",
+        EMPLOYER,
+        "referred",
+        {
+            c: "unknown"
+            for c in (
+                "degree_verified",
+                "full_time_study",
+                "degree_level_eligible",
+                "within_graduation_window",
+                "age_within_cap",
+            )
+        },
+    ),
 ]
 
 
-@pytest.mark.parametrize(("id_number", "name", "diploma_no", "uscc", "verdict", "not_passed"), PERSONAS)
+@pytest.mark.parametrize(
+    ("id_number", "name", "diploma_no", "uscc", "verdict", "not_passed"), PERSONAS
+)
 async def test_each_persona_is_decided_as_the_policy_says(
-    api: httpx.AsyncClient, make_key: Callable[..., dict[str, str]],
-    id_number: str, name: str, diploma_no: str, uscc: str, verdict: str, not_passed: dict[str, str],
+    api: httpx.AsyncClient,
+    make_key: Callable[..., dict[str, str]],
+    id_number: str,
+    name: str,
+    diploma_no: str,
+    uscc: str,
+    verdict: str,
+    not_passed: dict[str, str],
 ) -> None:
     auth = make_key("employer", uscc=uscc)
     response = await api.post(
@@ -90,22 +236,29 @@ async def test_an_approved_case_is_explained_and_read_back(
     assert read.status_code == 200
     assert read.json() == created
 
-    second = (await api.post("/v1/applications", json=application("430104199608202463", "王芳",
-              "105331202603000456"), headers=auth)).json()
+    second = (
+        await api.post(
+            "/v1/applications",
+            json=application("430104199608202463", "王芳", "105331202603000456"),
+            headers=auth,
+        )
+    ).json()
     assert second["approval_number"] == "4403-2026-000002"
 
 
 async def test_a_case_survives_a_restart(settings: Settings, make_key) -> None:
     first = bootstrap(settings, clock=lambda: NOW)
     auth = make_key()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(first)),
-                                 base_url="http://t") as api:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(first)), base_url="http://t"
+    ) as api:
         case = (await api.post("/v1/applications", json=application(), headers=auth)).json()
     await first.aclose()
 
     second = bootstrap(settings, clock=lambda: NOW)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(second)),
-                                 base_url="http://t") as api:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(second)), base_url="http://t"
+    ) as api:
         again = await api.get(f"/v1/applications/{case['case_id']}", headers=auth)
     await second.aclose()
     assert again.status_code == 200
@@ -149,13 +302,19 @@ async def test_channels_see_what_they_submitted_and_admins_see_personal_data(
 ) -> None:
     channel, other_channel, admin = make_key("channel"), make_key("channel"), make_key("admin")
     case = (await api.post("/v1/applications", json=application(), headers=channel)).json()
-    assert (await api.get(f"/v1/applications/{case['case_id']}", headers=other_channel)).status_code == 404
+    assert (
+        await api.get(f"/v1/applications/{case['case_id']}", headers=other_channel)
+    ).status_code == 404
     seen = (await api.get(f"/v1/applications/{case['case_id']}", headers=admin)).json()
     assert seen["applicant"] == {"name": "李明", "id_number": "420102200203151232"}
-    assert (await api.post("/v1/applications", json=application(), headers=admin)).status_code == 403
+    assert (
+        await api.post("/v1/applications", json=application(), headers=admin)
+    ).status_code == 403
 
 
-async def test_listing_is_newest_first_filtered_and_paginated(api: httpx.AsyncClient, make_key) -> None:
+async def test_listing_is_newest_first_filtered_and_paginated(
+    api: httpx.AsyncClient, make_key
+) -> None:
     auth = make_key()
     for persona in PERSONAS[:5]:
         await api.post("/v1/applications", json=application(*persona[:4]), headers=auth)
@@ -169,9 +328,14 @@ async def test_listing_is_newest_first_filtered_and_paginated(api: httpx.AsyncCl
             break
     assert len(seen) == 5
     assert [c["case_id"] for c in seen] == [
-        c["case_id"] for c in (await api.get("/v1/applications", params={"limit": 10}, headers=auth)).json()["items"]
+        c["case_id"]
+        for c in (await api.get("/v1/applications", params={"limit": 10}, headers=auth)).json()[
+            "items"
+        ]
     ]
-    rejected = (await api.get("/v1/applications", params={"status": "rejected"}, headers=auth)).json()
+    rejected = (
+        await api.get("/v1/applications", params={"status": "rejected"}, headers=auth)
+    ).json()
     assert {c["status"] for c in rejected["items"]} == {"rejected"}
     assert len(rejected["items"]) == 3
     bad = await api.get("/v1/applications", params={"cursor": "garbage"}, headers=auth)
@@ -186,7 +350,10 @@ async def test_listing_is_newest_first_filtered_and_paginated(api: httpx.AsyncCl
         (application(uscc="91440305MA5F1Q2RX1"), ["body", "employer", "uscc"]),
         (application(diploma_no=None), ["body", "claims", "diploma_no"]),
         (application(business_type="talent"), ["body", "business_type"]),
-        (application(commitment={"accepted": False, "version": "2026-01"}), ["body", "commitment", "accepted"]),
+        (
+            application(commitment={"accepted": False, "version": "2026-01"}),
+            ["body", "commitment", "accepted"],
+        ),
         (application(consent={"data_query": False}), ["body", "consent", "data_query"]),
         (application(nickname="x"), ["body", "nickname"]),
         ({**application(), "commitment": None}, ["body", "commitment"]),
@@ -203,16 +370,22 @@ async def test_bad_input_is_a_problem_naming_the_field(
     assert loc in [e["loc"] for e in problem["errors"]]
 
 
-async def test_malformed_json_and_missing_keys_are_problems(api: httpx.AsyncClient, make_key) -> None:
-    broken = await api.post("/v1/applications", content=b"{not json", headers={
-        **make_key(), "content-type": "application/json"})
+async def test_malformed_json_and_missing_keys_are_problems(
+    api: httpx.AsyncClient, make_key
+) -> None:
+    broken = await api.post(
+        "/v1/applications",
+        content=b"{not json",
+        headers={**make_key(), "content-type": "application/json"},
+    )
     assert broken.status_code == 422
     assert broken.headers["content-type"] == "application/problem+json"
     anonymous = await api.post("/v1/applications", json=application())
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == "Bearer"
-    wrong = await api.post("/v1/applications", json=application(),
-                           headers={"Authorization": "Bearer mp_0000_nope"})
+    wrong = await api.post(
+        "/v1/applications", json=application(), headers={"Authorization": "Bearer mp_0000_nope"}
+    )
     assert wrong.status_code == 401
 
 
@@ -224,13 +397,15 @@ async def test_a_dry_run_decides_as_of_a_date_and_records_nothing(
     result = await api.post("/v1/evaluations", json=body, headers=auth)
     assert result.status_code == 200, result.text
     decision = result.json()
-    assert "case_id" not in decision and "approval_number" not in decision
+    assert "case_id" not in decision
+    assert "approval_number" not in decision
     assert decision["decision"]["outcome"] == "rejected"
     assert decision["decision"]["application_date"] == "2028-07-01"
     assert (await api.get("/v1/applications", headers=auth)).json()["items"] == []
 
-    too_early = await api.post("/v1/evaluations", json={**application(), "as_of": "2015-01-01"},
-                               headers=auth)
+    too_early = await api.post(
+        "/v1/evaluations", json={**application(), "as_of": "2015-01-01"}, headers=auth
+    )
     assert too_early.status_code == 422
     assert too_early.json()["errors"][0]["loc"] == ["body", "as_of"]
     # The submission after the dry run gets the first approval number of the year.

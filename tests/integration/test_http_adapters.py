@@ -7,15 +7,18 @@ import asyncio
 import httpx
 import pytest
 import respx
-
 from miaopi.adapters.http.base import RegistryHttpClient
 from miaopi.adapters.http.registries import HttpEducationRegistry, HttpPoliceRegistry
 
 pytestmark = pytest.mark.anyio
 BASE = "https://police.registry.test/v1/"
 PERSON = {
-    "id_number": "420102200203151232", "name": "李明", "birth_date": "2002-03-15",
-    "status": "normal", "hukou_region": "420102", "criminal_records": [],
+    "id_number": "420102200203151232",
+    "name": "李明",
+    "birth_date": "2002-03-15",
+    "status": "normal",
+    "hukou_region": "420102",
+    "criminal_records": [],
 }
 
 
@@ -26,7 +29,9 @@ def police(router: respx.MockRouter, timeout_s: float = 0.5) -> HttpPoliceRegist
 
 async def test_an_answer_is_ok_with_the_validated_record_and_reference() -> None:
     async with respx.mock(base_url=BASE, assert_all_called=True) as router:
-        route = router.post("persons/lookup").respond(200, json={"reference": "POL-1", "record": PERSON})
+        route = router.post("persons/lookup").respond(
+            200, json={"reference": "POL-1", "record": PERSON}
+        )
         evidence = await police(router).person("420102200203151232")
     assert (evidence.status, evidence.reference) == ("ok", "POL-1")
     assert evidence.record["birth_date"] == "2002-03-15"
@@ -42,7 +47,10 @@ async def test_an_answer_is_ok_with_the_validated_record_and_reference() -> None
         (httpx.Response(503, text="down"), "unavailable"),
         (httpx.Response(403, json={"error": "forbidden"}), "unavailable"),
         (httpx.Response(200, text='{"reference": "x", "record": {"na'), "invalid"),
-        (httpx.Response(200, json={"reference": "x", "record": {**PERSON, "status": "odd"}}), "invalid"),
+        (
+            httpx.Response(200, json={"reference": "x", "record": {**PERSON, "status": "odd"}}),
+            "invalid",
+        ),
         (httpx.Response(200, json={"reference": "x", "record": {**PERSON, "extra": 1}}), "invalid"),
         (httpx.Response(200, json={"reference": "x"}), "invalid"),
         (httpx.Response(200, json=[1, 2]), "invalid"),
@@ -81,18 +89,24 @@ async def test_a_registry_slower_than_the_deadline_is_unavailable_within_the_dea
 async def test_education_lookup_posts_the_diploma_number() -> None:
     base = "https://chsi.registry.test/"
     diploma = {
-        "diploma_no": "104861202602000123", "holder_id_number": "420102200203151232",
-        "level": "bachelor", "study_mode": "full_time", "institution": "武汉大学",
-        "graduation_date": "2026-06-30", "status": "valid",
+        "diploma_no": "104861202602000123",
+        "holder_id_number": "420102200203151232",
+        "level": "bachelor",
+        "study_mode": "full_time",
+        "institution": "武汉大学",
+        "graduation_date": "2026-06-30",
+        "status": "valid",
     }
     async with respx.mock(base_url=base) as router:
         route = router.post("diplomas/lookup", json={"diploma_no": "104861202602000123"}).respond(
             200, json={"reference": "CHSI-1", "record": diploma}
         )
-        client = httpx.AsyncClient(base_url=base, transport=httpx.MockTransport(router.async_handler))
-        evidence = await HttpEducationRegistry(
-            RegistryHttpClient("education", client, 1)
-        ).diploma("104861202602000123")
+        client = httpx.AsyncClient(
+            base_url=base, transport=httpx.MockTransport(router.async_handler)
+        )
+        evidence = await HttpEducationRegistry(RegistryHttpClient("education", client, 1)).diploma(
+            "104861202602000123"
+        )
     assert route.called
     assert evidence.status == "ok"
     assert evidence.record["level"] == "bachelor"

@@ -55,9 +55,17 @@ def test_every_criterion_passes_for_an_eligible_graduate(rulebook, rule_engine) 
     assert verdict == "approved"
     assert set(results.values()) == {"pass"}
     assert set(results) == {
-        "identity_verified", "no_criminal_record", "not_local_hukou", "good_credit",
-        "no_fraud_bar", "employer_eligible", "degree_verified", "full_time_study",
-        "degree_level_eligible", "within_graduation_window", "age_within_cap",
+        "identity_verified",
+        "no_criminal_record",
+        "not_local_hukou",
+        "good_credit",
+        "no_fraud_bar",
+        "employer_eligible",
+        "degree_verified",
+        "full_time_study",
+        "degree_level_eligible",
+        "within_graduation_window",
+        "age_within_cap",
     }
 
 
@@ -71,7 +79,11 @@ def test_every_criterion_passes_for_an_eligible_graduate(rulebook, rule_engine) 
         ({"hukou_region": "440304"}, "not_local_hukou", "rejected"),
         ({"dishonest_debtor": True}, "good_credit", "referred"),
         ({"severe_dishonesty": True}, "good_credit", "referred"),
-        ({"fraud_bar_count": 1, "latest_fraud_bar_on": date(2024, 5, 10)}, "no_fraud_bar", "rejected"),
+        (
+            {"fraud_bar_count": 1, "latest_fraud_bar_on": date(2024, 5, 10)},
+            "no_fraud_bar",
+            "rejected",
+        ),
         ({"employer_status": "revoked"}, "employer_eligible", "referred"),
         ({"employer_region": "440106"}, "employer_eligible", "referred"),
         ({"employer_severe_dishonesty": True}, "employer_eligible", "referred"),
@@ -97,21 +109,41 @@ def test_a_failed_criterion_decides_by_its_mode(
     [
         # the police registry did not answer
         (
-            ["police_name_matches", "police_status", "police_birth_date_matches_id",
-             "hukou_region", "criminal_record_count", "age"],
+            [
+                "police_name_matches",
+                "police_status",
+                "police_birth_date_matches_id",
+                "hukou_region",
+                "criminal_record_count",
+                "age",
+            ],
             {"identity_verified", "no_criminal_record", "not_local_hukou", "age_within_cap"},
         ),
         # no diploma found at CHSI
         (
-            ["diploma_holder_is_applicant", "diploma_status", "diploma_level",
-             "diploma_study_mode", "graduation_date"],
-            {"degree_verified", "full_time_study", "degree_level_eligible",
-             "within_graduation_window", "age_within_cap"},
+            [
+                "diploma_holder_is_applicant",
+                "diploma_status",
+                "diploma_level",
+                "diploma_study_mode",
+                "graduation_date",
+            ],
+            {
+                "degree_verified",
+                "full_time_study",
+                "degree_level_eligible",
+                "within_graduation_window",
+                "age_within_cap",
+            },
         ),
-        (["dishonest_debtor", "severe_dishonesty", "fraud_bar_count", "latest_fraud_bar_on"],
-         {"good_credit", "no_fraud_bar"}),
-        (["employer_status", "employer_region", "employer_severe_dishonesty"],
-         {"employer_eligible"}),
+        (
+            ["dishonest_debtor", "severe_dishonesty", "fraud_bar_count", "latest_fraud_bar_on"],
+            {"good_credit", "no_fraud_bar"},
+        ),
+        (
+            ["employer_status", "employer_region", "employer_severe_dishonesty"],
+            {"employer_eligible"},
+        ),
     ],
 )
 def test_missing_evidence_is_unknown_and_never_approved(
@@ -124,8 +156,13 @@ def test_missing_evidence_is_unknown_and_never_approved(
 
 def test_proven_rejection_wins_over_missing_evidence(rulebook, rule_engine) -> None:
     verdict, results, _ = judge(
-        rulebook, rule_engine, hukou_region="440304", dishonest_debtor=None,
-        severe_dishonesty=None, fraud_bar_count=None, latest_fraud_bar_on=None,
+        rulebook,
+        rule_engine,
+        hukou_region="440304",
+        dishonest_debtor=None,
+        severe_dishonesty=None,
+        fraud_bar_count=None,
+        latest_fraud_bar_on=None,
     )
     assert results["good_credit"] == "unknown"
     assert verdict == "rejected"
@@ -142,9 +179,7 @@ def test_age_cap_admits_the_day_before_the_36th_birthday_and_not_the_birthday(
     assert results["age_within_cap"] == "fail"
 
 
-@pytest.mark.parametrize(
-    ("level", "cap"), [("bachelor", 35), ("master", 40), ("doctorate", 45)]
-)
+@pytest.mark.parametrize(("level", "cap"), [("bachelor", 35), ("master", 40), ("doctorate", 45)])
 def test_age_cap_depends_on_the_level(rulebook, rule_engine, level: str, cap: int) -> None:
     _, at_cap, _ = judge(rulebook, rule_engine, diploma_level=level, age=cap)
     _, over_cap, _ = judge(rulebook, rule_engine, diploma_level=level, age=cap + 1)

@@ -30,8 +30,10 @@ async def _client(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Client:
     unauthorized = Problem(
-        401, "a valid API key is required: Authorization: Bearer <key>",
-        slug="unauthorized", headers={"WWW-Authenticate": "Bearer"},
+        401,
+        "a valid API key is required: Authorization: Bearer <key>",
+        slug="unauthorized",
+        headers={"WWW-Authenticate": "Bearer"},
     )
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized

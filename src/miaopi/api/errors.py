@@ -102,7 +102,10 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The message may carry personal data from the request: log the type and route only.
         log.error(
-            "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+            "unhandled %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
             exc_info=False,
         )
         return problem_response(500, "an unexpected error occurred; it has been logged")

@@ -21,7 +21,9 @@ CertificateNo = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{4,40}$"
 class ApplicantIn(_In):
     name: str = Field(min_length=1, max_length=50, examples=["张三"])
     id_number: str = Field(
-        min_length=18, max_length=18, description="GB 11643-1999 resident ID number",
+        min_length=18,
+        max_length=18,
+        description="GB 11643-1999 resident ID number",
         examples=["440304199901011239"],
     )
 
@@ -35,7 +37,9 @@ class ApplicantIn(_In):
 
 class EmployerIn(_In):
     uscc: str = Field(
-        min_length=18, max_length=18, description="GB 32100-2015 unified social credit code",
+        min_length=18,
+        max_length=18,
+        description="GB 32100-2015 unified social credit code",
         examples=["91440304591234561Q"],
     )
 

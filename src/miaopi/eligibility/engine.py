@@ -54,7 +54,7 @@ def _not_prefix(field: str, prefix: str) -> dict[str, Any]:
         {"$mt": {field: re.escape(prefix[:i]) + "[^" + prefix[i] + "].*"}}
         for i in range(len(prefix))
     ]
-    alternatives.append({"$mt": {field: ".{0,%d}" % (len(prefix) - 1)}})
+    alternatives.append({"$mt": {field: f".{{0,{len(prefix) - 1}}}"}})
     return {"$or": alternatives}
 
 

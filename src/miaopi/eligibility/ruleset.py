@@ -32,7 +32,16 @@ SEMANTICS_VERSION = 1
 
 Op = Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "starts_with", "not_starts_with"]
 OPS: tuple[Op, ...] = (
-    "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "starts_with", "not_starts_with",
+    "eq",
+    "ne",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "in",
+    "not_in",
+    "starts_with",
+    "not_starts_with",
 )
 _ORDERED = {"lt", "lte", "gt", "gte"}
 _PREFIX = re.compile(r"^[0-9A-Za-z]+$")
@@ -143,7 +152,9 @@ class Ruleset:
         return tuple(dict.fromkeys(f for c in self.criteria for f in c.facts))
 
     def covers(self, day: date) -> bool:
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+        return self.effective_from <= day and (
+            self.effective_to is None or day <= self.effective_to
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -172,7 +183,9 @@ class Ruleset:
         for i, c in enumerate(criteria):
             if c.id in seen:
                 file, index = where[i]
-                raise RuleFileError(file, f"criteria[{index}].id", f"duplicate criterion id {c.id!r}")
+                raise RuleFileError(
+                    file, f"criteria[{index}].id", f"duplicate criterion id {c.id!r}"
+                )
             seen.add(c.id)
         return cls(
             business_type=definition["business_type"],
@@ -320,7 +333,11 @@ def _typed(value: Any, fact_type: FactType, bad: Any) -> Any:
         if not ok:
             raise bad(f"{item!r} is not a {fact_type} value")
     if fact_type == "date":
-        return tuple(map(date.fromisoformat, items)) if isinstance(value, tuple) else date.fromisoformat(value)
+        return (
+            tuple(map(date.fromisoformat, items))
+            if isinstance(value, tuple)
+            else date.fromisoformat(value)
+        )
     return value
 
 
@@ -398,7 +415,9 @@ def build_rulesets(rules_dir: Path, city_prefix: str) -> list[Ruleset]:
             continue
         btype = data["business_type"]
         if btype in seen_types:
-            raise RuleFileError(str(path), "business_type", f"{btype} is also defined in {seen_types[btype]}")
+            raise RuleFileError(
+                str(path), "business_type", f"{btype} is also defined in {seen_types[btype]}"
+            )
         seen_types[btype] = path
         rulesets.extend(_versions(path, data, common, city_prefix))
     return rulesets
@@ -451,7 +470,9 @@ def _versions(
         except RuleFileError as exc:
             # Parameters come from the version, so say which version the problem showed in.
             raise RuleFileError(
-                exc.file, exc.path, f"{exc.reason} (in {name} {vpath}, version {version['version']})"
+                exc.file,
+                exc.path,
+                f"{exc.reason} (in {name} {vpath}, version {version['version']})",
             ) from exc
     return out
 

@@ -12,7 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from miaopi.api.deps import ContainerDep, Evaluator, Reader, Submitter, scope_of
 from miaopi.api.errors import Problem, invalid
 from miaopi.api.presenters import case_body, evaluation_body
-from miaopi.api.schemas import ApplicationIn, CaseList, CaseOut, EvaluationIn, EvaluationOut, ProblemOut
+from miaopi.api.schemas import (
+    ApplicationIn,
+    CaseList,
+    CaseOut,
+    EvaluationIn,
+    EvaluationOut,
+    ProblemOut,
+)
 from miaopi.decision.service import Decision, NoRulesInForce
 from miaopi.domain import Application, BusinessType, CaseStatus
 from miaopi.eligibility.ruleset import canonical_json
@@ -95,13 +102,21 @@ async def submit(
     application = _to_application(body, client)
     request_hash = _request_hash(body)
     if idempotency_key is not None:
-        seen = await run_in_threadpool(cases.find_idempotent, container.db, client.id, idempotency_key)
+        seen = await run_in_threadpool(
+            cases.find_idempotent, container.db, client.id, idempotency_key
+        )
         if seen is not None:
             if seen[0] != request_hash:
                 raise Problem(
-                    422, "this Idempotency-Key was used with a different body",
+                    422,
+                    "this Idempotency-Key was used with a different body",
                     slug="idempotency-key-reused",
-                    errors=[{"loc": ["header", "idempotency-key"], "msg": "reused with a different body"}],
+                    errors=[
+                        {
+                            "loc": ["header", "idempotency-key"],
+                            "msg": "reused with a different body",
+                        }
+                    ],
                 )
             return await _replay(container, client, seen[1])
 
@@ -131,10 +146,15 @@ async def submit(
             cases.record, container.db, new, container.settings.city_prefix, idem
         )
     except IdempotencyRace:
-        seen = await run_in_threadpool(cases.find_idempotent, container.db, client.id, idempotency_key)
+        seen = await run_in_threadpool(
+            cases.find_idempotent, container.db, client.id, idempotency_key
+        )
         if seen is None or seen[0] != request_hash:
-            raise Problem(422, "this Idempotency-Key was used with a different body",
-                          slug="idempotency-key-reused") from None
+            raise Problem(
+                422,
+                "this Idempotency-Key was used with a different body",
+                slug="idempotency-key-reused",
+            ) from None
         return await _replay(container, client, seen[1])
     response.headers["Location"] = f"/v1/applications/{row.id}"
     return case_body(row, client)

@@ -63,9 +63,12 @@ def upgrade() -> None:
         sa.Column("submitted_at", TS, nullable=False),
         sa.Column("decided_at", TS, nullable=False),
         sa.Column("elapsed_ms", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(["submitted_by"], ["clients.id"], name="fk_cases_submitted_by_clients"),
         sa.ForeignKeyConstraint(
-            ["ruleset_fingerprint"], ["rulesets.fingerprint"],
+            ["submitted_by"], ["clients.id"], name="fk_cases_submitted_by_clients"
+        ),
+        sa.ForeignKeyConstraint(
+            ["ruleset_fingerprint"],
+            ["rulesets.fingerprint"],
             name="fk_cases_ruleset_fingerprint_rulesets",
         ),
         sa.PrimaryKeyConstraint("seq", name="pk_cases"),
@@ -82,8 +85,12 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.String(64), nullable=False),
         sa.Column("case_id", sa.String(32), nullable=False),
         sa.Column("created_at", TS, nullable=False),
-        sa.ForeignKeyConstraint(["client_id"], ["clients.id"], name="fk_idempotency_keys_client_id_clients"),
-        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name="fk_idempotency_keys_case_id_cases"),
+        sa.ForeignKeyConstraint(
+            ["client_id"], ["clients.id"], name="fk_idempotency_keys_client_id_clients"
+        ),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.id"], name="fk_idempotency_keys_case_id_cases"
+        ),
         sa.PrimaryKeyConstraint("client_id", "key", name="pk_idempotency_keys"),
     )
     op.create_table(
@@ -97,12 +104,20 @@ def upgrade() -> None:
         sa.Column("case_id", sa.String(32), nullable=False),
         sa.Column("queued_at", TS, nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
-        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name="fk_supervision_queue_case_id_cases"),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.id"], name="fk_supervision_queue_case_id_cases"
+        ),
         sa.PrimaryKeyConstraint("case_id", name="pk_supervision_queue"),
     )
 
 
 def downgrade() -> None:
-    for table in ("supervision_queue", "approval_counters", "idempotency_keys", "cases",
-                  "rulesets", "clients"):
+    for table in (
+        "supervision_queue",
+        "approval_counters",
+        "idempotency_keys",
+        "cases",
+        "rulesets",
+        "clients",
+    ):
         op.drop_table(table)
