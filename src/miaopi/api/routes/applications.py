@@ -76,8 +76,21 @@ def _request_hash(body: ApplicationIn) -> str:
     return hashlib.sha256(canonical_json(body.model_dump(mode="json"))).hexdigest()
 
 
-async def _replay(container: ContainerDep, client: Client, case_id: str) -> JSONResponse:
-    row = await run_in_threadpool(cases.get, container.db, case_id, scope_of(client))
+async def _replay_if_seen(
+    container: ContainerDep, client: Client, key: str, request_hash: str
+) -> JSONResponse | None:
+    """The case already recorded under this key, or None; 422 if the body differs."""
+    seen = await run_in_threadpool(cases.find_idempotent, container.db, client.id, key)
+    if seen is None:
+        return None
+    if seen[0] != request_hash:
+        raise Problem(
+            422,
+            "this Idempotency-Key was used with a different body",
+            slug="idempotency-key-reused",
+            errors=[{"loc": ["header", "idempotency-key"], "msg": "reused with a different body"}],
+        )
+    row = await run_in_threadpool(cases.get, container.db, seen[1], scope_of(client))
     if row is None:  # the client lost access to its own case (e.g. employer rebinding)
         raise Problem(404, "case not found")
     return JSONResponse(case_body(row, client), headers={"Idempotent-Replayed": "true"})
@@ -102,23 +115,9 @@ async def submit(
     application = _to_application(body, client)
     request_hash = _request_hash(body)
     if idempotency_key is not None:
-        seen = await run_in_threadpool(
-            cases.find_idempotent, container.db, client.id, idempotency_key
-        )
-        if seen is not None:
-            if seen[0] != request_hash:
-                raise Problem(
-                    422,
-                    "this Idempotency-Key was used with a different body",
-                    slug="idempotency-key-reused",
-                    errors=[
-                        {
-                            "loc": ["header", "idempotency-key"],
-                            "msg": "reused with a different body",
-                        }
-                    ],
-                )
-            return await _replay(container, client, seen[1])
+        replay = await _replay_if_seen(container, client, idempotency_key, request_hash)
+        if replay is not None:
+            return replay
 
     decision = await _decide(container, application)
     new = NewCase(
@@ -146,16 +145,12 @@ async def submit(
             cases.record, container.db, new, container.settings.city_prefix, idem
         )
     except IdempotencyRace:
-        seen = await run_in_threadpool(
-            cases.find_idempotent, container.db, client.id, idempotency_key
-        )
-        if seen is None or seen[0] != request_hash:
-            raise Problem(
-                422,
-                "this Idempotency-Key was used with a different body",
-                slug="idempotency-key-reused",
-            ) from None
-        return await _replay(container, client, seen[1])
+        # A concurrent request with the same key committed first: answer with its case.
+        # (Only raised when a key was given.)
+        replay = await _replay_if_seen(container, client, str(idempotency_key), request_hash)
+        if replay is None:  # pragma: no cover - the race guarantees the key is recorded
+            raise
+        return replay
     response.headers["Location"] = f"/v1/applications/{row.id}"
     return case_body(row, client)
 
