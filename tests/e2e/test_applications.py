@@ -418,3 +418,24 @@ async def test_health_and_readiness(api: httpx.AsyncClient) -> None:
     ready = await api.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"database": "ok", "rules": "ok"}
+
+
+async def test_concurrent_identical_requests_make_one_case_and_no_gap_in_numbers(
+    api: httpx.AsyncClient, make_key
+) -> None:
+    import asyncio
+
+    auth = {**make_key(), "Idempotency-Key": "burst-1"}
+    answers = await asyncio.gather(
+        *(api.post("/v1/applications", json=application(), headers=auth) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len({a.json()["case_id"] for a in answers}) == 1
+    assert len((await api.get("/v1/applications", headers=auth)).json()["items"]) == 1
+    # The losers' transactions rolled back, counter increments included.
+    nxt = await api.post(
+        "/v1/applications",
+        json=application("430104199608202463", "王芳", "105331202603000456"),
+        headers={"Authorization": auth["Authorization"]},
+    )
+    assert nxt.json()["approval_number"] == "4403-2026-000002"
