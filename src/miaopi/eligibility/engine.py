@@ -9,6 +9,9 @@ How the engine is used, and why (each point was learned from a failure):
   fact: an unmatched fact raises.
 * A rule can only *pass* a criterion by a positive match, guarded with ``$ex`` on every field
   it reads, so missing evidence can never look like a pass.
+* Each ruleset compiles twice: one rule per branch (the pass that decides, always run) and
+  one rule per condition (run only when a branch did not fire and some of its facts are
+  missing, to tell a branch that is proven false from one that is merely unknown).
 * Rule dicts are deep-copied before registering (registration mutates them) and each ruleset's
   name carries its fingerprint (a registered name can never be replaced).
 * The stock ``Host`` starts timer threads that dispatch queued actions; we use neither timers
@@ -76,10 +79,17 @@ class _Aux:
 
 
 @dataclass(frozen=True, slots=True)
+class _Condition:
+    rule: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Branch:
     rule: str
     criterion: str
-    fields: tuple[str, ...]  # every field the branch reads; absent → the branch is unknown
+    fields: tuple[str, ...]  # every field the branch reads
+    conditions: tuple[_Condition, ...]
 
 
 @dataclass(frozen=True)
@@ -88,39 +98,53 @@ class _Compiled:
     branches: tuple[_Branch, ...]
     aux: tuple[_Aux, ...]
     definition: dict[str, Any]
+    conditions_name: str
+    conditions_definition: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class BranchResults:
-    """What the engine saw: fired branch rules, the operand values it computed."""
+    """What the engine saw: fired rules, present fields, the operand values it computed."""
 
-    fired: frozenset[str]
+    fired: frozenset[str]  # branch rules that matched
     present: frozenset[str]  # fields that had a value
     operands: dict[str, dict[str, Any]]  # criterion → computed operand label → value
+    true_conditions: frozenset[str]  # condition rules that matched (second pass only)
 
 
 def _compile(ruleset: Ruleset) -> _Compiled:
     fp = ruleset.fingerprint.removeprefix("sha256:")[:16]
     name = f"{ruleset.business_type}_{ruleset.version.replace('.', '_')}_{fp}"
     rules: dict[str, Any] = {}
+    condition_rules: dict[str, Any] = {}
     branches: list[_Branch] = []
     aux: list[_Aux] = []
+
+    def rule_for(matchers: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
+        guards = [{"$ex": {f: 1}} for f in fields]
+        return {"all": [{"m": {"$and": [{"t": _TYPE}, *guards, *matchers]}}]}
+
     for criterion in ruleset.criteria:
         for b, conditions in enumerate(criterion.branches):
             rule = f"{criterion.id}__{b}"
             matchers: list[dict[str, Any]] = []
             fields: list[str] = []
+            compiled_conditions: list[_Condition] = []
             for k, condition in enumerate(conditions):
                 matcher, used, extra = _leaf(condition, criterion.id, f"x_{criterion.id}_{b}_{k}")
                 matchers.append(matcher)
                 fields.extend(used)
                 aux.extend(extra)
+                used = list(dict.fromkeys(used))
+                condition_rules[f"{rule}__{k}"] = rule_for([matcher], used)
+                compiled_conditions.append(_Condition(f"{rule}__{k}", tuple(used)))
             fields = list(dict.fromkeys(fields))
-            guards = [{"$ex": {f: 1}} for f in fields]
-            rules[rule] = {"all": [{"m": {"$and": [{"t": _TYPE}, *guards, *matchers]}}]}
-            branches.append(_Branch(rule, criterion.id, tuple(fields)))
-    rules["seen"] = {"all": [{"m": {"t": _TYPE}}]}
-    return _Compiled(name, tuple(branches), tuple(aux), rules)
+            rules[rule] = rule_for(matchers, fields)
+            branches.append(_Branch(rule, criterion.id, tuple(fields), tuple(compiled_conditions)))
+    rules["seen"] = condition_rules["seen"] = {"all": [{"m": {"t": _TYPE}}]}
+    return _Compiled(
+        name, tuple(branches), tuple(aux), rules, name + "_conditions", condition_rules
+    )
 
 
 def _leaf(
@@ -192,18 +216,31 @@ class RuleEngine:
         def action(rule: str) -> Any:
             return lambda _closure: fired.append(rule)
 
-        definition = copy.deepcopy(compiled.definition)
-        for rule, body in definition.items():
-            body["run"] = action(rule)
-        self._host.register_rulesets({compiled.name: definition})
+        for name, rules in (
+            (compiled.name, compiled.definition),
+            (compiled.conditions_name, compiled.conditions_definition),
+        ):
+            definition = copy.deepcopy(rules)
+            for rule, body in definition.items():
+                body["run"] = action(rule)
+            self._host.register_rulesets({name: definition})
         self._compiled[ruleset.fingerprint] = compiled
 
+    def _assert(self, ruleset_name: str, fact: dict[str, Any]) -> frozenset[str]:
+        sid = uuid.uuid4().hex
+        self._fired.clear()
+        try:
+            self._host.assert_fact(ruleset_name, {**fact, "sid": sid})
+            return frozenset(self._fired)
+        finally:
+            self._fired.clear()
+            self._host.delete_state(ruleset_name, sid)
+
     def run(self, ruleset: Ruleset, facts: dict[str, Any]) -> BranchResults:
-        """Assert the facts once and report which branch rules fired."""
+        """Assert the facts and report which rules fired."""
         self.prepare(ruleset)
         compiled = self._compiled[ruleset.fingerprint]
-        sid = uuid.uuid4().hex
-        fact: dict[str, Any] = {"t": _TYPE, "sid": sid, "id": 1}
+        fact: dict[str, Any] = {"t": _TYPE, "id": 1}
         for name, value in facts.items():
             if value is not None:
                 fact[_field(name)] = _encode(value)
@@ -213,14 +250,13 @@ class RuleEngine:
             operands.setdefault(aux.criterion, {})[aux.label] = value
             if value is not None:
                 fact[aux.field] = _encode(value)
-        self._fired.clear()
-        try:
-            self._host.assert_fact(compiled.name, fact)
-            fired = frozenset(self._fired)
-        finally:
-            self._fired.clear()
-            self._host.delete_state(compiled.name, sid)
-        return BranchResults(fired=fired, present=frozenset(fact), operands=operands)
+        fired = self._assert(compiled.name, fact)
+        present = frozenset(fact)
+        undecided = any(
+            b.rule not in fired and not present.issuperset(b.fields) for b in compiled.branches
+        )
+        true_conditions = self._assert(compiled.conditions_name, fact) if undecided else frozenset()
+        return BranchResults(fired, present, operands, true_conditions)
 
     def branches(self, ruleset: Ruleset) -> tuple[_Branch, ...]:
         self.prepare(ruleset)

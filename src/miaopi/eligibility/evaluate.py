@@ -1,8 +1,10 @@
 """Judge every criterion of a ruleset as pass, fail or unknown, with the facts it used.
 
-Three-valued (Kleene) logic: a branch passes when its rule fired, fails when every field it
-reads was known and it did not fire, and is otherwise unknown. A criterion passes when one
-branch passes, is unknown when none passes but one is unknown, and fails otherwise.
+Three-valued (Kleene) logic. A branch passes when its rule fired; it fails when every field it
+reads was known and it did not fire, or when one of its conditions is proven false (all of
+that condition's fields known, and it did not hold); otherwise it is unknown. A criterion
+passes when one branch passes, is unknown when none passes but one is unknown, and fails
+otherwise.
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ def evaluate(engine: RuleEngine, ruleset: Ruleset, facts: dict[str, Any]) -> Eva
     for branch in engine.branches(ruleset):
         if branch.rule in seen.fired:
             result: CriterionResult = "pass"
-        elif all(f in seen.present for f in branch.fields):
+        elif seen.present.issuperset(branch.fields) or any(
+            seen.present.issuperset(c.fields) and c.rule not in seen.true_conditions
+            for c in branch.conditions
+        ):
             result = "fail"
         else:
             result = "unknown"
