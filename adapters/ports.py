@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from miaopi.adapters.records import Diploma, EmployerCredit, PersonCredit, PoliceRecord
+from miaopi.adapters.records import (
+    CertificationList,
+    Diploma,
+    DiplomaList,
+    EmployerCredit,
+    OverseasCertification,
+    PersonCredit,
+    PoliceRecord,
+    PostdocHistory,
+    SocialSecurityHistory,
+    Title,
+)
 
 EvidenceStatus = Literal["ok", "no_record", "unavailable", "invalid"]
 RegistryName = Literal[
@@ -91,6 +102,48 @@ class EducationRegistry(abc.ABC):
     async def diploma(self, diploma_no: str) -> Evidence:
         """The diploma (:class:`Diploma`) with this certificate number."""
 
+    @abc.abstractmethod
+    async def diplomas_of(self, id_number: str) -> Evidence:
+        """Every diploma the person holds (:class:`DiplomaList`)."""
+
+
+class OverseasCredentialsRegistry(abc.ABC):
+    """教育部留学服务中心 (CSCSE): certifications of foreign degrees."""
+
+    name: RegistryName = "overseas_credentials"
+
+    @abc.abstractmethod
+    async def certification(self, certification_no: str) -> Evidence:
+        """The certification (:class:`OverseasCertification`) with this number."""
+
+    @abc.abstractmethod
+    async def certifications_of(self, id_number: str) -> Evidence:
+        """Every certification the person holds (:class:`CertificationList`)."""
+
+
+class SocialSecurityRegistry(abc.ABC):
+    """社保系统: contribution history."""
+
+    name: RegistryName = "social_security"
+
+    @abc.abstractmethod
+    async def history(self, id_number: str) -> Evidence:
+        """The person's contribution periods (:class:`SocialSecurityHistory`)."""
+
+
+class HrssRegistry(abc.ABC):
+    """人社内部系统: professional titles and postdoctoral station records."""
+
+    name: RegistryName = "hrss"
+
+    @abc.abstractmethod
+    async def title(self, title_certificate_no: str) -> Evidence:
+        """The professional title (:class:`Title`) with this certificate number."""
+
+    @abc.abstractmethod
+    async def postdoc(self, id_number: str) -> Evidence:
+        """The person's postdoc station records (:class:`PostdocHistory`)."""
+
 
 class CreditRegistry(abc.ABC):
     """信用中国 and market regulation: person and employer credit."""
@@ -109,6 +162,12 @@ class CreditRegistry(abc.ABC):
 RECORD_MODELS = {
     ("police", "person"): PoliceRecord,
     ("education", "diploma"): Diploma,
+    ("education", "diplomas_of"): DiplomaList,
+    ("overseas_credentials", "certification"): OverseasCertification,
+    ("overseas_credentials", "certifications_of"): CertificationList,
+    ("social_security", "history"): SocialSecurityHistory,
     ("credit", "person"): PersonCredit,
     ("credit", "employer"): EmployerCredit,
+    ("hrss", "title"): Title,
+    ("hrss", "postdoc"): PostdocHistory,
 }

@@ -62,3 +62,58 @@ class EmployerCredit(_Record):
     region: str = Field(pattern=r"^\d{6}$")
     risk_class: Literal["A", "B", "C", "D"]
     severe_dishonesty: bool
+
+
+class DiplomaList(_Record):
+    """Every diploma CHSI holds for one person (looked up by holder)."""
+
+    holder_id_number: str
+    diplomas: list[Diploma]
+
+
+class OverseasCertification(_Record):
+    certification_no: str
+    holder_id_number: str
+    level: Level
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    institution: str
+    awarded_date: date
+    status: RecordStatus
+
+
+class CertificationList(_Record):
+    holder_id_number: str
+    certifications: list[OverseasCertification]
+
+
+class ContributionPeriod(_Record):
+    employer_uscc: str
+    region: str = Field(pattern=r"^\d{6}$")
+    from_month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    to_month: str | None = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")  # None: ongoing
+
+
+class SocialSecurityHistory(_Record):
+    id_number: str
+    periods: list[ContributionPeriod]
+
+
+class Title(_Record):
+    title_certificate_no: str
+    holder_id_number: str
+    name: str
+    level: Literal["junior", "intermediate", "senior"]
+    status: RecordStatus
+
+
+class PostdocRecord(_Record):
+    station: str
+    station_region: str = Field(pattern=r"^\d{6}$")
+    status: Literal["in_station", "completed", "withdrawn"]
+    entered_on: date
+    left_on: date | None
+
+
+class PostdocHistory(_Record):
+    id_number: str
+    records: list[PostdocRecord]

@@ -102,13 +102,27 @@ def education_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
         p, d = found
         return p, {"holder_id_number": p.id_number, **d.model_dump()}
 
+    def diplomas_of(body: dict) -> tuple[PersonIn | None, dict | None]:
+        p = ds.persons.get(body["id_number"].upper())
+        if p is None:
+            return None, None
+        return p, {
+            "holder_id_number": p.id_number,
+            "diplomas": [{"holder_id_number": p.id_number, **d.model_dump()} for d in p.diplomas],
+        }
+
     return Starlette(
         routes=[
             Route(
                 "/diplomas/lookup",
                 _endpoint("education", "CHSI", "diploma_no", diploma, latency_ms),
                 methods=["POST"],
-            )
+            ),
+            Route(
+                "/diplomas/by-holder",
+                _endpoint("education", "CHSI", "id_number", diplomas_of, latency_ms),
+                methods=["POST"],
+            ),
         ]
     )
 
@@ -145,7 +159,120 @@ def credit_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
     )
 
 
-MOCK_APPS = {"police": police_app, "education": education_app, "credit": credit_app}
+def _person_query(ds: Dataset, build: Callable[[PersonIn], dict]) -> Handler:
+    def find(body: dict) -> tuple[PersonIn | None, dict | None]:
+        p = ds.persons.get(body["id_number"].upper())
+        return (None, None) if p is None else (p, build(p))
+
+    return find
+
+
+def overseas_credentials_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
+    by_no = {
+        c.certification_no: (p, c) for p in ds.persons.values() for c in p.overseas_certifications
+    }
+
+    def record(p: PersonIn, c: object) -> dict:
+        return {"holder_id_number": p.id_number, **c.model_dump()}  # type: ignore[attr-defined]
+
+    def certification(body: dict) -> tuple[PersonIn | None, dict | None]:
+        found = by_no.get(body["certification_no"])
+        return (None, None) if found is None else (found[0], record(*found))
+
+    certifications_of = _person_query(
+        ds,
+        lambda p: {
+            "holder_id_number": p.id_number,
+            "certifications": [record(p, c) for c in p.overseas_certifications],
+        },
+    )
+    return Starlette(
+        routes=[
+            Route(
+                "/certifications/lookup",
+                _endpoint(
+                    "overseas_credentials", "CSCSE", "certification_no", certification, latency_ms
+                ),
+                methods=["POST"],
+            ),
+            Route(
+                "/certifications/by-holder",
+                _endpoint(
+                    "overseas_credentials", "CSCSE", "id_number", certifications_of, latency_ms
+                ),
+                methods=["POST"],
+            ),
+        ]
+    )
+
+
+def social_security_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
+    history = _person_query(
+        ds,
+        lambda p: {
+            "id_number": p.id_number,
+            "periods": [
+                {
+                    "employer_uscc": s.employer_uscc,
+                    "region": s.region,
+                    "from_month": s.from_,
+                    "to_month": s.to,
+                }
+                for s in p.social_security
+            ],
+        },
+    )
+    return Starlette(
+        routes=[
+            Route(
+                "/contributions/lookup",
+                _endpoint("social_security", "SSC", "id_number", history, latency_ms),
+                methods=["POST"],
+            )
+        ]
+    )
+
+
+def hrss_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
+    by_no = {t.title_certificate_no: (p, t) for p in ds.persons.values() for t in p.titles}
+
+    def title(body: dict) -> tuple[PersonIn | None, dict | None]:
+        found = by_no.get(body["title_certificate_no"])
+        if found is None:
+            return None, None
+        p, t = found
+        return p, {"holder_id_number": p.id_number, **t.model_dump()}
+
+    def postdoc(body: dict) -> tuple[PersonIn | None, dict | None]:
+        p = ds.persons.get(body["id_number"].upper())
+        if p is None or not p.postdoc:
+            return p, None
+        return p, {"id_number": p.id_number, "records": [r.model_dump() for r in p.postdoc]}
+
+    return Starlette(
+        routes=[
+            Route(
+                "/titles/lookup",
+                _endpoint("hrss", "HRSS", "title_certificate_no", title, latency_ms),
+                methods=["POST"],
+            ),
+            Route(
+                "/postdocs/lookup",
+                _endpoint("hrss", "HRSS", "id_number", postdoc, latency_ms),
+                methods=["POST"],
+            ),
+        ]
+    )
+
+
+MOCK_APPS = {
+    "police": police_app,
+    "education": education_app,
+    "overseas_credentials": overseas_credentials_app,
+    "social_security": social_security_app,
+    "credit": credit_app,
+    "hrss": hrss_app,
+}
 
 
 def registry_apps(ds: Dataset, latency_ms: dict[str, float] | None = None) -> dict[str, Starlette]:

@@ -14,18 +14,20 @@ from miaopi.adapters.http.base import RegistryHttpClient
 from miaopi.adapters.http.registries import (
     HttpCreditRegistry,
     HttpEducationRegistry,
+    HttpHrssRegistry,
+    HttpOverseasCredentialsRegistry,
     HttpPoliceRegistry,
+    HttpSocialSecurityRegistry,
 )
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import MOCK_APPS
+from miaopi.adapters.ports import REGISTRY_NAMES
 from miaopi.decision.service import Decider
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
 from miaopi.records.db import make_engine, upgrade
 from miaopi.settings import Settings
-
-USED_REGISTRIES = ("police", "education", "credit")
 
 
 def _now() -> datetime:
@@ -103,15 +105,19 @@ def bootstrap(
     transports = transports or {}
     clients = {
         name: registry_client(name, settings, dataset, transports.get(name))
-        for name in USED_REGISTRIES
+        for name in REGISTRY_NAMES
     }
-    timeout = settings.registry_timeout_s
+    http = {
+        name: RegistryHttpClient(name, client, settings.registry_timeout_s)
+        for name, client in clients.items()
+    }
     registries = Registries(
-        police=HttpPoliceRegistry(RegistryHttpClient("police", clients["police"], timeout)),
-        education=HttpEducationRegistry(
-            RegistryHttpClient("education", clients["education"], timeout)
-        ),
-        credit=HttpCreditRegistry(RegistryHttpClient("credit", clients["credit"], timeout)),
+        police=HttpPoliceRegistry(http["police"]),
+        education=HttpEducationRegistry(http["education"]),
+        overseas_credentials=HttpOverseasCredentialsRegistry(http["overseas_credentials"]),
+        social_security=HttpSocialSecurityRegistry(http["social_security"]),
+        credit=HttpCreditRegistry(http["credit"]),
+        hrss=HttpHrssRegistry(http["hrss"]),
     )
     rule_engine = RuleEngine()
     return Container(

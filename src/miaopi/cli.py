@@ -147,7 +147,7 @@ def mock_serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8100,
 ) -> None:
-    """Serve the mock registries over HTTP under /{registry}/ (police, education, credit)."""
+    """Serve the mock registries over HTTP, each under /{registry}/ (e.g. /police)."""
     import uvicorn
 
     from miaopi.adapters.mock.dataset import Dataset, DatasetError

@@ -79,6 +79,7 @@ class Decider:
             application=application,
             application_date=day,
             records={q: e.record for q, e in answers.items() if e.ok and e.record is not None},
+            city_prefix=ruleset.definition["settings"]["city_prefix"],
         )
         facts = derive_facts(set(ruleset.facts), ctx)
         judged = evaluate(self.engine, ruleset, facts)

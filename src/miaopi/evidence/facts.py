@@ -40,18 +40,35 @@ class Query:
 
 POLICE_PERSON = Query("police", "person")
 EDUCATION_DIPLOMA = Query("education", "diploma")
+EDUCATION_DIPLOMAS_OF = Query("education", "diplomas_of")
+OVERSEAS_CERTIFICATION = Query("overseas_credentials", "certification")
+OVERSEAS_CERTIFICATIONS_OF = Query("overseas_credentials", "certifications_of")
+SOCIAL_SECURITY_HISTORY = Query("social_security", "history")
 CREDIT_PERSON = Query("credit", "person")
 CREDIT_EMPLOYER = Query("credit", "employer")
+HRSS_TITLE = Query("hrss", "title")
+HRSS_POSTDOC = Query("hrss", "postdoc")
 
 
 def query_argument(query: Query, application: Application) -> str | None:
     """What the query asks about, taken from the application; None if the claim is absent."""
-    if query in (POLICE_PERSON, CREDIT_PERSON):
+    if query in (
+        POLICE_PERSON,
+        CREDIT_PERSON,
+        EDUCATION_DIPLOMAS_OF,
+        OVERSEAS_CERTIFICATIONS_OF,
+        SOCIAL_SECURITY_HISTORY,
+        HRSS_POSTDOC,
+    ):
         return application.id_number
     if query == CREDIT_EMPLOYER:
         return application.employer_uscc
     if query == EDUCATION_DIPLOMA:
         return application.claims.get("diploma_no")
+    if query == OVERSEAS_CERTIFICATION:
+        return application.claims.get("certification_no")
+    if query == HRSS_TITLE:
+        return application.claims.get("title_certificate_no")
     raise KeyError(query.key)
 
 
@@ -60,6 +77,7 @@ class FactContext:
     application: Application
     application_date: date
     records: dict[Query, dict[str, Any]]  # only answers whose evidence is ``ok``
+    city_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +221,120 @@ def _diploma_study_mode(ctx: FactContext, diploma: dict) -> str:
 @_fact("graduation_date", "date", EDUCATION_DIPLOMA)
 def _graduation_date(ctx: FactContext, diploma: dict) -> date:
     return _d(diploma["graduation_date"])
+
+
+@_fact("diploma_claimed", "bool")
+def _diploma_claimed(ctx: FactContext) -> bool:
+    return "diploma_no" in ctx.application.claims
+
+
+@_fact("title_claimed", "bool")
+def _title_claimed(ctx: FactContext) -> bool:
+    return "title_certificate_no" in ctx.application.claims
+
+
+@_fact("title_holder_is_applicant", "bool", HRSS_TITLE)
+def _title_holder_is_applicant(ctx: FactContext, title: dict) -> bool:
+    return title["holder_id_number"].upper() == ctx.application.id_number.upper()
+
+
+@_fact("title_status", "str", HRSS_TITLE)
+def _title_status(ctx: FactContext, title: dict) -> str:
+    return title["status"]
+
+
+@_fact("title_level", "str", HRSS_TITLE)
+def _title_level(ctx: FactContext, title: dict) -> str:
+    return title["level"]
+
+
+@_fact("certification_holder_is_applicant", "bool", OVERSEAS_CERTIFICATION)
+def _certification_holder_is_applicant(ctx: FactContext, cert: dict) -> bool:
+    return cert["holder_id_number"].upper() == ctx.application.id_number.upper()
+
+
+@_fact("certification_status", "str", OVERSEAS_CERTIFICATION)
+def _certification_status(ctx: FactContext, cert: dict) -> str:
+    return cert["status"]
+
+
+@_fact("certification_level", "str", OVERSEAS_CERTIFICATION)
+def _certification_level(ctx: FactContext, cert: dict) -> str:
+    return cert["level"]
+
+
+def _month(text: str) -> int:
+    year, month = text.split("-")
+    return int(year) * 12 + int(month) - 1
+
+
+def _contribution_months(ctx: FactContext, history: dict) -> set[int]:
+    """Months (as indexes) paid in the city to the applying employer, up to the application."""
+    now = ctx.application_date.year * 12 + ctx.application_date.month - 1
+    months: set[int] = set()
+    for period in history["periods"]:
+        if period["employer_uscc"].upper() != ctx.application.employer_uscc.upper():
+            continue
+        if not period["region"].startswith(ctx.city_prefix):
+            continue
+        end = now if period["to_month"] is None else min(_month(period["to_month"]), now)
+        months.update(range(_month(period["from_month"]), end + 1))
+    return months
+
+
+@_fact("contribution_run_months", "int", SOCIAL_SECURITY_HISTORY)
+def _contribution_run_months(ctx: FactContext, history: dict) -> int:
+    """Length of the unbroken run of months ending at the latest month paid."""
+    months = _contribution_months(ctx, history)
+    if not months:
+        return 0
+    last, run = max(months), 0
+    while last - run in months:
+        run += 1
+    return run
+
+
+@_fact("months_since_last_contribution", "int", SOCIAL_SECURITY_HISTORY)
+def _months_since_last_contribution(ctx: FactContext, history: dict) -> int | None:
+    months = _contribution_months(ctx, history)
+    now = ctx.application_date.year * 12 + ctx.application_date.month - 1
+    return now - max(months) if months else None
+
+
+def _latest_postdoc(postdoc: dict) -> dict:
+    return max(postdoc["records"], key=lambda r: str(r["entered_on"]))
+
+
+@_fact("postdoc_status", "str", HRSS_POSTDOC)
+def _postdoc_status(ctx: FactContext, postdoc: dict) -> str | None:
+    return _latest_postdoc(postdoc)["status"] if postdoc["records"] else None
+
+
+@_fact("postdoc_station_region", "str", HRSS_POSTDOC)
+def _postdoc_station_region(ctx: FactContext, postdoc: dict) -> str | None:
+    return _latest_postdoc(postdoc)["station_region"] if postdoc["records"] else None
+
+
+@_fact("domestic_valid_doctorates", "int", EDUCATION_DIPLOMAS_OF)
+def _domestic_valid_doctorates(ctx: FactContext, diplomas: dict) -> int:
+    return sum(
+        1
+        for d in diplomas["diplomas"]
+        if d["level"] == "doctorate"
+        and d["status"] == "valid"
+        and d["holder_id_number"].upper() == ctx.application.id_number.upper()
+    )
+
+
+@_fact("overseas_valid_doctorates", "int", OVERSEAS_CERTIFICATIONS_OF)
+def _overseas_valid_doctorates(ctx: FactContext, certs: dict) -> int:
+    return sum(
+        1
+        for c in certs["certifications"]
+        if c["level"] == "doctorate"
+        and c["status"] == "valid"
+        and c["holder_id_number"].upper() == ctx.application.id_number.upper()
+    )
 
 
 def derive_facts(names: set[str], ctx: FactContext) -> dict[str, Any]:

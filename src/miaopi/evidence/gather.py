@@ -5,15 +5,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from miaopi.adapters.ports import CreditRegistry, EducationRegistry, Evidence, PoliceRegistry
+from miaopi.adapters.ports import (
+    CreditRegistry,
+    EducationRegistry,
+    Evidence,
+    HrssRegistry,
+    OverseasCredentialsRegistry,
+    PoliceRegistry,
+    SocialSecurityRegistry,
+)
 from miaopi.domain import Application
 from miaopi.evidence.facts import (
     CREDIT_EMPLOYER,
     CREDIT_PERSON,
     EDUCATION_DIPLOMA,
+    EDUCATION_DIPLOMAS_OF,
+    HRSS_POSTDOC,
+    HRSS_TITLE,
+    OVERSEAS_CERTIFICATION,
+    OVERSEAS_CERTIFICATIONS_OF,
     POLICE_PERSON,
+    SOCIAL_SECURITY_HISTORY,
     Query,
     query_argument,
 )
@@ -25,43 +38,39 @@ class Registries:
 
     police: PoliceRegistry
     education: EducationRegistry
+    overseas_credentials: OverseasCredentialsRegistry
+    social_security: SocialSecurityRegistry
     credit: CreditRegistry
+    hrss: HrssRegistry
 
     def ask(self, query: Query, argument: str) -> Awaitable[Evidence]:
-        if query == POLICE_PERSON:
-            return self.police.person(argument)
-        if query == EDUCATION_DIPLOMA:
-            return self.education.diploma(argument)
-        if query == CREDIT_PERSON:
-            return self.credit.person(argument)
-        if query == CREDIT_EMPLOYER:
-            return self.credit.employer(argument)
-        raise KeyError(query.key)
-
-
-def _not_asked(query: Query, why: str) -> Evidence:
-    return Evidence(
-        registry=query.registry,
-        query=query.name,
-        status="no_record",
-        queried_at=datetime.now(UTC),
-        elapsed_ms=0.0,
-        detail=why,
-    )
+        questions = {
+            POLICE_PERSON: self.police.person,
+            EDUCATION_DIPLOMA: self.education.diploma,
+            EDUCATION_DIPLOMAS_OF: self.education.diplomas_of,
+            OVERSEAS_CERTIFICATION: self.overseas_credentials.certification,
+            OVERSEAS_CERTIFICATIONS_OF: self.overseas_credentials.certifications_of,
+            SOCIAL_SECURITY_HISTORY: self.social_security.history,
+            CREDIT_PERSON: self.credit.person,
+            CREDIT_EMPLOYER: self.credit.employer,
+            HRSS_TITLE: self.hrss.title,
+            HRSS_POSTDOC: self.hrss.postdoc,
+        }
+        return questions[query](argument)
 
 
 async def gather(
     registries: Registries, queries: list[Query], application: Application
 ) -> dict[Query, Evidence]:
-    """Every query's evidence; a registry's fault is evidence too, never an exception."""
+    """The evidence of every query the application gives an argument for, asked at once.
+
+    A claim the applicant did not make is not asked about (its facts stay unknown, and the
+    ``*_claimed`` facts say why). A registry's fault is evidence too, never an exception.
+    """
     pending: dict[Query, Awaitable[Evidence]] = {}
-    results: dict[Query, Evidence] = {}
     for query in queries:
         argument = query_argument(query, application)
-        if argument is None:
-            results[query] = _not_asked(query, "the application makes no claim to look up")
-        else:
+        if argument is not None:
             pending[query] = registries.ask(query, argument)
     answers = await asyncio.gather(*pending.values())
-    results.update(zip(pending, answers, strict=True))
-    return {q: results[q] for q in queries}
+    return dict(zip(pending, answers, strict=True))
