@@ -33,7 +33,12 @@ def test_without_a_rules_folder_the_installed_rules_are_used(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     rules_dir = Settings(_env_file=None).resolved_rules_dir()  # type: ignore[call-arg]
     assert rules_dir != Path("rules")
-    assert RuleBook.load(rules_dir, "4403").business_types() == ["graduate"]
+    assert RuleBook.load(rules_dir, "4403").business_types() == [
+        "graduate",
+        "in_service",
+        "overseas_returnee",
+        "postdoc",
+    ]
     assert len(Dataset.bundled().persons) >= 17
 
 

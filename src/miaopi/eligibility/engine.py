@@ -100,6 +100,7 @@ class _Compiled:
     definition: dict[str, Any]
     conditions_name: str
     conditions_definition: dict[str, Any]
+    labelled: tuple[tuple[str, str, Any], ...]  # (criterion, label, value) of named constants
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ def _compile(ruleset: Ruleset) -> _Compiled:
     condition_rules: dict[str, Any] = {}
     branches: list[_Branch] = []
     aux: list[_Aux] = []
+    labelled: list[tuple[str, str, Any]] = []
 
     def rule_for(matchers: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
         guards = [{"$ex": {f: 1}} for f in fields]
@@ -131,6 +133,9 @@ def _compile(ruleset: Ruleset) -> _Compiled:
             fields: list[str] = []
             compiled_conditions: list[_Condition] = []
             for k, condition in enumerate(conditions):
+                operand = condition.operand
+                if isinstance(operand, Const) and operand.label:
+                    labelled.append((criterion.id, operand.label, operand.value))
                 matcher, used, extra = _leaf(condition, criterion.id, f"x_{criterion.id}_{b}_{k}")
                 matchers.append(matcher)
                 fields.extend(used)
@@ -143,7 +148,13 @@ def _compile(ruleset: Ruleset) -> _Compiled:
             branches.append(_Branch(rule, criterion.id, tuple(fields), tuple(compiled_conditions)))
     rules["seen"] = condition_rules["seen"] = {"all": [{"m": {"t": _TYPE}}]}
     return _Compiled(
-        name, tuple(branches), tuple(aux), rules, name + "_conditions", condition_rules
+        name,
+        tuple(branches),
+        tuple(aux),
+        rules,
+        name + "_conditions",
+        condition_rules,
+        tuple(labelled),
     )
 
 
@@ -245,6 +256,8 @@ class RuleEngine:
             if value is not None:
                 fact[_field(name)] = _encode(value)
         operands: dict[str, dict[str, Any]] = {}
+        for criterion, label, value in compiled.labelled:
+            operands.setdefault(criterion, {})[label] = value
         for aux in compiled.aux:
             value = aux.value(facts)
             operands.setdefault(aux.criterion, {})[aux.label] = value

@@ -61,6 +61,7 @@ class RuleFileError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Const:
     value: Any  # str | int | float | bool | date | tuple[str, ...]
+    label: str | None = None  # shown among the criterion's facts when set (`as:`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +304,8 @@ def _operand(
         if "key" not in raw:
             if isinstance(value, dict):
                 raise bad(f"parameter {raw['param']!r} is a table: say which `key` to look up")
-            return Const(_typed(tuple(value) if isinstance(value, list) else value, fact_type, bad))
+            value = _typed(tuple(value) if isinstance(value, list) else value, fact_type, bad)
+            return Const(value, raw.get("as"))
         if not isinstance(value, dict):
             raise bad(f"parameter {raw['param']!r} is not a table to look up by key")
         _fact_type(raw["key"], source, f"{path}.key")
