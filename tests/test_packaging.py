@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from miaopi.adapters.mock.dataset import Dataset
-
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.settings import Settings
 

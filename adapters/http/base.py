@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
 from pydantic import BaseModel, ValidationError
+
+from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
 
 
 class RegistryHttpClient:

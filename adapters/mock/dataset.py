@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from miaopi.adapters.records import Level, RecordStatus, StudyMode
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from stdnum.cn import ric, uscc
+
+from miaopi.adapters.records import Level, RecordStatus, StudyMode
 
 Month = str  # YYYY-MM
 Fault = Literal["timeout", "error", "malformed"]

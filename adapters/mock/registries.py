@@ -15,11 +15,12 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from miaopi.adapters.mock.dataset import Dataset, PersonIn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+
+from miaopi.adapters.mock.dataset import Dataset, PersonIn
 
 # Long enough to outlast any client deadline, short enough not to pile up on a server.
 _HANG_S = 30.0

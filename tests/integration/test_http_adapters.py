@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 import respx
+
 from miaopi.adapters.http.base import RegistryHttpClient
 from miaopi.adapters.http.registries import HttpEducationRegistry, HttpPoliceRegistry
 
