@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from miaopi import __version__
 from miaopi.api import errors
-from miaopi.api.routes import applications, health
+from miaopi.api.routes import applications, health, rules
 from miaopi.bootstrap import Container, bootstrap
 
 DESCRIPTION = """\
@@ -37,6 +37,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     errors.install(app)
     app.include_router(applications.router)
+    app.include_router(rules.router)
     app.include_router(health.router)
     return app
 

@@ -176,3 +176,40 @@ class ProblemOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class RuleVersionOut(BaseModel):
+    version: str
+    effective_from: date
+    effective_to: date | None
+    fingerprint: str
+    in_force: bool
+
+
+class RuleSetSummary(BaseModel):
+    business_type: BusinessType
+    title: dict[str, str]
+    versions: list[RuleVersionOut]
+
+
+class RuleSetList(BaseModel):
+    items: list[RuleSetSummary]
+
+
+class RuleCriterionOut(BaseModel):
+    id: str
+    on_fail: OnFail
+    description: dict[str, str]
+    reference: str
+    registries: list[str]
+    facts: list[str]
+    pass_when: Any = Field(description="The conditions as the rule file states them")
+
+
+class RuleSetDetail(RuleVersionOut):
+    business_type: BusinessType
+    title: dict[str, str]
+    reference: str
+    parameters: dict[str, Any]
+    city_prefix: str
+    criteria: list[RuleCriterionOut]

@@ -1,0 +1,85 @@
+"""The rules in force, as published: what a citizen or an HR department needs to read them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from miaopi.api.deps import ContainerDep, CurrentClient
+from miaopi.api.errors import Problem
+from miaopi.api.routes.applications import PROBLEMS
+from miaopi.api.schemas import RuleSetDetail, RuleSetList
+from miaopi.domain import BusinessType
+from miaopi.eligibility.dates import today_in_shanghai
+from miaopi.eligibility.ruleset import Ruleset
+
+router = APIRouter(prefix="/v1", tags=["rules"])
+
+
+def _version(r: Ruleset, today: date) -> dict[str, Any]:
+    return {
+        "version": r.version,
+        "effective_from": r.effective_from,
+        "effective_to": r.effective_to,
+        "fingerprint": r.fingerprint,
+        "in_force": r.covers(today),
+    }
+
+
+@router.get(
+    "/rules", response_model=RuleSetList, responses=PROBLEMS, summary="Rule sets and versions"
+)
+async def list_rules(_: CurrentClient, container: ContainerDep) -> Any:
+    today = today_in_shanghai(container.clock())
+    book = container.rulebook
+    return {
+        "items": [
+            {
+                "business_type": bt,
+                "title": book.versions(bt)[0].title,
+                "versions": [_version(r, today) for r in book.versions(bt)],
+            }
+            for bt in book.business_types()
+        ]
+    }
+
+
+@router.get(
+    "/rules/{business_type}",
+    response_model=RuleSetDetail,
+    responses=PROBLEMS,
+    summary="The criteria and parameters of the version in force",
+)
+async def rules_in_force(
+    business_type: BusinessType,
+    _: CurrentClient,
+    container: ContainerDep,
+    as_of: Annotated[date | None, Query(description="Default today (Asia/Shanghai)")] = None,
+) -> Any:
+    day = as_of or today_in_shanghai(container.clock())
+    ruleset = container.rulebook.in_force(business_type, day)
+    if ruleset is None:
+        raise Problem(404, f"no {business_type} rules are in force on {day.isoformat()}")
+    definition = ruleset.definition
+    return {
+        "business_type": business_type,
+        "title": ruleset.title,
+        **_version(ruleset, day),
+        "reference": ruleset.reference,
+        "parameters": ruleset.parameters,
+        "city_prefix": definition["settings"]["city_prefix"],
+        "criteria": [
+            {
+                "id": c.id,
+                "on_fail": c.on_fail,
+                "description": c.description,
+                "reference": c.reference,
+                "registries": list(c.registries),
+                "facts": list(c.facts),
+                "pass_when": raw["pass_when"],
+            }
+            for c, raw in zip(ruleset.criteria, definition["criteria"], strict=True)
+        ],
+    }
