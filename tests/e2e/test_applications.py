@@ -214,6 +214,7 @@ async def test_each_persona_is_decided_as_the_policy_says(
     got = {c["id"]: c["result"] for c in case["decision"]["criteria"] if c["result"] != "pass"}
     assert got == not_passed
     assert (case["approval_number"] is not None) == (verdict == "approved")
+    assert bool(case["decision"]["entitlements"]) == (verdict == "approved")
     assert case["decision"]["ruleset"]["version"] == "2021.08"
     assert case["decision"]["ruleset"]["fingerprint"].startswith("sha256:")
 
@@ -224,6 +225,7 @@ async def test_an_approved_case_is_explained_and_read_back(
     auth = make_key()
     created = (await api.post("/v1/applications", json=application(), headers=auth)).json()
     assert created["approval_number"] == "4403-2026-000001"
+    assert created["decision"]["entitlements"] == [{"id": "living_subsidy", "amount_cny": 15000}]
     assert created["applicant"] == {"name": "李*", "id_number": "420102********1232"}
     assert created["employer"] == {"uscc": EMPLOYER, "name": "深圳市前海智造科技有限公司"}
     age = next(c for c in created["decision"]["criteria"] if c["id"] == "age_within_cap")
@@ -244,6 +246,7 @@ async def test_an_approved_case_is_explained_and_read_back(
         )
     ).json()
     assert second["approval_number"] == "4403-2026-000002"
+    assert second["decision"]["entitlements"] == [{"id": "living_subsidy", "amount_cny": 25000}]
 
 
 async def test_a_case_survives_a_restart(settings: Settings, make_key) -> None:

@@ -114,6 +114,9 @@ async def test_persona_is_decided_as_the_policy_says(
     case = response.json()
     got = {c["id"]: c["result"] for c in case["decision"]["criteria"] if c["result"] != "pass"}
     assert (case["status"], got) == (verdict, not_passed)
+    subsidy = {"overseas_returnee": [{"id": "living_subsidy", "amount_cny": 25000}]}
+    expected = subsidy.get(business_type, []) if verdict == "approved" else []
+    assert case["decision"]["entitlements"] == expected
     asked = {(e["registry"], e["query"]) for e in case["evidence"]}
     if business_type == "in_service" and "title_certificate_no" not in claims:
         assert ("hrss", "title") not in asked  # claims not made are not asked about

@@ -42,6 +42,7 @@ class Decision:
     decided_at: datetime
     elapsed_ms: float
     rules_ms: float
+    entitlements: tuple[tuple[str, Any], ...] = ()
 
     def decision_json(self) -> dict[str, Any]:
         return {
@@ -49,7 +50,7 @@ class Decision:
             "criteria": [c.to_json() for c in self.criteria],
             "ruleset": self.ruleset.summary(),
             "application_date": self.application_date.isoformat(),
-            "entitlements": [],
+            "entitlements": [{"id": i, "amount_cny": amount} for i, amount in self.entitlements],
         }
 
     def evidence_json(self) -> list[dict[str, Any]]:
@@ -83,14 +84,18 @@ class Decider:
         )
         facts = derive_facts(set(ruleset.facts), ctx)
         judged = evaluate(self.engine, ruleset, facts)
+        verdict = outcome(judged.criteria)
+        # Policy §7: what an approval entitles the talent to, found without asking.
+        granted = self.engine.entitled(ruleset, facts) if verdict == "approved" else []
         employer = ctx.records.get(CREDIT_EMPLOYER)
         return Decision(
+            entitlements=tuple(granted),
             application=application,
             ruleset=ruleset,
             application_date=day,
             evidence=tuple(answers.values()),
             criteria=judged.criteria,
-            outcome=outcome(judged.criteria),
+            outcome=verdict,
             employer_name=employer["name"] if employer else None,
             submitted_at=submitted_at,
             decided_at=self.clock(),

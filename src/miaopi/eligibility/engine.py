@@ -101,6 +101,8 @@ class _Compiled:
     conditions_name: str
     conditions_definition: dict[str, Any]
     labelled: tuple[tuple[str, str, Any], ...]  # (criterion, label, value) of named constants
+    entitlements_name: str
+    entitlements_definition: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,17 @@ def _compile(ruleset: Ruleset) -> _Compiled:
             fields = list(dict.fromkeys(fields))
             rules[rule] = rule_for(matchers, fields)
             branches.append(_Branch(rule, criterion.id, tuple(fields), tuple(compiled_conditions)))
-    rules["seen"] = condition_rules["seen"] = {"all": [{"m": {"t": _TYPE}}]}
+    entitlement_rules: dict[str, Any] = {}
+    for entitlement in ruleset.entitlements:
+        matchers, fields = [], []
+        for k, condition in enumerate(entitlement.branches[0]):
+            matcher, used, extra = _leaf(condition, entitlement.id, f"e_{entitlement.id}_{k}")
+            matchers.append(matcher)
+            fields.extend(used)
+            aux.extend(extra)
+        entitlement_rules[entitlement.id] = rule_for(matchers, list(dict.fromkeys(fields)))
+    seen = {"all": [{"m": {"t": _TYPE}}]}
+    rules["seen"] = condition_rules["seen"] = entitlement_rules["seen"] = seen
     return _Compiled(
         name,
         tuple(branches),
@@ -155,6 +167,8 @@ def _compile(ruleset: Ruleset) -> _Compiled:
         name + "_conditions",
         condition_rules,
         tuple(labelled),
+        name + "_entitlements",
+        entitlement_rules,
     )
 
 
@@ -230,6 +244,7 @@ class RuleEngine:
         for name, rules in (
             (compiled.name, compiled.definition),
             (compiled.conditions_name, compiled.conditions_definition),
+            (compiled.entitlements_name, compiled.entitlements_definition),
         ):
             definition = copy.deepcopy(rules)
             for rule, body in definition.items():
@@ -251,6 +266,34 @@ class RuleEngine:
         """Assert the facts and report which rules fired."""
         self.prepare(ruleset)
         compiled = self._compiled[ruleset.fingerprint]
+        fact, operands = self._fact(compiled, facts)
+        fired = self._assert(compiled.name, fact)
+        present = frozenset(fact)
+        undecided = any(
+            b.rule not in fired and not present.issuperset(b.fields) for b in compiled.branches
+        )
+        true_conditions = self._assert(compiled.conditions_name, fact) if undecided else frozenset()
+        return BranchResults(fired, present, operands, true_conditions)
+
+    def entitled(self, ruleset: Ruleset, facts: dict[str, Any]) -> list[tuple[str, Any]]:
+        """(entitlement id, amount) of every entitlement whose conditions hold."""
+        if not ruleset.entitlements:
+            return []
+        self.prepare(ruleset)
+        compiled = self._compiled[ruleset.fingerprint]
+        fact, _ = self._fact(compiled, facts)
+        fired = self._assert(compiled.entitlements_name, fact)
+        granted = []
+        for entitlement in ruleset.entitlements:
+            key = facts.get(entitlement.amount.key)
+            amount = None if key is None else entitlement.amount.resolve(key)
+            if entitlement.id in fired and amount is not None:
+                granted.append((entitlement.id, amount))
+        return granted
+
+    def _fact(
+        self, compiled: _Compiled, facts: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         fact: dict[str, Any] = {"t": _TYPE, "id": 1}
         for name, value in facts.items():
             if value is not None:
@@ -263,13 +306,7 @@ class RuleEngine:
             operands.setdefault(aux.criterion, {})[aux.label] = value
             if value is not None:
                 fact[aux.field] = _encode(value)
-        fired = self._assert(compiled.name, fact)
-        present = frozenset(fact)
-        undecided = any(
-            b.rule not in fired and not present.issuperset(b.fields) for b in compiled.branches
-        )
-        true_conditions = self._assert(compiled.conditions_name, fact) if undecided else frozenset()
-        return BranchResults(fired, present, operands, true_conditions)
+        return fact, operands
 
     def branches(self, ruleset: Ruleset) -> tuple[_Branch, ...]:
         self.prepare(ruleset)

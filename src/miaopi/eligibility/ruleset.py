@@ -126,6 +126,17 @@ class Criterion:
         return tuple(dict.fromkeys(r for f in self.facts for r in FACTS[f].registries))
 
 
+@dataclass(frozen=True, slots=True)
+class Entitlement:
+    """Granted after an approval when its conditions hold; the amount comes from a table."""
+
+    id: str
+    description: dict[str, str]
+    reference: str
+    branches: tuple[tuple[Condition, ...], ...]
+    amount: Lookup
+
+
 @dataclass(frozen=True)
 class Ruleset:
     business_type: BusinessType
@@ -135,6 +146,7 @@ class Ruleset:
     definition: dict[str, Any] = field(repr=False)
     criteria: tuple[Criterion, ...] = field(repr=False)
     fingerprint: str = ""
+    entitlements: tuple[Entitlement, ...] = field(default=(), repr=False)
 
     @property
     def title(self) -> dict[str, str]:
@@ -150,7 +162,11 @@ class Ruleset:
 
     @property
     def facts(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(f for c in self.criteria for f in c.facts))
+        """Every fact a decision needs, entitlements included (they use the same evidence)."""
+        names = [f for c in self.criteria for f in c.facts]
+        for e in self.entitlements:
+            names += [f for b in e.branches for c in b for f in c.facts] + [e.amount.key]
+        return tuple(dict.fromkeys(names))
 
     def covers(self, day: date) -> bool:
         return self.effective_from <= day and (
@@ -188,7 +204,12 @@ class Ruleset:
                     file, f"criteria[{index}].id", f"duplicate criterion id {c.id!r}"
                 )
             seen.add(c.id)
+        entitlements = tuple(
+            _entitlement(e, params, settings, source, f"entitlements[{i}]")
+            for i, e in enumerate(definition.get("entitlements", []))
+        )
         return cls(
+            entitlements=entitlements,
             business_type=definition["business_type"],
             version=definition["version"],
             effective_from=date.fromisoformat(definition["effective_from"]),
@@ -234,6 +255,27 @@ def _criterion(
         description=dict(raw["description"]),
         reference=raw["reference"],
         branches=tuple(branches),
+    )
+
+
+def _entitlement(
+    raw: dict[str, Any], params: dict[str, Any], settings: dict[str, Any], source: str, path: str
+) -> Entitlement:
+    conditions = tuple(
+        _condition(c, params, settings, source, f"{path}.pass_when[{i}]")
+        for i, c in enumerate(raw["pass_when"])
+    )
+    spec = raw["amount_cny"]
+    table = _param(params, spec["param"], source, f"{path}.amount_cny.param")
+    if not isinstance(table, dict):
+        raise RuleFileError(source, f"{path}.amount_cny", "amounts must be a table by key")
+    _fact_type(spec["key"], source, f"{path}.amount_cny.key")
+    return Entitlement(
+        id=raw["id"],
+        description=dict(raw["description"]),
+        reference=raw["reference"],
+        branches=(conditions,),
+        amount=Lookup(tuple(sorted(table.items())), spec["key"], "amount_cny"),
     )
 
 
@@ -466,6 +508,7 @@ def _versions(
             "parameters": {**shared_params, **version["parameters"]},
             "settings": {"city_prefix": city_prefix},
             "criteria": [*shared_criteria, *data["criteria"]],
+            "entitlements": data.get("entitlements", []),
         }
         try:
             out.append(Ruleset.from_definition(definition, source=name, origins=origins))
