@@ -58,6 +58,7 @@ def allow(*roles: Role) -> Callable[[Client], Client]:
 Submitter = Annotated[Client, Depends(allow("employer", "channel"))]
 Evaluator = Annotated[Client, Depends(allow("employer", "channel", "admin"))]
 Reader = Annotated[Client, Depends(allow("employer", "channel", "auditor", "admin"))]
+Supervisor = Annotated[Client, Depends(allow("auditor", "admin"))]
 
 
 def scope_of(client: Client) -> Scope:

@@ -213,3 +213,18 @@ class RuleSetDetail(RuleVersionOut):
     parameters: dict[str, Any]
     city_prefix: str
     criteria: list[RuleCriterionOut]
+
+
+class ReplayDifference(BaseModel):
+    criterion: str
+    recorded: CriterionResult | None
+    replayed: CriterionResult | None
+
+
+class ReplayOut(BaseModel):
+    case_id: str
+    identical: bool = Field(description="Same outcome and same result for every criterion")
+    recorded_outcome: Outcome
+    replayed_outcome: Outcome
+    ruleset: RulesetRef
+    differences: list[ReplayDifference]

@@ -179,6 +179,13 @@ def get(engine: Engine, case_id: str, scope: Scope) -> Row[Any] | None:
         ).first()
 
 
+def ruleset_definition(engine: Engine, fingerprint: str) -> dict[str, Any] | None:
+    with reading(engine) as conn:
+        return conn.execute(
+            select(rulesets.c.definition).where(rulesets.c.fingerprint == fingerprint)
+        ).scalar_one_or_none()
+
+
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"s": seq}).encode()).decode().rstrip("=")
 

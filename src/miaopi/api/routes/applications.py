@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from miaopi.api.deps import ContainerDep, Evaluator, Reader, Submitter, scope_of
+from miaopi.api.deps import ContainerDep, Evaluator, Reader, Submitter, Supervisor, scope_of
 from miaopi.api.errors import Problem, invalid
 from miaopi.api.presenters import case_body, evaluation_body
 from miaopi.api.schemas import (
@@ -19,7 +19,9 @@ from miaopi.api.schemas import (
     EvaluationIn,
     EvaluationOut,
     ProblemOut,
+    ReplayOut,
 )
+from miaopi.decision.replay import TamperedRuleset, replay
 from miaopi.decision.service import Decision, NoRulesInForce
 from miaopi.domain import Application, BusinessType, CaseStatus
 from miaopi.eligibility.ruleset import canonical_json
@@ -203,3 +205,45 @@ async def list_cases(
         cases.page, container.db, scope_of(client), limit, cursor, status, business_type
     )
     return {"items": [case_body(r, client) for r in rows], "next_cursor": next_cursor}
+
+
+@router.post(
+    "/applications/{case_id}/replay",
+    response_model=ReplayOut,
+    responses=PROBLEMS,
+    summary="Re-evaluate the recorded evidence under the recorded rule version",
+)
+async def replay_case(case_id: str, client: Supervisor, container: ContainerDep) -> Any:
+    row = await run_in_threadpool(cases.get, container.db, case_id, scope_of(client))
+    if row is None:
+        raise Problem(404, "case not found")
+    definition = await run_in_threadpool(
+        cases.ruleset_definition, container.db, row.ruleset_fingerprint
+    )
+    if definition is None:
+        raise Problem(409, "the rule version this case used is not stored", slug="ruleset-missing")
+    try:
+        # On the event loop: durable-rules must not run in a threadpool.
+        result = replay(
+            container.rule_engine,
+            definition,
+            row.ruleset_fingerprint,
+            row.request,
+            row.application_date,
+            row.evidence,
+            row.decision,
+        )
+    except TamperedRuleset:
+        raise Problem(
+            409,
+            "the stored rule version no longer matches the fingerprint this case recorded",
+            slug="ruleset-tampered",
+        ) from None
+    return {
+        "case_id": row.id,
+        "identical": result.identical,
+        "recorded_outcome": result.recorded_outcome,
+        "replayed_outcome": result.replayed_outcome,
+        "ruleset": result.ruleset,
+        "differences": result.differences,
+    }
