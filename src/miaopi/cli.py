@@ -142,6 +142,28 @@ def rules_validate() -> None:
         )
 
 
+@rules_app.command("test")
+def rules_test() -> None:
+    """Run every rule test case in <rules>/tests; names each failing file and case."""
+    from miaopi.eligibility.casetests import CaseFileError, run_all
+    from miaopi.eligibility.ruleset import RuleFileError
+
+    settings = _settings()
+    try:
+        results = run_all(settings.resolved_rules_dir(), settings.city_prefix)
+    except (RuleFileError, CaseFileError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        typer.echo(f"{'ok  ' if r.ok else 'FAIL'}  {r.file}: {r.name}")
+        for problem in r.problems:
+            typer.echo(f"        {problem}")
+    typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed or not results:
+        raise typer.Exit(1)
+
+
 @mock_app.command("serve")
 def mock_serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
