@@ -34,6 +34,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class RulesRefused(Exception):
+    """New rule files that did not validate or did not pass their test cases."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("; ".join(reasons))
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -44,6 +52,35 @@ class Container:
     decider: Decider
     clock: Callable[[], datetime]
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    async def reload_rules(self) -> RuleBook:
+        """Load the rule files again; switch only if they validate and their cases pass.
+
+        Reading and checking the files runs in a worker thread; the cases run on the event
+        loop's thread, as durable-rules requires. Rulesets that were in use stay registered,
+        keyed by fingerprint, so replays of old cases still work.
+        """
+        from starlette.concurrency import run_in_threadpool
+
+        from miaopi.eligibility.casetests import CaseFileError, load_all, run_cases
+        from miaopi.eligibility.ruleset import RuleFileError
+
+        rules_dir = self.settings.resolved_rules_dir()
+
+        def read() -> tuple[RuleBook, list]:  # type: ignore[type-arg]
+            return RuleBook.load(rules_dir, self.settings.city_prefix), load_all(rules_dir)
+
+        try:
+            book, files = await run_in_threadpool(read)
+        except (RuleFileError, CaseFileError) as exc:
+            raise RulesRefused([str(exc)]) from exc
+        results = run_cases(book, self.rule_engine, files)
+        failed = [f"{r.file}: {r.name}: {'; '.join(r.problems)}" for r in results if not r.ok]
+        if failed:
+            raise RulesRefused(failed)
+        self.rulebook = book
+        self.decider.rulebook = book
+        return book
 
     async def aclose(self) -> None:
         for client in self.http_clients:

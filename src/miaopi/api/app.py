@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 
 from miaopi import __version__
 from miaopi.api import errors
 from miaopi.api.routes import applications, health, rules
-from miaopi.bootstrap import Container, bootstrap
+from miaopi.bootstrap import Container, RulesRefused, bootstrap
+
+log = logging.getLogger("miaopi.rules")
 
 DESCRIPTION = """\
 秒批 — instant approval of talent-introduction applications, decided from registry evidence
@@ -22,9 +27,30 @@ contract for roles, scopes and error formats.
 def create_app(container: Container | None = None) -> FastAPI:
     container = container or bootstrap()
 
+    async def reload() -> None:
+        try:
+            book = await container.reload_rules()
+        except RulesRefused as exc:
+            log.error("rule reload refused, the rules in force are unchanged: %s", exc)
+        else:
+            log.warning("rules reloaded: %d versions", len(book.rulesets))
+
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.get_running_loop().create_task(reload())
+        reloads.add(task)  # keep a reference until it is done
+        task.add_done_callback(reloads.discard)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        # SIGHUP reloads the rules on the event loop's thread (durable-rules must stay there).
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
         yield
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
         await container.aclose()
 
     app = FastAPI(

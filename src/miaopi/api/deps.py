@@ -59,6 +59,7 @@ Submitter = Annotated[Client, Depends(allow("employer", "channel"))]
 Evaluator = Annotated[Client, Depends(allow("employer", "channel", "admin"))]
 Reader = Annotated[Client, Depends(allow("employer", "channel", "auditor", "admin"))]
 Supervisor = Annotated[Client, Depends(allow("auditor", "admin"))]
+Admin = Annotated[Client, Depends(allow("admin"))]
 
 
 def scope_of(client: Client) -> Scope:

@@ -228,3 +228,8 @@ class ReplayOut(BaseModel):
     replayed_outcome: Outcome
     ruleset: RulesetRef
     differences: list[ReplayDifference]
+
+
+class ReloadOut(BaseModel):
+    changed: bool = Field(description="Whether any rule version's fingerprint changed")
+    rulesets: list[RulesetRef]

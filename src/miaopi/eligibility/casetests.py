@@ -129,13 +129,22 @@ def run_case(
     return CaseResult(source, case.name, not problems, tuple(problems))
 
 
+def load_all(rules_dir: Path) -> list[tuple[Path, CaseFile]]:
+    """Every case file under ``rules_dir/tests``, parsed (no durable-rules: any thread)."""
+    return [(path, load(path)) for path in case_files(rules_dir)]
+
+
+def run_cases(
+    book: RuleBook, engine: RuleEngine, files: list[tuple[Path, CaseFile]]
+) -> list[CaseResult]:
+    """Every case against ``book`` (durable-rules: the event loop's thread)."""
+    return [
+        run_case(book, engine, file, case, path.name) for path, file in files for case in file.cases
+    ]
+
+
 def run_all(
     rules_dir: Path, city_prefix: str, engine: RuleEngine | None = None
 ) -> list[CaseResult]:
     book = RuleBook.load(rules_dir, city_prefix)
-    engine = engine or RuleEngine()
-    results = []
-    for path in case_files(rules_dir):
-        file = load(path)
-        results += [run_case(book, engine, file, c, path.name) for c in file.cases]
-    return results
+    return run_cases(book, engine or RuleEngine(), load_all(rules_dir))

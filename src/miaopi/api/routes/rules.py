@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from miaopi.api.deps import ContainerDep, CurrentClient
+from miaopi.api.deps import Admin, ContainerDep, CurrentClient
 from miaopi.api.errors import Problem
 from miaopi.api.routes.applications import PROBLEMS
-from miaopi.api.schemas import RuleSetDetail, RuleSetList
+from miaopi.api.schemas import ReloadOut, RuleSetDetail, RuleSetList
+from miaopi.bootstrap import RulesRefused
 from miaopi.domain import BusinessType
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.ruleset import Ruleset
@@ -82,4 +83,28 @@ async def rules_in_force(
             }
             for c, raw in zip(ruleset.criteria, definition["criteria"], strict=True)
         ],
+    }
+
+
+@router.post(
+    "/rules:reload",
+    response_model=ReloadOut,
+    responses=PROBLEMS,
+    summary="Load changed rule files without a restart (this instance)",
+)
+async def reload_rules(_: Admin, container: ContainerDep) -> Any:
+    before = {r.fingerprint for r in container.rulebook.rulesets}
+    try:
+        book = await container.reload_rules()
+    except RulesRefused as exc:
+        raise Problem(
+            422,
+            "the new rule files were refused; the rules in force are unchanged",
+            slug="rules-refused",
+            errors=[{"loc": ["rules"], "msg": reason} for reason in exc.reasons],
+        ) from None
+    after = {r.fingerprint for r in book.rulesets}
+    return {
+        "changed": before != after,
+        "rulesets": [r.summary() for r in book.rulesets],
     }
