@@ -269,8 +269,11 @@ class RuleEngine:
         fact, operands = self._fact(compiled, facts)
         fired = self._assert(compiled.name, fact)
         present = frozenset(fact)
+        # Only a criterion with no passing branch can hinge on which condition is false.
+        passed = {b.criterion for b in compiled.branches if b.rule in fired}
         undecided = any(
-            b.rule not in fired and not present.issuperset(b.fields) for b in compiled.branches
+            b.criterion not in passed and not present.issuperset(b.fields)
+            for b in compiled.branches
         )
         true_conditions = self._assert(compiled.conditions_name, fact) if undecided else frozenset()
         return BranchResults(fired, present, operands, true_conditions)
