@@ -8,22 +8,9 @@ an exception that loses the case.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-
-from miaopi.adapters.records import (
-    CertificationList,
-    Diploma,
-    DiplomaList,
-    EmployerCredit,
-    OverseasCertification,
-    PersonCredit,
-    PoliceRecord,
-    PostdocHistory,
-    SocialSecurityHistory,
-    Title,
-)
 
 EvidenceStatus = Literal["ok", "no_record", "unavailable", "invalid"]
 RegistryName = Literal[
@@ -51,7 +38,6 @@ class Evidence:
     reference: str | None = None  # the registry's receipt for the answer
     record: dict[str, Any] | None = None  # validated answer, JSON-ready; None unless ok
     detail: str | None = None  # why it is not ok, for operators; never personal data
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -157,17 +143,3 @@ class CreditRegistry(abc.ABC):
     @abc.abstractmethod
     async def employer(self, uscc: str) -> Evidence:
         """The employer's registration and credit (:class:`EmployerCredit`)."""
-
-
-RECORD_MODELS = {
-    ("police", "person"): PoliceRecord,
-    ("education", "diploma"): Diploma,
-    ("education", "diplomas_of"): DiplomaList,
-    ("overseas_credentials", "certification"): OverseasCertification,
-    ("overseas_credentials", "certifications_of"): CertificationList,
-    ("social_security", "history"): SocialSecurityHistory,
-    ("credit", "person"): PersonCredit,
-    ("credit", "employer"): EmployerCredit,
-    ("hrss", "title"): Title,
-    ("hrss", "postdoc"): PostdocHistory,
-}

@@ -6,12 +6,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 BusinessType = Literal["graduate", "in_service", "overseas_returnee", "postdoc"]
-BUSINESS_TYPES: tuple[BusinessType, ...] = (
-    "graduate",
-    "in_service",
-    "overseas_returnee",
-    "postdoc",
-)
 CriterionResult = Literal["pass", "fail", "unknown"]
 OnFail = Literal["reject", "refer"]
 Outcome = Literal["approved", "rejected", "referred"]

@@ -314,7 +314,3 @@ class RuleEngine:
     def branches(self, ruleset: Ruleset) -> tuple[_Branch, ...]:
         self.prepare(ruleset)
         return self._compiled[ruleset.fingerprint].branches
-
-    @property
-    def registered(self) -> int:
-        return len(self._compiled)

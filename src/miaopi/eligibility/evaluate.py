@@ -93,10 +93,6 @@ def evaluate(engine: RuleEngine, ruleset: Ruleset, facts: dict[str, Any]) -> Eva
     return Evaluation(tuple(outcomes), (time.perf_counter() - started) * 1000)
 
 
-def facts_needed(ruleset: Ruleset) -> set[str]:
-    return set(ruleset.facts)
-
-
 def queries_needed(ruleset: Ruleset) -> list[Any]:
     """The registry queries whose answers the ruleset's facts come from, in a stable order."""
     seen: dict[str, Any] = {}

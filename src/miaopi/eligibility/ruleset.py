@@ -544,6 +544,3 @@ class RuleBook:
 
     def in_force(self, business_type: str, day: date) -> Ruleset | None:
         return next((r for r in self.versions(business_type) if r.covers(day)), None)
-
-    def by_fingerprint(self, fingerprint: str) -> Ruleset | None:
-        return next((r for r in self.rulesets if r.fingerprint == fingerprint), None)

@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Row, and_, insert, select
@@ -224,7 +224,3 @@ def page(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (encode_cursor(rows[-1].seq) if more and rows else None)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

@@ -1,1 +1,0 @@
-"""Post-hoc supervision of approvals (policy.md §8)."""
