@@ -46,12 +46,16 @@ class RulesRefused(Exception):
 class Container:
     settings: Settings
     db: Engine
-    rulebook: RuleBook
     rule_engine: RuleEngine
     registries: Registries
     decider: Decider
     clock: Callable[[], datetime]
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    @property
+    def rulebook(self) -> RuleBook:
+        """The rules in force; the decider holds them, so a reload switches both at once."""
+        return self.decider.rulebook
 
     async def reload_rules(self) -> RuleBook:
         """Load the rule files again; switch only if they validate and their cases pass.
@@ -78,7 +82,6 @@ class Container:
         failed = [f"{r.file}: {r.name}: {'; '.join(r.problems)}" for r in results if not r.ok]
         if failed:
             raise RulesRefused(failed)
-        self.rulebook = book
         self.decider.rulebook = book
         return book
 
@@ -160,7 +163,6 @@ def bootstrap(
     return Container(
         settings=settings,
         db=db,
-        rulebook=rulebook,
         rule_engine=rule_engine,
         registries=registries,
         decider=Decider(rulebook, rule_engine, registries, clock),

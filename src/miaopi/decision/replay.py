@@ -13,11 +13,10 @@ from typing import Any
 
 from miaopi.adapters.ports import Evidence
 from miaopi.decision.outcome import outcome
+from miaopi.decision.service import judge
 from miaopi.domain import Application
 from miaopi.eligibility.engine import RuleEngine
-from miaopi.eligibility.evaluate import evaluate
 from miaopi.eligibility.ruleset import Ruleset, fingerprint
-from miaopi.evidence.facts import FactContext, Query, derive_facts
 
 
 class TamperedRuleset(ValueError):
@@ -45,18 +44,13 @@ def replay(
     if fingerprint(definition) != recorded_fingerprint:
         raise TamperedRuleset(recorded_fingerprint)
     ruleset = Ruleset.from_definition(definition)
-    application = Application.from_json(request)
-    answers = [Evidence.from_json(e) for e in evidence]
-    ctx = FactContext(
-        application=application,
-        application_date=application_date,
-        records={
-            Query(e.registry, e.query): e.record for e in answers if e.ok and e.record is not None
-        },
-        city_prefix=definition["settings"]["city_prefix"],
+    judged = judge(
+        engine,
+        ruleset,
+        Application.from_json(request),
+        application_date,
+        (Evidence.from_json(e) for e in evidence),
     )
-    facts = derive_facts(set(ruleset.facts), ctx)
-    judged = evaluate(engine, ruleset, facts)
     replayed = {c.id: c.result for c in judged.criteria}
     recorded = {c["id"]: c["result"] for c in decision["criteria"]}
     differences = [

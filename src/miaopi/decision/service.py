@@ -7,7 +7,7 @@ database, so a dry run and a real submission share every step up to recording.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,9 +17,9 @@ from miaopi.decision.outcome import outcome
 from miaopi.domain import Application, Outcome
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.engine import RuleEngine
-from miaopi.eligibility.evaluate import CriterionOutcome, evaluate, queries_needed
+from miaopi.eligibility.evaluate import CriterionOutcome, evaluate
 from miaopi.eligibility.ruleset import RuleBook, Ruleset
-from miaopi.evidence.facts import CREDIT_EMPLOYER, FactContext, derive_facts
+from miaopi.evidence.facts import CREDIT_EMPLOYER, FactContext, Query, derive_facts
 from miaopi.evidence.gather import Registries, gather
 
 
@@ -57,6 +57,36 @@ class Decision:
         return [e.to_json() for e in self.evidence]
 
 
+@dataclass(frozen=True)
+class Judgement:
+    facts: dict[str, Any]
+    records: dict[Query, dict[str, Any]]
+    criteria: tuple[CriterionOutcome, ...]
+    elapsed_ms: float  # rule evaluation only
+
+
+def judge(
+    engine: RuleEngine,
+    ruleset: Ruleset,
+    application: Application,
+    day: date,
+    evidence: Iterable[Evidence],
+) -> Judgement:
+    """Evidence → facts → criterion results: the one path decisions and replays share."""
+    records = {
+        Query(e.registry, e.query): e.record for e in evidence if e.ok and e.record is not None
+    }
+    ctx = FactContext(
+        application=application,
+        application_date=day,
+        records=records,
+        city_prefix=ruleset.definition["settings"]["city_prefix"],
+    )
+    facts = derive_facts(set(ruleset.facts), ctx)
+    evaluation = evaluate(engine, ruleset, facts)
+    return Judgement(facts, records, evaluation.criteria, evaluation.elapsed_ms)
+
+
 @dataclass
 class Decider:
     rulebook: RuleBook
@@ -75,19 +105,12 @@ class Decider:
         submitted_at = self.clock()
         day = as_of or today_in_shanghai(submitted_at)
         ruleset = self.ruleset_for(application.business_type, day)
-        answers = await gather(self.registries, queries_needed(ruleset), application)
-        ctx = FactContext(
-            application=application,
-            application_date=day,
-            records={q: e.record for q, e in answers.items() if e.ok and e.record is not None},
-            city_prefix=ruleset.definition["settings"]["city_prefix"],
-        )
-        facts = derive_facts(set(ruleset.facts), ctx)
-        judged = evaluate(self.engine, ruleset, facts)
+        answers = await gather(self.registries, list(ruleset.queries), application)
+        judged = judge(self.engine, ruleset, application, day, answers.values())
         verdict = outcome(judged.criteria)
         # Policy §7: what an approval entitles the talent to, found without asking.
-        granted = self.engine.entitled(ruleset, facts) if verdict == "approved" else []
-        employer = ctx.records.get(CREDIT_EMPLOYER)
+        granted = self.engine.entitled(ruleset, judged.facts) if verdict == "approved" else []
+        employer = judged.records.get(CREDIT_EMPLOYER)
         return Decision(
             entitlements=tuple(granted),
             application=application,

@@ -17,7 +17,6 @@ from typing import Any
 from miaopi.domain import CriterionResult, OnFail
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import Ruleset
-from miaopi.evidence.facts import FACTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +90,3 @@ def evaluate(engine: RuleEngine, ruleset: Ruleset, facts: dict[str, Any]) -> Eva
             )
         )
     return Evaluation(tuple(outcomes), (time.perf_counter() - started) * 1000)
-
-
-def queries_needed(ruleset: Ruleset) -> list[Any]:
-    """The registry queries whose answers the ruleset's facts come from, in a stable order."""
-    seen: dict[str, Any] = {}
-    for name in ruleset.facts:
-        for query in FACTS[name].sources:
-            seen.setdefault(query.key, query)
-    return [seen[k] for k in sorted(seen)]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,7 @@ import yaml
 
 from miaopi.adapters.ports import RegistryName
 from miaopi.domain import BusinessType, OnFail
-from miaopi.evidence.facts import FACTS, FactType
+from miaopi.evidence.facts import FACTS, FactType, Query
 
 # Bump when the meaning of the rule language changes, so old fingerprints stay honest.
 SEMANTICS_VERSION = 1
@@ -109,7 +109,7 @@ class Condition:
         return (self.fact, *extra)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # not slotted: cached_property needs an instance dict
 class Criterion:
     id: str
     on_fail: OnFail
@@ -117,11 +117,11 @@ class Criterion:
     reference: str
     branches: tuple[tuple[Condition, ...], ...]  # passes when every condition of one branch holds
 
-    @property
+    @cached_property
     def facts(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(f for b in self.branches for c in b for f in c.facts))
 
-    @property
+    @cached_property
     def registries(self) -> tuple[RegistryName, ...]:
         return tuple(dict.fromkeys(r for f in self.facts for r in FACTS[f].registries))
 
@@ -160,13 +160,19 @@ class Ruleset:
     def reference(self) -> str:
         return self.definition["reference"]
 
-    @property
+    @cached_property
     def facts(self) -> tuple[str, ...]:
         """Every fact a decision needs, entitlements included (they use the same evidence)."""
         names = [f for c in self.criteria for f in c.facts]
         for e in self.entitlements:
             names += [f for b in e.branches for c in b for f in c.facts] + [e.amount.key]
         return tuple(dict.fromkeys(names))
+
+    @cached_property
+    def queries(self) -> tuple[Query, ...]:
+        """The registry queries whose answers those facts come from, in a stable order."""
+        found = {q.key: q for name in self.facts for q in FACTS[name].sources}
+        return tuple(found[k] for k in sorted(found))
 
     def covers(self, day: date) -> bool:
         return self.effective_from <= day and (

@@ -17,16 +17,6 @@ from miaopi.adapters.ports import (
 )
 from miaopi.domain import Application
 from miaopi.evidence.facts import (
-    CREDIT_EMPLOYER,
-    CREDIT_PERSON,
-    EDUCATION_DIPLOMA,
-    EDUCATION_DIPLOMAS_OF,
-    HRSS_POSTDOC,
-    HRSS_TITLE,
-    OVERSEAS_CERTIFICATION,
-    OVERSEAS_CERTIFICATIONS_OF,
-    POLICE_PERSON,
-    SOCIAL_SECURITY_HISTORY,
     Query,
     query_argument,
 )
@@ -44,19 +34,9 @@ class Registries:
     hrss: HrssRegistry
 
     def ask(self, query: Query, argument: str) -> Awaitable[Evidence]:
-        questions = {
-            POLICE_PERSON: self.police.person,
-            EDUCATION_DIPLOMA: self.education.diploma,
-            EDUCATION_DIPLOMAS_OF: self.education.diplomas_of,
-            OVERSEAS_CERTIFICATION: self.overseas_credentials.certification,
-            OVERSEAS_CERTIFICATIONS_OF: self.overseas_credentials.certifications_of,
-            SOCIAL_SECURITY_HISTORY: self.social_security.history,
-            CREDIT_PERSON: self.credit.person,
-            CREDIT_EMPLOYER: self.credit.employer,
-            HRSS_TITLE: self.hrss.title,
-            HRSS_POSTDOC: self.hrss.postdoc,
-        }
-        return questions[query](argument)
+        # A query is named after its port and method: ("police", "person") → police.person().
+        port = getattr(self, query.registry)
+        return getattr(port, query.name)(argument)
 
 
 async def gather(
