@@ -14,6 +14,7 @@ import itertools
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -70,61 +71,68 @@ def _endpoint(
     return endpoint
 
 
-def police_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
-    def person(body: dict) -> tuple[PersonIn | None, dict | None]:
+def _app(
+    registry: str, code: str, latency_ms: float, routes: list[tuple[str, str, Handler]]
+) -> Starlette:
+    """One registry: a ``POST {path}`` endpoint per (path, key field, lookup)."""
+    return Starlette(
+        routes=[
+            Route(path, _endpoint(registry, code, key, find, latency_ms), methods=["POST"])
+            for path, key, find in routes
+        ]
+    )
+
+
+def _person_query(ds: Dataset, build: Callable[[PersonIn], dict]) -> Handler:
+    """A lookup by ID number: no record for persons the dataset does not hold."""
+
+    def find(body: dict) -> tuple[PersonIn | None, dict | None]:
         p = ds.persons.get(body["id_number"].upper())
-        if p is None:
-            return None, None
-        return p, {
+        return (None, None) if p is None else (p, build(p))
+
+    return find
+
+
+def _held(p: PersonIn, item: Any) -> dict:
+    """A certificate as a registry states it: its data and its holder's ID number."""
+    return {"holder_id_number": p.id_number, **item.model_dump()}
+
+
+def police_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
+    person = _person_query(
+        ds,
+        lambda p: {
             "id_number": p.id_number,
             "name": p.name,
             "birth_date": p.birth_date,
             "status": p.status,
             "hukou_region": p.hukou_region,
             "criminal_records": [r.model_dump() for r in p.criminal_records],
-        }
-
-    return Starlette(
-        routes=[
-            Route(
-                "/persons/lookup",
-                _endpoint("police", "POL", "id_number", person, latency_ms),
-                methods=["POST"],
-            )
-        ]
+        },
     )
+    return _app("police", "POL", latency_ms, [("/persons/lookup", "id_number", person)])
 
 
 def education_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
     def diploma(body: dict) -> tuple[PersonIn | None, dict | None]:
         found = ds.diplomas.get(body["diploma_no"])
-        if found is None:
-            return None, None
-        p, d = found
-        return p, {"holder_id_number": p.id_number, **d.model_dump()}
+        return (None, None) if found is None else (found[0], _held(*found))
 
-    def diplomas_of(body: dict) -> tuple[PersonIn | None, dict | None]:
-        p = ds.persons.get(body["id_number"].upper())
-        if p is None:
-            return None, None
-        return p, {
+    diplomas_of = _person_query(
+        ds,
+        lambda p: {
             "holder_id_number": p.id_number,
-            "diplomas": [{"holder_id_number": p.id_number, **d.model_dump()} for d in p.diplomas],
-        }
-
-    return Starlette(
-        routes=[
-            Route(
-                "/diplomas/lookup",
-                _endpoint("education", "CHSI", "diploma_no", diploma, latency_ms),
-                methods=["POST"],
-            ),
-            Route(
-                "/diplomas/by-holder",
-                _endpoint("education", "CHSI", "id_number", diplomas_of, latency_ms),
-                methods=["POST"],
-            ),
-        ]
+            "diplomas": [_held(p, d) for d in p.diplomas],
+        },
+    )
+    return _app(
+        "education",
+        "CHSI",
+        latency_ms,
+        [
+            ("/diplomas/lookup", "diploma_no", diploma),
+            ("/diplomas/by-holder", "id_number", diplomas_of),
+        ],
     )
 
 
@@ -144,28 +152,12 @@ def credit_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
         e = ds.employers.get(body["uscc"].upper())
         return None, (e.model_dump() if e else None)
 
-    return Starlette(
-        routes=[
-            Route(
-                "/persons/lookup",
-                _endpoint("credit", "CRD", "id_number", person, latency_ms),
-                methods=["POST"],
-            ),
-            Route(
-                "/employers/lookup",
-                _endpoint("credit", "CRD", "uscc", employer, latency_ms),
-                methods=["POST"],
-            ),
-        ]
+    return _app(
+        "credit",
+        "CRD",
+        latency_ms,
+        [("/persons/lookup", "id_number", person), ("/employers/lookup", "uscc", employer)],
     )
-
-
-def _person_query(ds: Dataset, build: Callable[[PersonIn], dict]) -> Handler:
-    def find(body: dict) -> tuple[PersonIn | None, dict | None]:
-        p = ds.persons.get(body["id_number"].upper())
-        return (None, None) if p is None else (p, build(p))
-
-    return find
 
 
 def overseas_credentials_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
@@ -173,37 +165,25 @@ def overseas_credentials_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
         c.certification_no: (p, c) for p in ds.persons.values() for c in p.overseas_certifications
     }
 
-    def record(p: PersonIn, c: object) -> dict:
-        return {"holder_id_number": p.id_number, **c.model_dump()}  # type: ignore[attr-defined]
-
     def certification(body: dict) -> tuple[PersonIn | None, dict | None]:
         found = by_no.get(body["certification_no"])
-        return (None, None) if found is None else (found[0], record(*found))
+        return (None, None) if found is None else (found[0], _held(*found))
 
     certifications_of = _person_query(
         ds,
         lambda p: {
             "holder_id_number": p.id_number,
-            "certifications": [record(p, c) for c in p.overseas_certifications],
+            "certifications": [_held(p, c) for c in p.overseas_certifications],
         },
     )
-    return Starlette(
-        routes=[
-            Route(
-                "/certifications/lookup",
-                _endpoint(
-                    "overseas_credentials", "CSCSE", "certification_no", certification, latency_ms
-                ),
-                methods=["POST"],
-            ),
-            Route(
-                "/certifications/by-holder",
-                _endpoint(
-                    "overseas_credentials", "CSCSE", "id_number", certifications_of, latency_ms
-                ),
-                methods=["POST"],
-            ),
-        ]
+    return _app(
+        "overseas_credentials",
+        "CSCSE",
+        latency_ms,
+        [
+            ("/certifications/lookup", "certification_no", certification),
+            ("/certifications/by-holder", "id_number", certifications_of),
+        ],
     )
 
 
@@ -223,14 +203,8 @@ def social_security_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
             ],
         },
     )
-    return Starlette(
-        routes=[
-            Route(
-                "/contributions/lookup",
-                _endpoint("social_security", "SSC", "id_number", history, latency_ms),
-                methods=["POST"],
-            )
-        ]
+    return _app(
+        "social_security", "SSC", latency_ms, [("/contributions/lookup", "id_number", history)]
     )
 
 
@@ -239,30 +213,23 @@ def hrss_app(ds: Dataset, latency_ms: float = 0) -> Starlette:
 
     def title(body: dict) -> tuple[PersonIn | None, dict | None]:
         found = by_no.get(body["title_certificate_no"])
-        if found is None:
-            return None, None
-        p, t = found
-        return p, {"holder_id_number": p.id_number, **t.model_dump()}
+        return (None, None) if found is None else (found[0], _held(*found))
 
     def postdoc(body: dict) -> tuple[PersonIn | None, dict | None]:
+        # A person with no station record is "no record" here, but still subject to faults.
         p = ds.persons.get(body["id_number"].upper())
         if p is None or not p.postdoc:
             return p, None
         return p, {"id_number": p.id_number, "records": [r.model_dump() for r in p.postdoc]}
 
-    return Starlette(
-        routes=[
-            Route(
-                "/titles/lookup",
-                _endpoint("hrss", "HRSS", "title_certificate_no", title, latency_ms),
-                methods=["POST"],
-            ),
-            Route(
-                "/postdocs/lookup",
-                _endpoint("hrss", "HRSS", "id_number", postdoc, latency_ms),
-                methods=["POST"],
-            ),
-        ]
+    return _app(
+        "hrss",
+        "HRSS",
+        latency_ms,
+        [
+            ("/titles/lookup", "title_certificate_no", title),
+            ("/postdocs/lookup", "id_number", postdoc),
+        ],
     )
 
 

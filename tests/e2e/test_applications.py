@@ -14,6 +14,18 @@ from tests.conftest import EMPLOYER, NOW, OTHER_EMPLOYER, application
 
 pytestmark = pytest.mark.anyio
 
+# What an unanswered or unknown diploma leaves undecided.
+DIPLOMA_UNKNOWN = dict.fromkeys(
+    (
+        "degree_verified",
+        "full_time_study",
+        "degree_level_eligible",
+        "within_graduation_window",
+        "age_within_cap",
+    ),
+    "unknown",
+)
+
 PERSONAS = [
     # (id_number, name, diploma_no, uscc, outcome, criteria that did not pass)
     ("420102200203151232", "李明", "104861202602000123", EMPLOYER, "approved", {}),
@@ -112,16 +124,7 @@ PERSONAS = [
         "106571202602000777",
         EMPLOYER,
         "referred",
-        {
-            c: "unknown"
-            for c in (
-                "degree_verified",
-                "full_time_study",
-                "degree_level_eligible",
-                "within_graduation_window",
-                "age_within_cap",
-            )
-        },
+        DIPLOMA_UNKNOWN,
     ),
     (
         "530102200103036646",
@@ -177,16 +180,7 @@ PERSONAS = [
         "999991202602000000",
         EMPLOYER,
         "referred",
-        {
-            c: "unknown"
-            for c in (
-                "degree_verified",
-                "full_time_study",
-                "degree_level_eligible",
-                "within_graduation_window",
-                "age_within_cap",
-            )
-        },
+        DIPLOMA_UNKNOWN,
     ),
 ]
 

@@ -315,26 +315,25 @@ def _postdoc_station_region(ctx: FactContext, postdoc: dict) -> str | None:
     return _latest_postdoc(postdoc)["station_region"] if postdoc["records"] else None
 
 
-@_fact("domestic_valid_doctorates", "int", EDUCATION_DIPLOMAS_OF)
-def _domestic_valid_doctorates(ctx: FactContext, diplomas: dict) -> int:
+def _valid_doctorates(ctx: FactContext, items: list[dict]) -> int:
+    applicant = ctx.application.id_number.upper()
     return sum(
         1
-        for d in diplomas["diplomas"]
-        if d["level"] == "doctorate"
-        and d["status"] == "valid"
-        and d["holder_id_number"].upper() == ctx.application.id_number.upper()
+        for i in items
+        if i["level"] == "doctorate"
+        and i["status"] == "valid"
+        and i["holder_id_number"].upper() == applicant
     )
+
+
+@_fact("domestic_valid_doctorates", "int", EDUCATION_DIPLOMAS_OF)
+def _domestic_valid_doctorates(ctx: FactContext, diplomas: dict) -> int:
+    return _valid_doctorates(ctx, diplomas["diplomas"])
 
 
 @_fact("overseas_valid_doctorates", "int", OVERSEAS_CERTIFICATIONS_OF)
 def _overseas_valid_doctorates(ctx: FactContext, certs: dict) -> int:
-    return sum(
-        1
-        for c in certs["certifications"]
-        if c["level"] == "doctorate"
-        and c["status"] == "valid"
-        and c["holder_id_number"].upper() == ctx.application.id_number.upper()
-    )
+    return _valid_doctorates(ctx, certs["certifications"])
 
 
 def derive_facts(names: set[str], ctx: FactContext) -> dict[str, Any]:

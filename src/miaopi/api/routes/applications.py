@@ -78,6 +78,14 @@ def _request_hash(body: ApplicationIn) -> str:
     return hashlib.sha256(canonical_json(body.model_dump(mode="json"))).hexdigest()
 
 
+async def _case_in_scope(container: ContainerDep, client: Client, case_id: str) -> Any:
+    """The case, if the client may see it; 404 otherwise, never revealing that it exists."""
+    row = await run_in_threadpool(cases.get, container.db, case_id, scope_of(client))
+    if row is None:
+        raise Problem(404, "case not found")
+    return row
+
+
 async def _replay_if_seen(
     container: ContainerDep, client: Client, key: str, request_hash: str
 ) -> JSONResponse | None:
@@ -92,9 +100,7 @@ async def _replay_if_seen(
             slug="idempotency-key-reused",
             errors=[{"loc": ["header", "idempotency-key"], "msg": "reused with a different body"}],
         )
-    row = await run_in_threadpool(cases.get, container.db, seen[1], scope_of(client))
-    if row is None:  # the client lost access to its own case (e.g. employer rebinding)
-        raise Problem(404, "case not found")
+    row = await _case_in_scope(container, client, seen[1])
     return JSONResponse(case_body(row, client), headers={"Idempotent-Replayed": "true"})
 
 
@@ -176,9 +182,7 @@ async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep
     summary="One case, within the caller's scope",
 )
 async def read(case_id: str, client: Reader, container: ContainerDep) -> Any:
-    row = await run_in_threadpool(cases.get, container.db, case_id, scope_of(client))
-    if row is None:
-        raise Problem(404, "case not found")
+    row = await _case_in_scope(container, client, case_id)
     return case_body(row, client)
 
 
@@ -214,9 +218,7 @@ async def list_cases(
     summary="Re-evaluate the recorded evidence under the recorded rule version",
 )
 async def replay_case(case_id: str, client: Supervisor, container: ContainerDep) -> Any:
-    row = await run_in_threadpool(cases.get, container.db, case_id, scope_of(client))
-    if row is None:
-        raise Problem(404, "case not found")
+    row = await _case_in_scope(container, client, case_id)
     definition = await run_in_threadpool(
         cases.ruleset_definition, container.db, row.ruleset_fingerprint
     )
