@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from stdnum.cn import ric, uscc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from miaopi.adapters.records import Level, RecordStatus, StudyMode
+from miaopi.identifiers import CreditCode, ResidentId
 
 Month = str  # YYYY-MM
 Fault = Literal["timeout", "error", "malformed"]
@@ -83,7 +83,7 @@ class SocialSecurityIn(_Strict):
 
 
 class PersonIn(_Strict):
-    id_number: str
+    id_number: ResidentId
     name: str = Field(min_length=1)
     birth_date: date
     status: Literal["normal", "cancelled", "deceased"] = "normal"
@@ -100,28 +100,14 @@ class PersonIn(_Strict):
         Fault,
     ] = Field(default_factory=dict)
 
-    @field_validator("id_number")
-    @classmethod
-    def _valid_id(cls, v: str) -> str:
-        if not ric.is_valid(v):
-            raise ValueError("not a valid GB 11643 resident ID number")
-        return v.upper()
-
 
 class EmployerIn(_Strict):
-    uscc: str
+    uscc: CreditCode
     name: str = Field(min_length=1)
     status: Literal["active", "revoked", "cancelled"] = "active"
     region: str = Field(pattern=r"^\d{6}$")
     risk_class: Literal["A", "B", "C", "D"] = "B"
     severe_dishonesty: bool = False
-
-    @field_validator("uscc")
-    @classmethod
-    def _valid_uscc(cls, v: str) -> str:
-        if not uscc.is_valid(v):
-            raise ValueError("not a valid GB 32100 unified social credit code")
-        return v.upper()
 
 
 class DatasetIn(_Strict):

@@ -79,17 +79,17 @@ def clients_create(
     """Create an API client; its key is printed once, alone on the last line."""
     import re
 
-    from stdnum.cn import uscc as uscc_check
-
+    from miaopi.identifiers import credit_code
     from miaopi.records.clients import create_client
     from miaopi.records.db import make_engine, upgrade
 
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
     if role == "employer":
-        if not uscc or not uscc_check.is_valid(uscc):
-            raise typer.BadParameter("an employer needs a valid --uscc", param_hint="--uscc")
-        uscc = uscc.upper()
+        try:
+            uscc = credit_code(uscc or "")
+        except ValueError as exc:
+            raise typer.BadParameter(f"an employer needs a valid --uscc: {exc}") from None
     elif uscc:
         raise typer.BadParameter("only employers are bound to a USCC", param_hint="--uscc")
     if role == "auditor":

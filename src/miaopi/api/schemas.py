@@ -6,9 +6,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
-from stdnum.cn import ric, uscc
 
 from miaopi.domain import BusinessType, CaseStatus, CriterionResult, OnFail, Outcome
+from miaopi.identifiers import CreditCode, ResidentId
 
 
 class _In(BaseModel):
@@ -20,35 +20,11 @@ CertificateNo = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{4,40}$"
 
 class ApplicantIn(_In):
     name: str = Field(min_length=1, max_length=50, examples=["张三"])
-    id_number: str = Field(
-        min_length=18,
-        max_length=18,
-        description="GB 11643-1999 resident ID number",
-        examples=["440304199901011239"],
-    )
-
-    @field_validator("id_number")
-    @classmethod
-    def _id(cls, v: str) -> str:
-        if not ric.is_valid(v):
-            raise ValueError("not a valid resident ID number (GB 11643-1999 check digit or date)")
-        return v.upper()
+    id_number: ResidentId = Field(examples=["440304199901011239"])
 
 
 class EmployerIn(_In):
-    uscc: str = Field(
-        min_length=18,
-        max_length=18,
-        description="GB 32100-2015 unified social credit code",
-        examples=["91440304591234561Q"],
-    )
-
-    @field_validator("uscc")
-    @classmethod
-    def _uscc(cls, v: str) -> str:
-        if not uscc.is_valid(v):
-            raise ValueError("not a valid unified social credit code (GB 32100-2015)")
-        return v.upper()
+    uscc: CreditCode = Field(examples=["91440304591234561Q"])
 
 
 class ClaimsIn(_In):

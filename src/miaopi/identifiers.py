@@ -1,0 +1,34 @@
+"""The two national identifiers miaopi takes in, checked by their standards' check digits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+from stdnum.cn import ric, uscc
+
+
+def resident_id(value: str) -> str:
+    """A GB 11643-1999 resident ID number, upper-cased; ValueError if it is not one."""
+    if not ric.is_valid(value):
+        raise ValueError("not a valid resident ID number (GB 11643-1999 check digit or date)")
+    return value.upper()
+
+
+def credit_code(value: str) -> str:
+    """A GB 32100-2015 unified social credit code, upper-cased; ValueError if it is not one."""
+    if not uscc.is_valid(value):
+        raise ValueError("not a valid unified social credit code (GB 32100-2015)")
+    return value.upper()
+
+
+ResidentId = Annotated[
+    str,
+    Field(min_length=18, max_length=18, description="GB 11643-1999 resident ID number"),
+    AfterValidator(resident_id),
+]
+CreditCode = Annotated[
+    str,
+    Field(min_length=18, max_length=18, description="GB 32100-2015 unified social credit code"),
+    AfterValidator(credit_code),
+]
