@@ -1,4 +1,5 @@
-# Shared by scripts/serve and scripts/test: make .venv and install miaopi into it.
+# Shared by scripts/serve and scripts/test: make .venv and install miaopi into it,
+# with the extra named by the first argument, if any.
 # durable-rules builds a C extension from source; gcc and the Python headers are enough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,4 +10,5 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
 # A plain (non-editable) install: the code under test is what a deployment gets.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
-.venv/bin/python -m pip install --quiet --disable-pip-version-check ".[$1]"
+# With an argument, that extra's dependencies too (scripts/test passes "test").
+.venv/bin/python -m pip install --quiet --disable-pip-version-check ".${1:+[$1]}"
