@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 EvidenceStatus = Literal["ok", "no_record", "unavailable", "invalid"]
 RegistryName = Literal[
-    "police", "education", "overseas_credentials", "social_security", "credit", "hrss"
+    "police", "education", "overseas_credentials", "social_security", "credit", "hrss", "revocations"
 ]
+# The external registries, reached over HTTP (or their mocks); ``revocations`` is miaopi's own.
 REGISTRY_NAMES: tuple[RegistryName, ...] = (
     "police",
     "education",
@@ -143,3 +144,13 @@ class CreditRegistry(abc.ABC):
     @abc.abstractmethod
     async def employer(self, uscc: str) -> Evidence:
         """The employer's registration and credit (:class:`EmployerCredit`)."""
+
+
+class RevocationRegister(abc.ABC):
+    """This city's own register of fraud bars, issued by revoking approvals (policy.md §8)."""
+
+    name: RegistryName = "revocations"
+
+    @abc.abstractmethod
+    async def bars_of(self, id_number: str) -> Evidence:
+        """The bars issued against the person (:class:`FraudBarList`)."""

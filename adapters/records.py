@@ -48,6 +48,10 @@ class FraudBar(_Record):
     revoked_on: date
 
 
+class FraudBarList(_Record):
+    fraud_bars: list[FraudBar]
+
+
 class PersonCredit(_Record):
     id_number: str
     dishonest_debtor: bool

@@ -27,7 +27,9 @@ from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
 from miaopi.records.db import make_engine, upgrade
+from miaopi.records.revocations import DbRevocationRegister
 from miaopi.settings import Settings
+from miaopi.supervision.recheck import Rechecker
 
 
 def _now() -> datetime:
@@ -49,6 +51,7 @@ class Container:
     rule_engine: RuleEngine
     registries: Registries
     decider: Decider
+    rechecker: Rechecker
     clock: Callable[[], datetime]
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
 
@@ -158,14 +161,17 @@ def bootstrap(
         social_security=HttpSocialSecurityRegistry(http["social_security"]),
         credit=HttpCreditRegistry(http["credit"]),
         hrss=HttpHrssRegistry(http["hrss"]),
+        revocations=DbRevocationRegister(db, clock),
     )
     rule_engine = RuleEngine()
+    decider = Decider(rulebook, rule_engine, registries, clock)
     return Container(
         settings=settings,
         db=db,
         rule_engine=rule_engine,
         registries=registries,
-        decider=Decider(rulebook, rule_engine, registries, clock),
+        decider=decider,
+        rechecker=Rechecker(db, rule_engine, registries, lambda: decider.rulebook, clock),
         clock=clock,
         http_clients=list(clients.values()),
     )

@@ -17,10 +17,12 @@ clients_app = typer.Typer(help="API clients and their keys.", no_args_is_help=Tr
 rules_app = typer.Typer(help="Rule files.", no_args_is_help=True)
 mock_app = typer.Typer(help="Mock registries.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
+audit_app = typer.Typer(help="Post-hoc supervision.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(rules_app, name="rules")
 app.add_typer(mock_app, name="mock")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -103,8 +105,16 @@ def clients_create(
     engine = make_engine(settings.database_url)
     upgrade(engine)
     client, key = create_client(engine, role, name, uscc=uscc, district=district)  # type: ignore[arg-type]
-    engine.dispose()
     typer.echo(f"created {role} client {client.id} ({name}), key prefix {client.key_prefix}")
+    if role == "auditor":
+        from datetime import UTC, datetime
+
+        from miaopi.records.supervision import assign_waiting
+
+        # Tasks that waited for an auditor from another district may now have one.
+        assigned = assign_waiting(engine, datetime.now(UTC))
+        typer.echo(f"{assigned} waiting audit tasks assigned")
+    engine.dispose()
     typer.echo("the key below is shown once; store it now")
     typer.echo(key)
 
@@ -117,10 +127,18 @@ def clients_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix"
 
     engine = make_engine(_settings().database_url)
     upgrade(engine)
-    if not revoke_client(engine, prefix):
+    client = revoke_client(engine, prefix)
+    if client is None:
         typer.echo(f"no active key with prefix {prefix}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {prefix}")
+    if client.role == "auditor":
+        from datetime import UTC, datetime
+
+        from miaopi.records.supervision import release_auditor
+
+        moved = release_auditor(engine, client.id, datetime.now(UTC))
+        typer.echo(f"{moved} open audit tasks handed to other auditors (or back to waiting)")
 
 
 @rules_app.command("validate")
@@ -182,6 +200,23 @@ def mock_serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     uvicorn.run(server_app(ds, settings.latency()), host=host, port=port, access_log=False)
+
+
+@audit_app.command("recheck")
+def audit_recheck() -> None:
+    """Run the periodic re-check now: approvals 30–90 days old, against the registries."""
+    import asyncio
+
+    from miaopi.bootstrap import bootstrap
+
+    async def run() -> str:
+        container = bootstrap(_settings())
+        try:
+            return (await container.rechecker.run()).summary()
+        finally:
+            await container.aclose()
+
+    typer.echo(asyncio.run(run()))
 
 
 @app.command()

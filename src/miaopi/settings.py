@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     # connection is never one the server has just closed.
     registry_keepalive_s: float = Field(default=4.0, gt=0)
     data_key: str | None = None
+    recheck_interval_s: float = Field(
+        default=0,
+        ge=0,
+        description="Run the periodic re-check in-process every this many seconds; 0 = off "
+        "(run `miaopi audit recheck` from a scheduler instead)",
+    )
 
     @field_validator("mock_latency_ms")
     @classmethod

@@ -225,7 +225,12 @@ async def test_an_approved_case_is_explained_and_read_back(
     age = next(c for c in created["decision"]["criteria"] if c["id"] == "age_within_cap")
     assert age["facts"] == {"age": 24, "diploma_level": "bachelor", "cap": 35}
     assert age["registries"] == ["police", "education"]
-    assert {e["registry"] for e in created["evidence"]} == {"police", "education", "credit"}
+    assert {e["registry"] for e in created["evidence"]} == {
+        "police",
+        "education",
+        "credit",
+        "revocations",
+    }
     assert all(e["status"] == "ok" and e["reference"] for e in created["evidence"])
 
     read = await api.get(f"/v1/applications/{created['case_id']}", headers=auth)

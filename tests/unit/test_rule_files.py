@@ -63,6 +63,28 @@ def edit(path: Path, old: str, new: str) -> None:
             "description",
             "'zh' is a required property",
         ),
+        (
+            "common.yaml",
+            "B: 0.05,",
+            "B: 1.5,",
+            "parameters.spot_check_rates.B",
+            "must be a number from 0 to 1",
+        ),
+        (
+            "common.yaml",
+            "  audit_due_days: 90\n",
+            "",
+            "parameters.audit_due_days",
+            "whole number of days",
+        ),
+        (
+            "graduate.yaml",
+            "      graduation_window_years: 2\n      living_subsidy_cny: {bachelor: 15000, master: 25000",
+            "      graduation_window_years: 2\n      recheck_until_days: 10\n"
+            "      living_subsidy_cny: {bachelor: 15000, master: 25000",
+            "parameters.recheck_until_days",
+            "ends before recheck_from_days",
+        ),
     ],
 )
 def test_a_broken_rule_file_is_refused_with_file_path_and_reason(

@@ -19,7 +19,12 @@ versions:
   - version: "2030.01"
     effective_from: 2030-01-01
     reference: test
-    parameters: {levels: [master, doctorate]}
+    parameters:
+      levels: [master, doctorate]
+      spot_check_rates: {A: 0.025, B: 0.05, C: 1, D: 1}
+      audit_due_days: 90
+      recheck_from_days: 30
+      recheck_until_days: 90
 criteria:
   - id: either_path
     on_fail: reject

@@ -12,10 +12,11 @@ from fastapi import FastAPI
 
 from miaopi import __version__
 from miaopi.api import errors
-from miaopi.api.routes import applications, health, rules
+from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 
 log = logging.getLogger("miaopi.rules")
+supervision_log = logging.getLogger("miaopi.supervision")
 
 DESCRIPTION = """\
 秒批 — instant approval of talent-introduction applications, decided from registry evidence
@@ -48,7 +49,13 @@ def create_app(container: Container | None = None) -> FastAPI:
         # SIGHUP reloads the rules on the event loop's thread (durable-rules must stay there).
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        interval = container.settings.recheck_interval_s
+        scheduler = loop.create_task(recheck_every(container, interval)) if interval else None
         yield
+        if scheduler is not None:
+            scheduler.cancel()
+            with suppress(asyncio.CancelledError):
+                await scheduler
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         await container.aclose()
@@ -64,8 +71,20 @@ def create_app(container: Container | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(applications.router)
     app.include_router(rules.router)
+    app.include_router(audit.router)
     app.include_router(health.router)
     return app
+
+
+async def recheck_every(container: Container, interval_s: float) -> None:
+    """The optional in-process scheduler of the periodic re-check; a failed run is logged."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            report = await container.rechecker.run()
+            supervision_log.info("re-check: %s", report.summary())
+        except Exception:
+            supervision_log.exception("re-check run failed; the next run tries again")
 
 
 def create_app_from_env() -> FastAPI:

@@ -59,15 +59,16 @@ Submitter = Annotated[Client, Depends(allow("employer", "channel"))]
 Evaluator = Annotated[Client, Depends(allow("employer", "channel", "admin"))]
 Reader = Annotated[Client, Depends(allow("employer", "channel", "auditor", "admin"))]
 Supervisor = Annotated[Client, Depends(allow("auditor", "admin"))]
+Auditor = Annotated[Client, Depends(allow("auditor"))]
 Admin = Annotated[Client, Depends(allow("admin"))]
 
 
 def scope_of(client: Client) -> Scope:
-    """The cases a client may see: its employer's, the ones it submitted, or all."""
+    """The cases a client may see: all, its employer's, the ones it submitted, or its tasks'."""
     if client.role == "admin":
         return Scope("all")
     if client.role == "employer":
         return Scope("employer", client.uscc)
     if client.role == "channel":
         return Scope("submitted_by", client.id)
-    return Scope("none")  # auditors see cases through their tasks (supervision)
+    return Scope("auditor", client.id)  # the cases of their own tasks

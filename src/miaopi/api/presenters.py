@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from miaopi.decision.service import Decision
@@ -17,8 +18,8 @@ def mask_name(name: str) -> str:
 
 
 def sees_personal_data(client: Client) -> bool:
-    # Auditors see it on their assigned tasks, through the supervision endpoints.
-    return client.role == "admin"
+    # An auditor's scope is the cases of their own tasks, so whatever they can read is assigned.
+    return client.role in ("admin", "auditor")
 
 
 def _applicant(name: str, id_number: str, client: Client) -> dict[str, str]:
@@ -59,4 +60,57 @@ def case_body(row: Any, client: Client) -> dict[str, Any]:
         "submitted_at": row.submitted_at.isoformat(),
         "decided_at": row.decided_at.isoformat(),
         "elapsed_ms": round(row.elapsed_ms, 3),
+        "revocation": (
+            {"revoked_at": row.revoked_at.isoformat(), "reason": row.revocation_reason}
+            if row.revoked_at
+            else None
+        ),
+    }
+
+
+def audited_case_body(row: Any, history: list[Any], client: Client) -> dict[str, Any]:
+    """The whole case for its auditor: registry answers included, and what happened to it."""
+    body = case_body(row, client)
+    keep = ("registry", "query", "status", "reference", "queried_at", "elapsed_ms", "record")
+    body["evidence"] = [
+        {**{k: e.get(k) for k in keep}, "detail": e.get("detail")} for e in row.evidence
+    ]
+    body["history"] = [
+        {"at": e.at.isoformat(), "event": e.event, "status": e.status, "detail": e.detail}
+        for e in history
+    ]
+    return body
+
+
+def task_body(row: Any, today: date) -> dict[str, Any]:
+    findings = row.findings
+    return {
+        "task_id": row.id,
+        "case_id": row.case_id,
+        "kind": row.kind,
+        "status": row.status,
+        "due_date": row.due_date.isoformat(),
+        "overdue": row.status != "closed" and row.due_date < today,
+        "created_at": row.created_at.isoformat(),
+        "assigned_at": row.assigned_at.isoformat() if row.assigned_at else None,
+        "auditor": (
+            {"name": row.auditor_name, "district": row.auditor_district} if row.auditor_id else None
+        ),
+        "period": row.period,
+        "discrepancy": row.discrepancy,
+        "findings": (
+            {k: findings[k] for k in ("completeness", "consistency", "compliance", "notes")}
+            if findings
+            else None
+        ),
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "closed_at": row.closed_at.isoformat() if row.closed_at else None,
+        "case": {
+            "business_type": row.business_type,
+            "status": row.case_status,
+            "approval_number": row.approval_number,
+            "employer": {"uscc": row.employer_uscc, "name": row.employer_name},
+            "approved_at": row.approved_at.isoformat(),
+        },
     }

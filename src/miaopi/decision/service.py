@@ -38,6 +38,8 @@ class Decision:
     criteria: tuple[CriterionOutcome, ...]
     outcome: Outcome
     employer_name: str | None
+    employer_region: str | None
+    risk_class: str | None
     submitted_at: datetime
     decided_at: datetime
     elapsed_ms: float
@@ -120,6 +122,8 @@ class Decider:
             criteria=judged.criteria,
             outcome=verdict,
             employer_name=employer["name"] if employer else None,
+            employer_region=employer["region"] if employer else None,
+            risk_class=employer["risk_class"] if employer else None,
             submitted_at=submitted_at,
             decided_at=self.clock(),
             elapsed_ms=(time.perf_counter() - started) * 1000,

@@ -25,6 +25,7 @@ import yaml
 
 from miaopi.adapters.ports import RegistryName
 from miaopi.domain import BusinessType, OnFail
+from miaopi.eligibility.supervision_terms import SupervisionTerms, TermsError
 from miaopi.evidence.facts import FACTS, FactType, Query
 
 # Bump when the meaning of the rule language changes, so old fingerprints stay honest.
@@ -159,6 +160,11 @@ class Ruleset:
     @property
     def reference(self) -> str:
         return self.definition["reference"]
+
+    @cached_property
+    def supervision(self) -> SupervisionTerms:
+        """How approvals under this version are supervised (checked when the files load)."""
+        return SupervisionTerms.of(self.parameters)
 
     @cached_property
     def facts(self) -> tuple[str, ...]:
@@ -517,7 +523,14 @@ def _versions(
             "entitlements": data.get("entitlements", []),
         }
         try:
-            out.append(Ruleset.from_definition(definition, source=name, origins=origins))
+            ruleset = Ruleset.from_definition(definition, source=name, origins=origins)
+            try:
+                ruleset.supervision  # noqa: B018 - parsed here so bad terms fail the load
+            except TermsError as exc:
+                root = exc.parameter.split(".")[0]
+                where = name if root in version["parameters"] else str(common_path or name)
+                raise RuleFileError(where, f"parameters.{exc.parameter}", exc.reason) from exc
+            out.append(ruleset)
         except RuleFileError as exc:
             # Parameters come from the version, so say which version the problem showed in.
             raise RuleFileError(

@@ -48,6 +48,7 @@ CREDIT_PERSON = Query("credit", "person")
 CREDIT_EMPLOYER = Query("credit", "employer")
 HRSS_TITLE = Query("hrss", "title")
 HRSS_POSTDOC = Query("hrss", "postdoc")
+REVOCATIONS_BARS_OF = Query("revocations", "bars_of")
 
 
 def query_argument(query: Query, application: Application) -> str | None:
@@ -59,6 +60,7 @@ def query_argument(query: Query, application: Application) -> str | None:
         OVERSEAS_CERTIFICATIONS_OF,
         SOCIAL_SECURITY_HISTORY,
         HRSS_POSTDOC,
+        REVOCATIONS_BARS_OF,
     ):
         return application.id_number
     if query == CREDIT_EMPLOYER:
@@ -164,22 +166,24 @@ def _severe_dishonesty(ctx: FactContext, credit: dict) -> bool:
     return bool(credit["severe_dishonesty"])
 
 
-def _bars_issued(ctx: FactContext, credit: dict) -> list[date]:
-    # A bar revoked after the application date did not exist yet on that date (matters for
-    # dry runs with a past ``as_of`` and for replays).
-    return sorted(
-        d for d in (_d(b["revoked_on"]) for b in credit["fraud_bars"]) if d <= ctx.application_date
-    )
+def _bars_issued(ctx: FactContext, credit: dict, own: dict) -> list[date]:
+    """Bars on the national credit list and in this city's own revocation register.
+
+    A bar issued after the application date did not exist yet on that date (matters for dry
+    runs with a past ``as_of``, for replays and for re-checks).
+    """
+    issued = (_d(b["revoked_on"]) for b in [*credit["fraud_bars"], *own["fraud_bars"]])
+    return sorted(d for d in issued if d <= ctx.application_date)
 
 
-@_fact("fraud_bar_count", "int", CREDIT_PERSON)
-def _fraud_bar_count(ctx: FactContext, credit: dict) -> int:
-    return len(_bars_issued(ctx, credit))
+@_fact("fraud_bar_count", "int", CREDIT_PERSON, REVOCATIONS_BARS_OF)
+def _fraud_bar_count(ctx: FactContext, credit: dict, own: dict) -> int:
+    return len(_bars_issued(ctx, credit, own))
 
 
-@_fact("latest_fraud_bar_on", "date", CREDIT_PERSON)
-def _latest_fraud_bar_on(ctx: FactContext, credit: dict) -> date | None:
-    bars = _bars_issued(ctx, credit)
+@_fact("latest_fraud_bar_on", "date", CREDIT_PERSON, REVOCATIONS_BARS_OF)
+def _latest_fraud_bar_on(ctx: FactContext, credit: dict, own: dict) -> date | None:
+    bars = _bars_issued(ctx, credit, own)
     return bars[-1] if bars else None
 
 

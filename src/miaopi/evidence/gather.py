@@ -13,6 +13,7 @@ from miaopi.adapters.ports import (
     HrssRegistry,
     OverseasCredentialsRegistry,
     PoliceRegistry,
+    RevocationRegister,
     SocialSecurityRegistry,
 )
 from miaopi.domain import Application
@@ -32,6 +33,7 @@ class Registries:
     social_security: SocialSecurityRegistry
     credit: CreditRegistry
     hrss: HrssRegistry
+    revocations: RevocationRegister
 
     def ask(self, query: Query, argument: str) -> Awaitable[Evidence]:
         # A query is named after its port and method: ("police", "person") → police.person().

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Row, and_, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from miaopi.records.db import reading, writing
+from miaopi.eligibility.supervision_terms import SupervisionTerms
+from miaopi.records.db import dialect_insert, reading, writing
+from miaopi.records.paging import decode_cursor, encode_cursor, new_id
+from miaopi.records.supervision import add_event, enqueue_approval
 from miaopi.records.tables import (
     approval_counters,
+    audit_tasks,
     cases,
     idempotency_keys,
     rulesets,
-    supervision_queue,
 )
 
 
@@ -31,7 +30,7 @@ class IdempotencyRace(Exception):
 class Scope:
     """Which cases a caller may see."""
 
-    kind: Literal["all", "employer", "submitted_by", "none"]
+    kind: Literal["all", "employer", "submitted_by", "auditor"]
     value: Any = None
 
 
@@ -54,21 +53,16 @@ class NewCase:
     submitted_at: datetime
     decided_at: datetime
     elapsed_ms: float
-
-
-def new_case_id() -> str:
-    # 128 random bits: ids cannot be guessed or enumerated.
-    return secrets.token_urlsafe(16)
-
-
-def _upsert(conn: Connection):  # type: ignore[no-untyped-def]
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    # From the employer's registry record; they steer supervision of an approval.
+    risk_class: str | None
+    employer_region: str | None
+    supervision: SupervisionTerms
 
 
 def _next_approval_number(conn: Connection, year: int, city_prefix: str) -> str:
     # The counter row is locked by this transaction until it commits; a rollback takes the
     # increment back with it, so numbers stay gap-free.
-    stmt = _upsert(conn)(approval_counters).values(year=year, last=1)
+    stmt = dialect_insert(conn)(approval_counters).values(year=year, last=1)
     stmt = stmt.on_conflict_do_update(
         index_elements=[approval_counters.c.year],
         set_={"last": approval_counters.c.last + 1},
@@ -84,11 +78,11 @@ def record(
     idempotency: tuple[int, str, str] | None = None,
 ) -> Row[Any]:
     """Store the case, its approval number and its supervision entry, all or nothing."""
-    case_id = new_case_id()
+    case_id = new_id()
     try:
         with writing(engine) as conn:
             conn.execute(
-                _upsert(conn)(rulesets)
+                dialect_insert(conn)(rulesets)
                 .values(
                     fingerprint=new.ruleset_fingerprint,
                     business_type=new.business_type,
@@ -136,12 +130,17 @@ def record(
                         created_at=new.decided_at,
                     )
                 )
+            add_event(conn, case_id, new.decided_at, "decided", new.status, new.submitted_by, {})
             if new.status == "approved":
                 # Policy §8: every approval is queued for supervision in the same transaction.
-                conn.execute(
-                    insert(supervision_queue).values(
-                        case_id=case_id, queued_at=new.decided_at, state="queued"
-                    )
+                enqueue_approval(
+                    conn,
+                    case_id=case_id,
+                    approval_date=new.application_date,
+                    now=new.decided_at,
+                    risk_class=new.risk_class,
+                    employer_region=new.employer_region,
+                    terms=new.supervision,
                 )
             row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
     except IntegrityError as exc:
@@ -169,7 +168,10 @@ def _scoped(scope: Scope):  # type: ignore[no-untyped-def]
         return cases.c.employer_uscc == scope.value
     if scope.kind == "submitted_by":
         return cases.c.submitted_by == scope.value
-    return False
+    # an auditor: the cases of their own tasks
+    return cases.c.id.in_(
+        select(audit_tasks.c.case_id).where(audit_tasks.c.auditor_id == scope.value)
+    )
 
 
 def get(engine: Engine, case_id: str, scope: Scope) -> Row[Any] | None:
@@ -184,22 +186,6 @@ def ruleset_definition(engine: Engine, fingerprint: str) -> dict[str, Any] | Non
         return conn.execute(
             select(rulesets.c.definition).where(rulesets.c.fingerprint == fingerprint)
         ).scalar_one_or_none()
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"s": seq}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The position a cursor stands for; ValueError when it is not one of ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        seq = json.loads(base64.urlsafe_b64decode(padded.encode()))["s"]
-    except Exception as exc:
-        raise ValueError("not a cursor issued by this service") from exc
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise ValueError("not a cursor issued by this service")
-    return seq
 
 
 def page(

@@ -80,11 +80,15 @@ def authenticate(engine: Engine, key: str) -> Client | None:
     return Client(row.id, row.role, row.name, row.key_prefix, row.uscc, row.district, row.active)
 
 
-def revoke_client(engine: Engine, prefix: str) -> bool:
+def revoke_client(engine: Engine, prefix: str) -> Client | None:
+    """Revoke the active key with this prefix; the client it belonged to, or None."""
     with writing(engine) as conn:
-        result = conn.execute(
+        row = conn.execute(
             update(clients)
             .where(clients.c.key_prefix == prefix, clients.c.active.is_(True))
             .values(active=False, revoked_at=datetime.now(UTC))
-        )
-    return result.rowcount == 1
+            .returning(clients)
+        ).first()
+    if row is None:
+        return None
+    return Client(row.id, row.role, row.name, row.key_prefix, row.uscc, row.district, False)

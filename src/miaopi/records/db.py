@@ -15,6 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 
@@ -53,6 +54,11 @@ def writing(engine: Engine) -> Iterator[Connection]:
             conn = conn.execution_options(sqlite_immediate=True)
         with conn.begin():
             yield conn
+
+
+def dialect_insert(conn: Connection):  # type: ignore[no-untyped-def]
+    """``insert`` with ``ON CONFLICT`` support, for the connection's database."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -99,6 +100,9 @@ cases = Table(
     Column("submitted_at", UTCDateTime, nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
     Column("elapsed_ms", Float, nullable=False),
+    # Set once, by a revocation; the decision above is never rewritten (case_events keeps all).
+    Column("revoked_at", UTCDateTime),
+    Column("revocation_reason", Text),
     Index(None, "employer_uscc", "seq"),
     Index(None, "submitted_by", "seq"),
     Index(None, "status", "seq"),
@@ -121,10 +125,86 @@ approval_counters = Table(
     Column("last", Integer, nullable=False),
 )
 
+# Every approval, queued for the periodic re-check: state ``queued`` until a re-check completes.
 supervision_queue = Table(
     "supervision_queue",
     metadata,
     Column("case_id", String(32), ForeignKey("cases.id"), primary_key=True),
     Column("queued_at", UTCDateTime, nullable=False),
     Column("state", String(16), nullable=False),
+    Column("rechecked_at", UTCDateTime),
+    Column("recheck_result", String(16)),
+    Index(None, "state", "queued_at"),
+)
+
+# One secret seed per calendar month (Asia/Shanghai), published once the month has ended.
+audit_periods = Table(
+    "audit_periods",
+    metadata,
+    Column("period", String(7), primary_key=True),
+    Column("seed", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The spot-check draw of every approval: the published record an outsider recomputes.
+spot_check_draws = Table(
+    "spot_check_draws",
+    metadata,
+    Column("case_id", String(32), ForeignKey("cases.id"), primary_key=True),
+    Column("period", String(7), ForeignKey("audit_periods.period"), nullable=False),
+    Column("risk_class", String(1)),
+    Column("rate", String(24), nullable=False),
+    Column("selected", Boolean, nullable=False),
+    Index(None, "period", "case_id"),
+)
+
+audit_tasks = Table(
+    "audit_tasks",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # spot_check | recheck
+    Column("status", String(16), nullable=False),  # unassigned | open | closed
+    Column("auditor_id", Integer, ForeignKey("clients.id")),
+    Column("employer_region", String(6)),  # the district its auditor must not come from
+    Column("period", String(7)),
+    Column("due_date", Date, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("assigned_at", UTCDateTime),
+    Column("discrepancy", JSON),
+    Column("findings", JSON),
+    Column("outcome", String(16)),
+    Column("reason", Text),
+    Column("closed_at", UTCDateTime),
+    # One task of each kind per case: a second re-check run cannot open a second task.
+    UniqueConstraint("case_id", "kind"),
+    Index(None, "auditor_id", "seq"),
+    Index(None, "status", "seq"),
+)
+
+# Fraud bars this city issued by revoking an approval (policy.md §8).
+fraud_bars = Table(
+    "fraud_bars",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id_number", Text, nullable=False),
+    Column("barred_on", Date, nullable=False),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "id_number"),
+)
+
+# What happened to a case, in order: decided, revoked, audit closed. Nothing is overwritten.
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # the case's status after the event
+    Column("actor_id", Integer, ForeignKey("clients.id")),
+    Column("detail", JSON, nullable=False),
+    Index(None, "case_id", "seq"),
 )

@@ -28,6 +28,7 @@ from miaopi.eligibility.ruleset import canonical_json
 from miaopi.records import cases
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
+from miaopi.records.paging import decode_cursor
 
 router = APIRouter(prefix="/v1", tags=["applications"])
 
@@ -146,6 +147,9 @@ async def submit(
         submitted_at=decision.submitted_at,
         decided_at=decision.decided_at,
         elapsed_ms=decision.elapsed_ms,
+        risk_class=decision.risk_class,
+        employer_region=decision.employer_region,
+        supervision=decision.ruleset.supervision,
     )
     idem = (client.id, idempotency_key, request_hash) if idempotency_key else None
     try:
@@ -202,7 +206,7 @@ async def list_cases(
 ) -> Any:
     if cursor is not None:
         try:
-            cases.decode_cursor(cursor)
+            decode_cursor(cursor)
         except ValueError as exc:
             raise invalid(["query", "cursor"], str(exc)) from exc
     rows, next_cursor = await run_in_threadpool(

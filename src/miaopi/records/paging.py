@@ -1,0 +1,28 @@
+"""Opaque ids and list cursors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+
+def new_id() -> str:
+    # 128 random bits: case and task ids cannot be guessed or enumerated.
+    return secrets.token_urlsafe(16)
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"s": seq}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The position a cursor stands for; ValueError when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        seq = json.loads(base64.urlsafe_b64decode(padded.encode()))["s"]
+    except Exception as exc:
+        raise ValueError("not a cursor issued by this service") from exc
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise ValueError("not a cursor issued by this service")
+    return seq

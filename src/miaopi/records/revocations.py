@@ -1,0 +1,46 @@
+"""The revocation register as evidence: the fraud bars this city issued, read from its database.
+
+It answers like any registry, so a database fault is ``unavailable`` evidence (the criterion it
+feeds becomes unknown and the case is referred), never an exception that loses the case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from miaopi.adapters.ports import Evidence, RevocationRegister
+from miaopi.records.supervision import bars_of
+
+log = logging.getLogger(__name__)
+
+
+class DbRevocationRegister(RevocationRegister):
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self.engine, self.clock = engine, clock
+
+    async def bars_of(self, id_number: str) -> Evidence:
+        queried_at, started = self.clock(), time.perf_counter()
+        try:
+            rows = await asyncio.to_thread(bars_of, self.engine, id_number)
+        except SQLAlchemyError as exc:
+            log.warning("revocation register unavailable: %s", type(exc).__name__)
+            return Evidence(
+                "revocations", "bars_of", "unavailable", queried_at,
+                (time.perf_counter() - started) * 1000, detail="database error",
+            )  # fmt: skip
+        return Evidence(
+            registry="revocations",
+            query="bars_of",
+            status="ok",
+            queried_at=queried_at,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            reference="miaopi:fraud_bars",
+            record={"fraud_bars": [{"revoked_on": r.barred_on.isoformat()} for r in rows]},
+        )

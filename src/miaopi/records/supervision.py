@@ -1,0 +1,430 @@
+"""Supervision records: draws, audit tasks and who audits them, revocations, re-check state.
+
+Every function that changes a case's supervision state does it in one transaction with the
+change it follows from: an approval with its draw and task, a task's closure with the
+revocation and fraud bar it decides, a re-check's result with the task it opens.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+
+from miaopi.eligibility.supervision_terms import SupervisionTerms
+from miaopi.records.db import dialect_insert, reading, writing
+from miaopi.records.paging import decode_cursor, encode_cursor, new_id
+from miaopi.records.tables import (
+    audit_periods,
+    audit_tasks,
+    case_events,
+    cases,
+    clients,
+    fraud_bars,
+    spot_check_draws,
+    supervision_queue,
+)
+from miaopi.supervision.draw import is_selected, new_seed, period_of
+
+
+class TaskNotFound(LookupError):
+    """No such task among the caller's."""
+
+
+class TaskClosed(Exception):
+    """The task was closed already; a closure is final."""
+
+
+def add_event(
+    conn: Connection,
+    case_id: str,
+    at: datetime,
+    event: str,
+    status: str,
+    actor_id: int | None,
+    detail: dict[str, Any],
+) -> None:
+    conn.execute(
+        insert(case_events).values(
+            case_id=case_id, at=at, event=event, status=status, actor_id=actor_id, detail=detail
+        )
+    )
+
+
+# --- the draw and the tasks it opens -------------------------------------------------------
+
+
+def _seed(conn: Connection, period: str, now: datetime) -> str:
+    # Made by the first approval of the month; concurrent first approvals agree on one seed.
+    seed = conn.execute(
+        select(audit_periods.c.seed).where(audit_periods.c.period == period)
+    ).scalar_one_or_none()
+    if seed is not None:
+        return seed
+    conn.execute(
+        dialect_insert(conn)(audit_periods)
+        .values(period=period, seed=new_seed(), created_at=now)
+        .on_conflict_do_nothing(index_elements=[audit_periods.c.period])
+    )
+    return conn.execute(
+        select(audit_periods.c.seed).where(audit_periods.c.period == period)
+    ).scalar_one()
+
+
+def _pick_auditor(conn: Connection, employer_region: str | None) -> int | None:
+    """An active auditor from another district, at random (交叉检查); None if there is none."""
+    if not employer_region:
+        return None  # recusal cannot be checked without the employer's district
+    candidates = (
+        conn.execute(
+            select(clients.c.id).where(
+                clients.c.role == "auditor",
+                clients.c.active.is_(True),
+                clients.c.district.is_not(None),
+                clients.c.district != employer_region,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return secrets.choice(candidates) if candidates else None
+
+
+def _open_task(
+    conn: Connection,
+    *,
+    case_id: str,
+    kind: str,
+    employer_region: str | None,
+    due_date: date,
+    now: datetime,
+    period: str | None = None,
+    discrepancy: list[dict[str, Any]] | None = None,
+) -> str | None:
+    """A new task, assigned if an auditor is eligible; None if the case has one of this kind."""
+    auditor = _pick_auditor(conn, employer_region)
+    task_id = new_id()
+    result = conn.execute(
+        dialect_insert(conn)(audit_tasks)
+        .values(
+            id=task_id,
+            case_id=case_id,
+            kind=kind,
+            status="open" if auditor else "unassigned",
+            auditor_id=auditor,
+            employer_region=employer_region,
+            period=period,
+            due_date=due_date,
+            created_at=now,
+            assigned_at=now if auditor else None,
+            discrepancy=discrepancy,
+        )
+        .on_conflict_do_nothing(index_elements=[audit_tasks.c.case_id, audit_tasks.c.kind])
+    )
+    return task_id if result.rowcount == 1 else None
+
+
+def enqueue_approval(
+    conn: Connection,
+    *,
+    case_id: str,
+    approval_date: date,
+    now: datetime,
+    risk_class: str | None,
+    employer_region: str | None,
+    terms: SupervisionTerms,
+) -> None:
+    """Queue an approval for re-check, draw it for a spot check, and open its task if drawn."""
+    conn.execute(insert(supervision_queue).values(case_id=case_id, queued_at=now, state="queued"))
+    period = period_of(approval_date)
+    rate = terms.rate_for(risk_class)
+    selected = is_selected(_seed(conn, period, now), case_id, rate)
+    conn.execute(
+        insert(spot_check_draws).values(
+            case_id=case_id, period=period, risk_class=risk_class, rate=rate, selected=selected
+        )
+    )
+    if selected:
+        _open_task(
+            conn,
+            case_id=case_id,
+            kind="spot_check",
+            employer_region=employer_region,
+            due_date=approval_date + timedelta(days=terms.audit_due_days),
+            now=now,
+            period=period,
+        )
+
+
+def assign_waiting(engine: Engine, now: datetime) -> int:
+    """Give every unassigned task an eligible auditor where there now is one; how many got one."""
+    assigned = 0
+    with writing(engine) as conn:
+        waiting = conn.execute(
+            select(audit_tasks.c.id, audit_tasks.c.employer_region).where(
+                audit_tasks.c.status == "unassigned"
+            )
+        ).all()
+        for task in waiting:
+            auditor = _pick_auditor(conn, task.employer_region)
+            if auditor is None:
+                continue
+            conn.execute(
+                update(audit_tasks)
+                .where(audit_tasks.c.id == task.id, audit_tasks.c.status == "unassigned")
+                .values(status="open", auditor_id=auditor, assigned_at=now)
+            )
+            assigned += 1
+    return assigned
+
+
+def release_auditor(engine: Engine, auditor_id: int, now: datetime) -> int:
+    """Hand a departing auditor's open tasks to others (or back to waiting); how many moved."""
+    with writing(engine) as conn:
+        moved = conn.execute(
+            update(audit_tasks)
+            .where(audit_tasks.c.auditor_id == auditor_id, audit_tasks.c.status == "open")
+            .values(status="unassigned", auditor_id=None, assigned_at=None)
+        ).rowcount
+    assign_waiting(engine, now)
+    return moved
+
+
+# --- reading tasks ---------------------------------------------------------------------------
+
+
+def _task_query():  # type: ignore[no-untyped-def]
+    return select(
+        audit_tasks,
+        cases.c.status.label("case_status"),
+        cases.c.business_type,
+        cases.c.approval_number,
+        cases.c.employer_uscc,
+        cases.c.employer_name,
+        cases.c.decided_at.label("approved_at"),
+        cases.c.applicant_name,
+        cases.c.applicant_id_number,
+        clients.c.name.label("auditor_name"),
+        clients.c.district.label("auditor_district"),
+    ).select_from(
+        audit_tasks.join(cases, cases.c.id == audit_tasks.c.case_id).outerjoin(
+            clients, clients.c.id == audit_tasks.c.auditor_id
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    status: str | None = None
+    kind: str | None = None
+    overdue: bool | None = None
+    period: str | None = None
+
+
+def task_page(
+    engine: Engine,
+    auditor_id: int | None,
+    today: date,
+    limit: int,
+    cursor: str | None = None,
+    where: TaskFilter = TaskFilter(),
+) -> tuple[list[Row[Any]], str | None]:
+    """Tasks newest first: one auditor's, or everyone's (and the waiting ones) when None."""
+    query = _task_query()
+    if auditor_id is not None:
+        query = query.where(audit_tasks.c.auditor_id == auditor_id)
+    if where.status:
+        query = query.where(audit_tasks.c.status == where.status)
+    if where.kind:
+        query = query.where(audit_tasks.c.kind == where.kind)
+    if where.period:
+        query = query.where(audit_tasks.c.period == where.period)
+    if where.overdue is not None:
+        late = (audit_tasks.c.status != "closed") & (audit_tasks.c.due_date < today)
+        query = query.where(late if where.overdue else ~late)
+    if cursor:
+        query = query.where(audit_tasks.c.seq < decode_cursor(cursor))
+    query = query.order_by(audit_tasks.c.seq.desc()).limit(limit + 1)
+    with reading(engine) as conn:
+        rows = list(conn.execute(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1].seq) if more and rows else None)
+
+
+def get_task(engine: Engine, task_id: str, auditor_id: int | None) -> Row[Any] | None:
+    query = _task_query().where(audit_tasks.c.id == task_id)
+    if auditor_id is not None:
+        query = query.where(audit_tasks.c.auditor_id == auditor_id)
+    with reading(engine) as conn:
+        return conn.execute(query).first()
+
+
+def case_history(engine: Engine, case_id: str) -> list[Row[Any]]:
+    with reading(engine) as conn:
+        return list(
+            conn.execute(
+                select(case_events)
+                .where(case_events.c.case_id == case_id)
+                .order_by(case_events.c.seq)
+            )
+        )
+
+
+# --- closing a task, revoking a case ---------------------------------------------------------
+
+
+def close_task(
+    engine: Engine,
+    *,
+    task_id: str,
+    auditor_id: int,
+    findings: dict[str, Any],
+    outcome: str,
+    reason: str | None,
+    now: datetime,
+    today: date,
+) -> None:
+    """Close one's own open task; a ``revoked`` outcome revokes the case and bars the applicant.
+
+    Raises TaskNotFound when the task is not this auditor's, TaskClosed when it was closed.
+    """
+    with writing(engine) as conn:
+        task = conn.execute(
+            select(audit_tasks.c.case_id, audit_tasks.c.kind, audit_tasks.c.status).where(
+                audit_tasks.c.id == task_id, audit_tasks.c.auditor_id == auditor_id
+            )
+        ).first()
+        if task is None:
+            raise TaskNotFound(task_id)
+        closed = conn.execute(
+            update(audit_tasks)
+            .where(audit_tasks.c.id == task_id, audit_tasks.c.status == "open")
+            .values(
+                status="closed", findings=findings, outcome=outcome, reason=reason, closed_at=now
+            )
+        ).rowcount
+        if closed != 1:
+            raise TaskClosed(task_id)
+        case = conn.execute(
+            select(cases.c.status, cases.c.applicant_id_number).where(cases.c.id == task.case_id)
+        ).one()
+        status = case.status
+        if outcome == "revoked" and status == "approved":
+            status = "revoked"
+            conn.execute(
+                update(cases)
+                .where(cases.c.id == task.case_id)
+                .values(status=status, revoked_at=now, revocation_reason=reason)
+            )
+            # Policy §8: a bar of 5 years from the revocation date (the rules read its length).
+            conn.execute(
+                insert(fraud_bars).values(
+                    id_number=case.applicant_id_number,
+                    barred_on=today,
+                    case_id=task.case_id,
+                    created_at=now,
+                )
+            )
+            add_event(
+                conn, task.case_id, now, "revoked", status, auditor_id,
+                {"task_id": task_id, "reason": reason},
+            )  # fmt: skip
+        add_event(
+            conn, task.case_id, now, "audit_closed", status, auditor_id,
+            {"task_id": task_id, "kind": task.kind, "outcome": outcome},
+        )  # fmt: skip
+
+
+def bars_of(engine: Engine, id_number: str) -> list[Row[Any]]:
+    """The fraud bars this city issued against a person, oldest first."""
+    with reading(engine) as conn:
+        return list(
+            conn.execute(
+                select(fraud_bars.c.barred_on, fraud_bars.c.case_id)
+                .where(fraud_bars.c.id_number == id_number)
+                .order_by(fraud_bars.c.barred_on)
+            )
+        )
+
+
+# --- the published period ------------------------------------------------------------------
+
+
+def period_draws(engine: Engine, period: str) -> tuple[str | None, list[Row[Any]]]:
+    """The period's seed (None before its first approval) and every draw in it, by case id."""
+    with reading(engine) as conn:
+        seed = conn.execute(
+            select(audit_periods.c.seed).where(audit_periods.c.period == period)
+        ).scalar_one_or_none()
+        draws = list(
+            conn.execute(
+                select(spot_check_draws)
+                .where(spot_check_draws.c.period == period)
+                .order_by(spot_check_draws.c.case_id)
+            )
+        )
+    return seed, draws
+
+
+# --- the periodic re-check -------------------------------------------------------------------
+
+
+def recheck_candidates(engine: Engine, approved_on_or_before: date) -> list[Row[Any]]:
+    """Approved cases still waiting for their re-check, approved on or before the day given."""
+    with reading(engine) as conn:
+        return list(
+            conn.execute(
+                select(cases)
+                .join(supervision_queue, supervision_queue.c.case_id == cases.c.id)
+                .where(
+                    supervision_queue.c.state == "queued",
+                    cases.c.status == "approved",
+                    cases.c.application_date <= approved_on_or_before,
+                )
+                .order_by(cases.c.seq)
+            )
+        )
+
+
+def finish_recheck(
+    engine: Engine,
+    *,
+    case_id: str,
+    result: str,
+    now: datetime,
+    discrepancy: list[dict[str, Any]] | None = None,
+    employer_region: str | None = None,
+    due_date: date | None = None,
+) -> str | None:
+    """Record a re-check's result (``clean``, ``discrepancy`` or ``missed``); the task it opens.
+
+    Only a case still queued is touched, so two runs racing on one case record it once.
+    """
+    with writing(engine) as conn:
+        done = conn.execute(
+            update(supervision_queue)
+            .where(supervision_queue.c.case_id == case_id, supervision_queue.c.state == "queued")
+            .values(state="rechecked", rechecked_at=now, recheck_result=result)
+        ).rowcount
+        if done != 1 or result != "discrepancy":
+            return None
+        if due_date is None or discrepancy is None:
+            raise ValueError("a discrepancy needs its criteria and the task's due date")
+        task_id = _open_task(
+            conn,
+            case_id=case_id,
+            kind="recheck",
+            employer_region=employer_region,
+            due_date=due_date,
+            now=now,
+            discrepancy=discrepancy,
+        )
+        add_event(
+            conn, case_id, now, "recheck_discrepancy", "approved", None,
+            {"task_id": task_id, "criteria": [d["criterion"] for d in discrepancy]},
+        )  # fmt: skip
+        return task_id

@@ -1,0 +1,158 @@
+"""The periodic re-check (定期返查, policy.md §8).
+
+Between ``recheck_from_days`` and ``recheck_until_days`` after its approval, every approved case
+is asked of the registries again and judged under the rule version that approved it, on its
+original application date (an age or a contribution run is what it was then; a diploma revoked
+since is not). A criterion that passed and now fails — or is now unknown although every
+registry it needs answered — opens one ``recheck`` audit task with the discrepancy. A registry
+that does not answer leaves the case queued for the next run instead of raising a false alarm.
+
+Runs on the event loop, like decisions, because it evaluates rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from miaopi.adapters.ports import Evidence
+from miaopi.decision.replay import TamperedRuleset
+from miaopi.decision.service import judge
+from miaopi.domain import Application
+from miaopi.eligibility.dates import today_in_shanghai
+from miaopi.eligibility.engine import RuleEngine
+from miaopi.eligibility.ruleset import RuleBook, Ruleset, fingerprint
+from miaopi.evidence.facts import CREDIT_EMPLOYER
+from miaopi.evidence.gather import Registries, gather
+from miaopi.records import cases, supervision
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecheckReport:
+    checked: int = 0
+    clean: int = 0
+    discrepancies: int = 0
+    incomplete: int = 0  # a registry did not answer; tried again next run
+    missed: int = 0  # found after its window had closed
+    assigned: int = 0  # waiting tasks that found an auditor
+    tasks: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"checked {self.checked}: {self.clean} clean, {self.discrepancies} with a "
+            f"discrepancy ({len(self.tasks)} tasks opened), {self.incomplete} incomplete "
+            f"(retried next run), {self.missed} past their window; "
+            f"{self.assigned} waiting tasks assigned"
+        )
+
+
+@dataclass
+class Rechecker:
+    db: Engine
+    engine: RuleEngine
+    registries: Registries
+    rulebook: Callable[[], RuleBook]
+    clock: Callable[[], datetime]
+    _rulesets: dict[str, Ruleset] = field(default_factory=dict)
+
+    async def run(self) -> RecheckReport:
+        report = RecheckReport()
+        now = self.clock()
+        report.assigned = await asyncio.to_thread(supervision.assign_waiting, self.db, now)
+        today = today_in_shanghai(now)
+        earliest = min(
+            (r.supervision.recheck_from_days for r in self.rulebook().rulesets), default=0
+        )
+        due = await asyncio.to_thread(
+            supervision.recheck_candidates, self.db, today - timedelta(days=earliest)
+        )
+        for row in due:
+            try:
+                await self._one(row, report)
+            except TamperedRuleset:
+                log.error("re-check skipped: case %s has a tampered rule version", row.id)
+        return report
+
+    async def _ruleset(self, fp: str) -> Ruleset:
+        if fp not in self._rulesets:
+            definition = await asyncio.to_thread(cases.ruleset_definition, self.db, fp)
+            if definition is None or fingerprint(definition) != fp:
+                raise TamperedRuleset(fp)
+            self._rulesets[fp] = Ruleset.from_definition(definition)
+        return self._rulesets[fp]
+
+    async def _one(self, row: Any, report: RecheckReport) -> None:
+        ruleset = await self._ruleset(row.ruleset_fingerprint)
+        terms = ruleset.supervision
+        now = self.clock()
+        age = (today_in_shanghai(now) - row.application_date).days
+        if age < terms.recheck_from_days:
+            return
+        if age > terms.recheck_until_days:
+            await self._finish(row.id, "missed", now)
+            report.missed += 1
+            return
+        report.checked += 1
+        application = Application.from_json(row.request)
+        answers = await gather(self.registries, list(ruleset.queries), application)
+        judged = judge(self.engine, ruleset, application, row.application_date, answers.values())
+        recorded = {c["id"]: c["result"] for c in row.decision["criteria"]}
+        unanswered = {
+            e.registry for e in answers.values() if e.status in ("unavailable", "invalid")
+        }
+        discrepancy, incomplete = [], False
+        for criterion in judged.criteria:
+            if recorded.get(criterion.id) != "pass" or criterion.result == "pass":
+                continue
+            if criterion.result == "unknown" and unanswered & set(criterion.registries):
+                incomplete = True  # no answer is not evidence of anything
+                continue
+            discrepancy.append(
+                {
+                    "criterion": criterion.id,
+                    "recorded": "pass",
+                    "rechecked": criterion.result,
+                    "registries": list(criterion.registries),
+                }
+            )
+        if discrepancy:
+            task = await asyncio.to_thread(
+                lambda: supervision.finish_recheck(
+                    self.db,
+                    case_id=row.id,
+                    result="discrepancy",
+                    now=now,
+                    discrepancy=discrepancy,
+                    employer_region=_employer_region(row.evidence),
+                    due_date=row.application_date + timedelta(days=terms.audit_due_days),
+                )
+            )
+            report.discrepancies += 1
+            if task:
+                report.tasks.append(task)
+        elif incomplete:
+            report.incomplete += 1
+        else:
+            await self._finish(row.id, "clean", now)
+            report.clean += 1
+
+    async def _finish(self, case_id: str, result: str, now: datetime) -> None:
+        await asyncio.to_thread(
+            lambda: supervision.finish_recheck(self.db, case_id=case_id, result=result, now=now)
+        )
+
+
+def _employer_region(evidence: list[dict[str, Any]]) -> str | None:
+    for item in evidence:
+        e = Evidence.from_json(item)
+        if (e.registry, e.query) == (CREDIT_EMPLOYER.registry, CREDIT_EMPLOYER.name) and e.record:
+            return e.record.get("region")
+    return None
