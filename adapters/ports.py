@@ -14,7 +14,13 @@ from typing import Any, Literal
 
 EvidenceStatus = Literal["ok", "no_record", "unavailable", "invalid"]
 RegistryName = Literal[
-    "police", "education", "overseas_credentials", "social_security", "credit", "hrss", "revocations"
+    "police",
+    "education",
+    "overseas_credentials",
+    "social_security",
+    "credit",
+    "hrss",
+    "revocations",
 ]
 # The external registries, reached over HTTP (or their mocks); ``revocations`` is miaopi's own.
 REGISTRY_NAMES: tuple[RegistryName, ...] = (

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -48,9 +48,27 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+class Clock:
+    """The service's clock in tests: fixed, and moved on when a test needs time to pass."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
 @pytest.fixture
-def container(settings: Settings) -> Container:
-    return bootstrap(settings, clock=lambda: NOW)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def container(settings: Settings, clock: Clock) -> Container:
+    return bootstrap(settings, clock=clock)
 
 
 @pytest.fixture

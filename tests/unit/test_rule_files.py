@@ -79,7 +79,8 @@ def edit(path: Path, old: str, new: str) -> None:
         ),
         (
             "graduate.yaml",
-            "      graduation_window_years: 2\n      living_subsidy_cny: {bachelor: 15000, master: 25000",
+            "      graduation_window_years: 2\n      living_subsidy_cny: {bachelor: 15000, "
+            "master: 25000",
             "      graduation_window_years: 2\n      recheck_until_days: 10\n"
             "      living_subsidy_cny: {bachelor: 15000, master: 25000",
             "parameters.recheck_until_days",

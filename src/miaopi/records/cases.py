@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, and_, insert, select
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
@@ -59,16 +60,32 @@ class NewCase:
     supervision: SupervisionTerms
 
 
-def _next_approval_number(conn: Connection, year: int, city_prefix: str) -> str:
-    # The counter row is locked by this transaction until it commits; a rollback takes the
-    # increment back with it, so numbers stay gap-free.
-    stmt = dialect_insert(conn)(approval_counters).values(year=year, last=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[approval_counters.c.year],
-        set_={"last": approval_counters.c.last + 1},
-    ).returning(approval_counters.c.last)
-    number = conn.execute(stmt).scalar_one()
-    return f"{city_prefix}-{year}-{number:06d}"
+# Statements are built once and given their values at execution: SQLAlchemy then reuses the
+# compiled form instead of rebuilding and re-hashing it (values and all) for every case.
+_INSERT_CASE = insert(cases)
+_INSERT_IDEMPOTENCY_KEY = insert(idempotency_keys)
+_SELECT_CASE = select(cases).where(cases.c.id == bindparam("case_id"))
+_by_dialect: dict[str, tuple[Any, Any]] = {}
+# Rule versions each database is known to hold, so the definition is written once, not per case.
+_stored_rulesets: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _upserts(conn: Connection) -> tuple[Any, Any]:
+    name = conn.dialect.name
+    if name not in _by_dialect:
+        upsert = dialect_insert(conn)
+        _by_dialect[name] = (
+            upsert(rulesets).on_conflict_do_nothing(index_elements=[rulesets.c.fingerprint]),
+            # The counter row stays locked by this transaction until it commits; a rollback
+            # takes the increment back with it, so numbers stay gap-free.
+            upsert(approval_counters)
+            .on_conflict_do_update(
+                index_elements=[approval_counters.c.year],
+                set_={"last": approval_counters.c.last + 1},
+            )
+            .returning(approval_counters.c.last),
+        )
+    return _by_dialect[name]
 
 
 def record(
@@ -79,56 +96,60 @@ def record(
 ) -> Row[Any]:
     """Store the case, its approval number and its supervision entry, all or nothing."""
     case_id = new_id()
+    known = _stored_rulesets.setdefault(engine, set())
     try:
         with writing(engine) as conn:
-            conn.execute(
-                dialect_insert(conn)(rulesets)
-                .values(
-                    fingerprint=new.ruleset_fingerprint,
-                    business_type=new.business_type,
-                    version=new.ruleset_version,
-                    definition=new.ruleset_definition,
-                    first_used_at=new.decided_at,
+            store_ruleset, next_number = _upserts(conn)
+            if new.ruleset_fingerprint not in known:
+                conn.execute(
+                    store_ruleset,
+                    {
+                        "fingerprint": new.ruleset_fingerprint,
+                        "business_type": new.business_type,
+                        "version": new.ruleset_version,
+                        "definition": new.ruleset_definition,
+                        "first_used_at": new.decided_at,
+                    },
                 )
-                .on_conflict_do_nothing(index_elements=[rulesets.c.fingerprint])
-            )
             approval_number = None
             if new.status == "approved":
-                approval_number = _next_approval_number(
-                    conn, new.application_date.year, city_prefix
-                )
+                year = new.application_date.year
+                number = conn.execute(next_number, {"year": year, "last": 1}).scalar_one()
+                approval_number = f"{city_prefix}-{year}-{number:06d}"
             conn.execute(
-                insert(cases).values(
-                    id=case_id,
-                    status=new.status,
-                    outcome=new.status,
-                    business_type=new.business_type,
-                    applicant_name=new.applicant_name,
-                    applicant_id_number=new.applicant_id_number,
-                    employer_uscc=new.employer_uscc,
-                    employer_name=new.employer_name,
-                    submitted_by=new.submitted_by,
-                    approval_number=approval_number,
-                    application_date=new.application_date,
-                    ruleset_fingerprint=new.ruleset_fingerprint,
-                    request=new.request,
-                    decision=new.decision,
-                    evidence=new.evidence,
-                    submitted_at=new.submitted_at,
-                    decided_at=new.decided_at,
-                    elapsed_ms=new.elapsed_ms,
-                )
+                _INSERT_CASE,
+                {
+                    "id": case_id,
+                    "status": new.status,
+                    "outcome": new.status,
+                    "business_type": new.business_type,
+                    "applicant_name": new.applicant_name,
+                    "applicant_id_number": new.applicant_id_number,
+                    "employer_uscc": new.employer_uscc,
+                    "employer_name": new.employer_name,
+                    "submitted_by": new.submitted_by,
+                    "approval_number": approval_number,
+                    "application_date": new.application_date,
+                    "ruleset_fingerprint": new.ruleset_fingerprint,
+                    "request": new.request,
+                    "decision": new.decision,
+                    "evidence": new.evidence,
+                    "submitted_at": new.submitted_at,
+                    "decided_at": new.decided_at,
+                    "elapsed_ms": new.elapsed_ms,
+                },
             )
             if idempotency is not None:
                 client_id, key, request_hash = idempotency
                 conn.execute(
-                    insert(idempotency_keys).values(
-                        client_id=client_id,
-                        key=key,
-                        request_hash=request_hash,
-                        case_id=case_id,
-                        created_at=new.decided_at,
-                    )
+                    _INSERT_IDEMPOTENCY_KEY,
+                    {
+                        "client_id": client_id,
+                        "key": key,
+                        "request_hash": request_hash,
+                        "case_id": case_id,
+                        "created_at": new.decided_at,
+                    },
                 )
             add_event(conn, case_id, new.decided_at, "decided", new.status, new.submitted_by, {})
             if new.status == "approved":
@@ -142,7 +163,8 @@ def record(
                     employer_region=new.employer_region,
                     terms=new.supervision,
                 )
-            row = conn.execute(select(cases).where(cases.c.id == case_id)).one()
+            row = conn.execute(_SELECT_CASE, {"case_id": case_id}).one()
+        known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
         if idempotency is not None and find_idempotent(engine, *idempotency[:2]) is not None:
             raise IdempotencyRace from exc

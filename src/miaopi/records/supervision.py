@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records.db import dialect_insert, reading, writing
@@ -38,6 +38,12 @@ class TaskClosed(Exception):
     """The task was closed already; a closure is final."""
 
 
+_INSERT_EVENT = insert(case_events)
+_INSERT_QUEUED = insert(supervision_queue)
+_INSERT_DRAW = insert(spot_check_draws)
+_SELECT_SEED = select(audit_periods.c.seed).where(audit_periods.c.period == bindparam("period"))
+
+
 def add_event(
     conn: Connection,
     case_id: str,
@@ -48,9 +54,15 @@ def add_event(
     detail: dict[str, Any],
 ) -> None:
     conn.execute(
-        insert(case_events).values(
-            case_id=case_id, at=at, event=event, status=status, actor_id=actor_id, detail=detail
-        )
+        _INSERT_EVENT,
+        {
+            "case_id": case_id,
+            "at": at,
+            "event": event,
+            "status": status,
+            "actor_id": actor_id,
+            "detail": detail,
+        },
     )
 
 
@@ -59,9 +71,7 @@ def add_event(
 
 def _seed(conn: Connection, period: str, now: datetime) -> str:
     # Made by the first approval of the month; concurrent first approvals agree on one seed.
-    seed = conn.execute(
-        select(audit_periods.c.seed).where(audit_periods.c.period == period)
-    ).scalar_one_or_none()
+    seed = conn.execute(_SELECT_SEED, {"period": period}).scalar_one_or_none()
     if seed is not None:
         return seed
     conn.execute(
@@ -69,9 +79,7 @@ def _seed(conn: Connection, period: str, now: datetime) -> str:
         .values(period=period, seed=new_seed(), created_at=now)
         .on_conflict_do_nothing(index_elements=[audit_periods.c.period])
     )
-    return conn.execute(
-        select(audit_periods.c.seed).where(audit_periods.c.period == period)
-    ).scalar_one()
+    return conn.execute(_SELECT_SEED, {"period": period}).scalar_one()
 
 
 def _pick_auditor(conn: Connection, employer_region: str | None) -> int | None:
@@ -138,14 +146,19 @@ def enqueue_approval(
     terms: SupervisionTerms,
 ) -> None:
     """Queue an approval for re-check, draw it for a spot check, and open its task if drawn."""
-    conn.execute(insert(supervision_queue).values(case_id=case_id, queued_at=now, state="queued"))
+    conn.execute(_INSERT_QUEUED, {"case_id": case_id, "queued_at": now, "state": "queued"})
     period = period_of(approval_date)
     rate = terms.rate_for(risk_class)
     selected = is_selected(_seed(conn, period, now), case_id, rate)
     conn.execute(
-        insert(spot_check_draws).values(
-            case_id=case_id, period=period, risk_class=risk_class, rate=rate, selected=selected
-        )
+        _INSERT_DRAW,
+        {
+            "case_id": case_id,
+            "period": period,
+            "risk_class": risk_class,
+            "rate": rate,
+            "selected": selected,
+        },
     )
     if selected:
         _open_task(

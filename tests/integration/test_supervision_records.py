@@ -1,0 +1,119 @@
+"""Supervision as recorded: the draw's rates over a large batch, and the upgrade from 0001."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, func, insert, select
+
+from miaopi.eligibility.ruleset import RuleBook
+from miaopi.records import cases
+from miaopi.records.cases import NewCase
+from miaopi.records.clients import create_client
+from miaopi.records.db import alembic_config, make_engine, upgrade
+from miaopi.records.tables import audit_tasks, case_events, spot_check_draws, supervision_queue
+from miaopi.supervision.draw import is_selected
+from tests.conftest import NOW
+
+
+def _approval(rulebook: RuleBook, client_id: int, risk_class: str) -> NewCase:
+    ruleset = rulebook.in_force("graduate", date(2026, 11, 22))
+    assert ruleset is not None
+    return NewCase(
+        status="approved",
+        business_type="graduate",
+        applicant_name="李明",
+        applicant_id_number="420102200203151232",
+        employer_uscc="91440305MA5F1Q2RXK",
+        employer_name="x",
+        submitted_by=client_id,
+        application_date=date(2026, 11, 22),
+        ruleset_fingerprint=ruleset.fingerprint,
+        ruleset_definition=ruleset.definition,
+        ruleset_version=ruleset.version,
+        request={},
+        decision={"outcome": "approved", "criteria": []},
+        evidence=[],
+        submitted_at=NOW,
+        decided_at=NOW,
+        elapsed_ms=1.0,
+        risk_class=risk_class,
+        employer_region="440305",
+        supervision=ruleset.supervision,
+    )
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
+    upgrade(engine)
+    return engine
+
+
+@pytest.mark.slow
+def test_approvals_are_drawn_at_their_risk_class_rate(engine: Engine, rulebook: RuleBook) -> None:
+    client, _ = create_client(engine, "channel", "batch")
+    create_client(engine, "auditor", "a", district="440306")
+    batch = {"A": 3000, "B": 3000, "C": 150, "D": 150}
+    for risk_class, n in batch.items():
+        for _ in range(n):
+            cases.record(engine, _approval(rulebook, client.id, risk_class), "4403")
+
+    with engine.connect() as conn:
+        drawn = dict(
+            conn.execute(
+                select(spot_check_draws.c.risk_class, func.count())
+                .where(spot_check_draws.c.selected.is_(True))
+                .group_by(spot_check_draws.c.risk_class)
+            ).all()
+        )
+        tasks = conn.execute(select(func.count()).select_from(audit_tasks)).scalar_one()
+        queued = conn.execute(select(func.count()).select_from(supervision_queue)).scalar_one()
+        draws = conn.execute(select(spot_check_draws)).all()
+        seed = conn.exec_driver_sql("SELECT seed FROM audit_periods").scalar_one()
+
+    assert queued == sum(batch.values())  # every approval queued for re-check
+    for risk_class, rate in (("A", 0.025), ("B", 0.05)):
+        n = batch[risk_class]
+        sd = (n * rate * (1 - rate)) ** 0.5
+        assert abs(drawn.get(risk_class, 0) - n * rate) < 5 * sd, (risk_class, drawn)
+    assert drawn["C"] == batch["C"]
+    assert drawn["D"] == batch["D"]
+    assert tasks == sum(drawn.values())  # one spot-check task per selected approval
+    # The stored flags are exactly what the seed gives.
+    assert all(is_selected(seed, d.case_id, d.rate) == d.selected for d in draws)
+
+
+def test_upgrading_from_0001_gives_existing_cases_their_history(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    cfg = alembic_config(str(engine.url))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO clients (id, key_prefix, key_salt, key_hash, role, name, active, "
+            "created_at) VALUES (1, 'p', 's', 'h', 'channel', 'c', 1, '2026-01-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO rulesets VALUES ('fp', 'graduate', '2021.08', '{}', '2026-01-01 00:00:00')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO cases (id, status, outcome, business_type, applicant_name, "
+            "applicant_id_number, employer_uscc, submitted_by, application_date, "
+            "ruleset_fingerprint, request, decision, evidence, submitted_at, decided_at, "
+            "elapsed_ms) VALUES ('old', 'rejected', 'rejected', 'graduate', 'n', 'i', 'u', 1, "
+            "'2026-01-01', 'fp', '{}', '{}', '[]', '2026-01-01 00:00:00', "
+            "'2026-01-01 00:00:00', 1.0)"
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        events = conn.execute(select(case_events.c.case_id, case_events.c.event)).all()
+        conn.execute(insert(case_events).values(  # the new table takes new events
+            case_id="old", at=NOW, event="x", status="rejected", detail={}
+        ))  # fmt: skip
+    engine.dispose()
+    assert [tuple(e) for e in events] == [("old", "decided")]
