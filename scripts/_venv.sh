@@ -8,7 +8,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-# A plain (non-editable) install: the code under test is what a deployment gets.
+# A plain (non-editable) install: the code under test is what a deployment gets. setuptools
+# reuses ./build, where a module no longer listed in pyproject.toml would linger: start clean.
+rm -rf build
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
 # With an argument, that extra's dependencies too (scripts/test passes "test").
 .venv/bin/python -m pip install --quiet --disable-pip-version-check ".${1:+[$1]}"

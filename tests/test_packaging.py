@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pkgutil
 import subprocess
@@ -26,6 +27,17 @@ def test_every_module_of_the_distribution_imports() -> None:
     for name in (n for n in names if not n.startswith("miaopi.records.migrations.")):
         importlib.import_module(name)
     assert "miaopi.adapters.http.registries" in names
+
+
+def test_every_package_in_the_source_tree_is_installed() -> None:
+    # A package missing from pyproject's list exists in the checkout but not in the install.
+    repo = Path(__file__).resolve().parents[1]
+    roots = {repo / "src" / "miaopi": "miaopi", repo / "adapters": "miaopi.adapters"}
+    for root, name in roots.items():
+        for init in root.rglob("__init__.py"):
+            parts = init.parent.relative_to(root).parts
+            package = ".".join((name, *parts))
+            assert importlib.util.find_spec(package) is not None, f"{package} is not installed"
 
 
 def test_without_a_rules_folder_the_installed_rules_are_used(tmp_path: Path, monkeypatch) -> None:
