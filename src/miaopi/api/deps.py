@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from miaopi.api.errors import Problem
+from miaopi.api.errors import Problem, invalid
 from miaopi.bootstrap import Container
 from miaopi.domain import Role
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client, authenticate
+from miaopi.records.paging import decode_cursor
 
 _bearer = HTTPBearer(auto_error=False, description="API key from `miaopi clients create`")
 
@@ -61,6 +62,22 @@ Reader = Annotated[Client, Depends(allow("employer", "channel", "auditor", "admi
 Supervisor = Annotated[Client, Depends(allow("auditor", "admin"))]
 Auditor = Annotated[Client, Depends(allow("auditor"))]
 Admin = Annotated[Client, Depends(allow("admin"))]
+
+
+def _cursor(
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
+) -> str | None:
+    if cursor is not None:
+        try:
+            decode_cursor(cursor)
+        except ValueError as exc:
+            raise invalid(["query", "cursor"], str(exc)) from exc
+    return cursor
+
+
+Cursor = Annotated[str | None, Depends(_cursor)]
 
 
 def scope_of(client: Client) -> Scope:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records.db import dialect_insert, reading, writing
-from miaopi.records.paging import decode_cursor, encode_cursor, new_id
+from miaopi.records.paging import new_id, newest_first
 from miaopi.records.supervision import add_event, enqueue_approval
 from miaopi.records.tables import (
     approval_counters,
@@ -224,11 +224,4 @@ def page(
         query = query.where(cases.c.status == status)
     if business_type:
         query = query.where(cases.c.business_type == business_type)
-    if cursor:
-        query = query.where(cases.c.seq < decode_cursor(cursor))
-    query = query.order_by(cases.c.seq.desc()).limit(limit + 1)
-    with reading(engine) as conn:
-        rows = list(conn.execute(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1].seq) if more and rows else None)
+    return newest_first(engine, query, cases.c.seq, limit, cursor)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, Row, Select
+
+from miaopi.records.db import reading
 
 
 def new_id() -> str:
@@ -26,3 +31,16 @@ def decode_cursor(cursor: str) -> int:
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise ValueError("not a cursor issued by this service")
     return seq
+
+
+def newest_first(
+    engine: Engine, query: Select[Any], seq: ColumnElement[int], limit: int, cursor: str | None
+) -> tuple[list[Row[Any]], str | None]:
+    """One page of ``query`` by descending ``seq``; the next cursor is None on the last page."""
+    if cursor:
+        query = query.where(seq < decode_cursor(cursor))
+    with reading(engine) as conn:
+        rows = list(conn.execute(query.order_by(seq.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (encode_cursor(rows[-1].seq) if more and rows else None)

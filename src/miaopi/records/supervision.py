@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, updat
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records.db import dialect_insert, reading, writing
-from miaopi.records.paging import decode_cursor, encode_cursor, new_id
+from miaopi.records.paging import new_id, newest_first
 from miaopi.records.tables import (
     audit_periods,
     audit_tasks,
@@ -258,14 +258,7 @@ def task_page(
     if where.overdue is not None:
         late = (audit_tasks.c.status != "closed") & (audit_tasks.c.due_date < today)
         query = query.where(late if where.overdue else ~late)
-    if cursor:
-        query = query.where(audit_tasks.c.seq < decode_cursor(cursor))
-    query = query.order_by(audit_tasks.c.seq.desc()).limit(limit + 1)
-    with reading(engine) as conn:
-        rows = list(conn.execute(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1].seq) if more and rows else None)
+    return newest_first(engine, query, audit_tasks.c.seq, limit, cursor)
 
 
 def get_task(engine: Engine, task_id: str, auditor_id: int | None) -> Row[Any] | None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from miaopi.api.deps import ContainerDep, Evaluator, Reader, Submitter, Supervisor, scope_of
+from miaopi.api.deps import ContainerDep, Cursor, Evaluator, Reader, Submitter, Supervisor, scope_of
 from miaopi.api.errors import Problem, invalid
 from miaopi.api.presenters import case_body, evaluation_body
 from miaopi.api.schemas import (
@@ -28,7 +28,6 @@ from miaopi.eligibility.ruleset import canonical_json
 from miaopi.records import cases
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
-from miaopi.records.paging import decode_cursor
 
 router = APIRouter(prefix="/v1", tags=["applications"])
 
@@ -202,13 +201,8 @@ async def list_cases(
     status: CaseStatus | None = None,
     business_type: BusinessType | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Cursor = None,
 ) -> Any:
-    if cursor is not None:
-        try:
-            decode_cursor(cursor)
-        except ValueError as exc:
-            raise invalid(["query", "cursor"], str(exc)) from exc
     rows, next_cursor = await run_in_threadpool(
         cases.page, container.db, scope_of(client), limit, cursor, status, business_type
     )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from miaopi.api.deps import Auditor, ContainerDep, Supervisor
+from miaopi.api.deps import Auditor, ContainerDep, Cursor, Supervisor
 from miaopi.api.errors import Problem, invalid
 from miaopi.api.presenters import audited_case_body, task_body
 from miaopi.api.routes.applications import PROBLEMS
@@ -28,7 +28,6 @@ from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.records import cases, supervision
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client
-from miaopi.records.paging import decode_cursor
 from miaopi.supervision.draw import has_ended, parse_period, seed_commitment
 
 router = APIRouter(prefix="/v1/audit", tags=["supervision"])
@@ -74,15 +73,10 @@ async def list_tasks(
     overdue: bool | None = None,
     period: Annotated[str | None, Query(description="YYYY-MM of the draw")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Cursor = None,
 ) -> Any:
     if period is not None:
         _period(period, ["query", "period"])
-    if cursor is not None:
-        try:
-            decode_cursor(cursor)
-        except ValueError as exc:
-            raise invalid(["query", "cursor"], str(exc)) from exc
     today = _today(container)
     rows, next_cursor = await run_in_threadpool(
         supervision.task_page,
