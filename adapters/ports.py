@@ -45,6 +45,7 @@ class Evidence:
     reference: str | None = None  # the registry's receipt for the answer
     record: dict[str, Any] | None = None  # validated answer, JSON-ready; None unless ok
     detail: str | None = None  # why it is not ok, for operators; never personal data
+    attempts: int = 1  # how many times the registry was asked (0: its circuit was open)
 
     @property
     def ok(self) -> bool:
@@ -60,6 +61,7 @@ class Evidence:
             "elapsed_ms": round(self.elapsed_ms, 3),
             "record": self.record,
             "detail": self.detail,
+            "attempts": self.attempts,
         }
 
     @classmethod
@@ -73,6 +75,7 @@ class Evidence:
             elapsed_ms=float(data["elapsed_ms"]),
             record=data.get("record"),
             detail=data.get("detail"),
+            attempts=int(data.get("attempts", 1)),
         )
 
 

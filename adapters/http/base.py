@@ -4,79 +4,141 @@ Wire format (the mock registries serve the same): ``POST {base}/{things}/lookup`
 in a JSON body — never in the URL, where proxies and access logs would keep personal data.
 ``200 {"reference": "...", "record": {...}}`` is an answer, ``404 {"reference": "..."}`` says
 the registry holds no record; anything else means the evidence is missing.
+
+Each lookup has a time budget, retries included. A timeout, a transport error or a 5xx is
+retried once after a jittered pause when the query is idempotent (every lookup is: it only
+reads), so the first attempt gets half of what the budget leaves after the longest pause and the
+retry gets the rest. A registry that keeps failing opens its circuit breaker and is not asked
+until it has had time to recover.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from miaopi.adapters.http.breaker import CircuitBreaker
 from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
+
+BACKOFF_S = (0.05, 0.15)  # the pause before the retry, drawn uniformly (jitter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status: EvidenceStatus
+    detail: str | None = None
+    reference: str | None = None
+    record: dict[str, Any] | None = None
+    retryable: bool = False  # the registry did not answer: worth one more try
 
 
 class RegistryHttpClient:
-    def __init__(self, registry: RegistryName, client: httpx.AsyncClient, timeout_s: float) -> None:
+    def __init__(
+        self,
+        registry: RegistryName,
+        client: httpx.AsyncClient,
+        timeout_s: float,
+        breaker: CircuitBreaker | None = None,
+        backoff_s: tuple[float, float] = BACKOFF_S,
+    ) -> None:
         self.registry = registry
+        self.breaker = breaker or CircuitBreaker()
         self._client = client
         self._timeout_s = timeout_s
+        self._backoff_s = backoff_s
 
     async def lookup(
-        self, query: str, path: str, body: dict[str, Any], model: type[BaseModel]
+        self,
+        query: str,
+        path: str,
+        body: dict[str, Any],
+        model: type[BaseModel],
+        idempotent: bool = True,
     ) -> Evidence:
         queried_at = datetime.now(UTC)
         started = time.perf_counter()
+        attempts = 0
+        if not self.breaker.allow():
+            outcome = _Outcome("unavailable", "circuit open: the registry failed repeatedly")
+        else:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._timeout_s
+            first = (self._timeout_s - self._backoff_s[1]) / 2 if idempotent else self._timeout_s
+            try:
+                while True:
+                    attempts += 1
+                    budget = first if attempts == 1 else deadline - loop.time()
+                    outcome = await self._attempt(path, body, model, budget)
+                    if not (outcome.retryable and idempotent and attempts == 1):
+                        break
+                    pause = random.uniform(*self._backoff_s)  # noqa: S311 - jitter, no secret
+                    if deadline - loop.time() - pause <= 0:
+                        break
+                    await asyncio.sleep(pause)
+            except asyncio.CancelledError:
+                self.breaker.abandoned()
+                raise
+            if outcome.retryable:
+                self.breaker.failed()
+            else:
+                self.breaker.succeeded()
+        return Evidence(
+            registry=self.registry,
+            query=query,
+            status=outcome.status,
+            queried_at=queried_at,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            reference=outcome.reference,
+            record=outcome.record,
+            detail=outcome.detail,
+            attempts=attempts,
+        )
 
-        def done(
-            status: EvidenceStatus,
-            detail: str | None = None,
-            reference: str | None = None,
-            record: dict[str, Any] | None = None,
-        ) -> Evidence:
-            return Evidence(
-                registry=self.registry,
-                query=query,
-                status=status,
-                queried_at=queried_at,
-                elapsed_ms=(time.perf_counter() - started) * 1000,
-                reference=reference,
-                record=record,
-                detail=detail,
-            )
-
+    async def _attempt(
+        self, path: str, body: dict[str, Any], model: type[BaseModel], budget_s: float
+    ) -> _Outcome:
         try:
             # A deadline of our own: transports that run in-process ignore httpx's timeouts.
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(budget_s):
                 response = await self._client.post(path, json=body)
                 content = await response.aread()
         except TimeoutError:
-            return done("unavailable", f"no answer within {self._timeout_s:g}s")
+            return _Outcome("unavailable", f"no answer within {budget_s:.2g}s", retryable=True)
         except httpx.TimeoutException:
-            return done("unavailable", "timed out")
+            return _Outcome("unavailable", "timed out", retryable=True)
         except httpx.HTTPError as exc:
-            return done("unavailable", f"transport error: {type(exc).__name__}")
+            return _Outcome(
+                "unavailable", f"transport error: {type(exc).__name__}", retryable=True
+            )
 
         if response.status_code >= 500:
-            return done("unavailable", f"registry answered HTTP {response.status_code}")
+            return _Outcome(
+                "unavailable", f"registry answered HTTP {response.status_code}", retryable=True
+            )
         try:
             payload = httpx.Response(200, content=content).json()
         except ValueError:
-            return done("invalid", f"HTTP {response.status_code} with a body that is not JSON")
+            return _Outcome("invalid", f"HTTP {response.status_code} with a body that is not JSON")
         reference = payload.get("reference") if isinstance(payload, dict) else None
         if not isinstance(reference, str):
             reference = None
         if response.status_code == 404:
-            return done("no_record", reference=reference)
+            return _Outcome("no_record", reference=reference)
         if response.status_code != 200:
-            return done("unavailable", f"registry refused the query: HTTP {response.status_code}")
+            return _Outcome(
+                "unavailable", f"registry refused the query: HTTP {response.status_code}"
+            )
         record = payload.get("record") if isinstance(payload, dict) else None
         try:
             parsed = model.model_validate(record)
         except ValidationError as exc:
             fields = sorted({".".join(map(str, e["loc"])) or "record" for e in exc.errors()})
-            return done("invalid", f"answer does not fit the schema at: {', '.join(fields)}")
-        return done("ok", reference=reference, record=parsed.model_dump(mode="json"))
+            return _Outcome("invalid", f"answer does not fit the schema at: {', '.join(fields)}")
+        return _Outcome("ok", reference=reference, record=parsed.model_dump(mode="json"))

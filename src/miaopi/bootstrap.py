@@ -11,6 +11,7 @@ from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import Engine
 
 from miaopi.adapters.http.base import RegistryHttpClient
+from miaopi.adapters.http.breaker import CircuitBreaker
 from miaopi.adapters.http.registries import (
     HttpCreditRegistry,
     HttpEducationRegistry,
@@ -151,7 +152,12 @@ def bootstrap(
         for name in REGISTRY_NAMES
     }
     http = {
-        name: RegistryHttpClient(name, client, settings.registry_timeout_s)
+        name: RegistryHttpClient(
+            name,
+            client,
+            settings.registry_timeout(name),
+            CircuitBreaker(settings.registry_breaker_failures, settings.registry_breaker_reset_s),
+        )
         for name, client in clients.items()
     }
     registries = Registries(

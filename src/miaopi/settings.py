@@ -31,7 +31,17 @@ class Settings(BaseSettings):
     registry_social_security_url: str | None = None
     registry_credit_url: str | None = None
     registry_hrss_url: str | None = None
-    registry_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # The budget of one registry query, its retry included (see adapters/http/base.py).
+    registry_timeout_s: float = Field(default=3.0, gt=0.2, le=60)
+    registry_timeouts_s: str = Field(
+        default="", description="Per-registry budgets overriding it, e.g. education=5,police=2"
+    )
+    registry_breaker_failures: int = Field(
+        default=5, ge=1, description="Unanswered queries in a row that open a registry's breaker"
+    )
+    registry_breaker_reset_s: float = Field(
+        default=30.0, gt=0, description="How long an open breaker fails fast before a probe"
+    )
     # Keep-alive shorter than the registries' own (commonly 5 s or more), so a pooled
     # connection is never one the server has just closed.
     registry_keepalive_s: float = Field(default=4.0, gt=0)
@@ -48,6 +58,19 @@ class Settings(BaseSettings):
     def _latency(cls, v: str) -> str:
         parse_latency(v)
         return v
+
+    @field_validator("registry_timeouts_s")
+    @classmethod
+    def _timeouts(cls, v: str) -> str:
+        for name, seconds in parse_per_registry(v, "seconds").items():
+            if not 0.2 < seconds <= 60:
+                raise ValueError(f"the budget for {name} must be over 0.2 and at most 60 seconds")
+        return v
+
+    def registry_timeout(self, name: str) -> float:
+        return parse_per_registry(self.registry_timeouts_s, "seconds").get(
+            name, self.registry_timeout_s
+        )
 
     def registry_url(self, name: str) -> str | None:
         return getattr(self, f"registry_{name}_url")
@@ -66,17 +89,22 @@ class Settings(BaseSettings):
         return Path(str(resources.files("miaopi.bundled_rules")))
 
 
-def parse_latency(text: str) -> dict[str, float]:
+def parse_per_registry(text: str, unit: str) -> dict[str, float]:
+    """``police=40,education=120`` as numbers by registry; ValueError naming what is wrong."""
     out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
         if not sep or name.strip() not in REGISTRY_NAMES:
-            raise ValueError(f"expected registry=milliseconds with a known registry, got {part!r}")
+            raise ValueError(f"expected registry={unit} with a known registry, got {part!r}")
         try:
-            ms = float(value)
+            number = float(value)
         except ValueError:
-            raise ValueError(f"latency for {name.strip()} is not a number: {value!r}") from None
-        if ms < 0:
-            raise ValueError(f"latency for {name.strip()} is negative")
-        out[name.strip()] = ms
+            raise ValueError(f"{unit} for {name.strip()} is not a number: {value!r}") from None
+        if number < 0:
+            raise ValueError(f"{unit} for {name.strip()} is negative")
+        out[name.strip()] = number
     return out
+
+
+def parse_latency(text: str) -> dict[str, float]:
+    return parse_per_registry(text, "milliseconds")
