@@ -118,6 +118,18 @@ async def test_a_diploma_revoked_after_approval_opens_one_recheck_task(world: Wo
     ]
     assert task["due_date"] == "2027-02-20"
 
+    container = world.start()
+    _, admin = create_client(container.db, "admin", "a")
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+        log = await api.get(
+            f"/v1/applications/{case['case_id']}/access-log",
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+    rechecks = [i for i in log.json()["items"] if i["purpose"] == "recheck"]
+    assert {i["requested_by"]["role"] for i in rechecks} == {"system"}
+    assert ("education", "diploma") in {(i["registry"], i["query"]) for i in rechecks}
+
     again = await world.recheck()
     assert again.checked == 0
     assert again.tasks == []

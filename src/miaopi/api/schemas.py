@@ -135,6 +135,10 @@ class RevocationOut(BaseModel):
     reason: str
 
 
+class EvaluationResultOut(EvaluationOut):
+    evaluation_id: str = Field(description="Names the dry run in the registry access log")
+
+
 class CaseOut(EvaluationOut):
     case_id: str
     status: CaseStatus
@@ -333,3 +337,25 @@ class PeriodOut(BaseModel):
     approvals: int
     selected: list[str] = Field(description="Case ids drawn for a spot check")
     draws: list[DrawOut] = Field(description="Every approval of the period and its draw")
+
+
+class RequesterOut(BaseModel):
+    role: str = Field(description="The client's role, or `system` for miaopi's own re-checks")
+    name: str
+
+
+class AccessLogEntryOut(BaseModel):
+    registry: str
+    query: str
+    purpose: Literal["decision", "dry_run", "recheck"]
+    queried_at: datetime
+    elapsed_ms: float
+    status: Literal["ok", "no_record", "unavailable", "invalid"]
+    attempts: int = Field(description="Times the registry was asked (0: its breaker was open)")
+    requested_by: RequesterOut
+
+
+class AccessLogOut(BaseModel):
+    case_id: str
+    items: list[AccessLogEntryOut]
+    next_cursor: str | None = Field(description="Always null: a case's log fits one page")

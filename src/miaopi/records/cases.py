@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
+from miaopi.records.access_log import log_queries
 from miaopi.records.db import dialect_insert, reading, writing
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.supervision import add_event, enqueue_approval
@@ -151,6 +152,7 @@ def record(
                         "created_at": new.decided_at,
                     },
                 )
+            log_queries(conn, new.evidence, "decision", new.submitted_by, case_id=case_id)
             add_event(conn, case_id, new.decided_at, "decided", new.status, new.submitted_by, {})
             if new.status == "approved":
                 # Policy §8: every approval is queued for supervision in the same transaction.

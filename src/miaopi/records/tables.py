@@ -208,3 +208,23 @@ case_events = Table(
     Column("detail", JSON, nullable=False),
     Index(None, "case_id", "seq"),
 )
+
+# Every registry query, with why it was made (policy.md §8, last point): who asked what about
+# whom can be shown. ``case_id`` for decisions and re-checks, ``evaluation_id`` for dry runs.
+registry_queries = Table(
+    "registry_queries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(32), ForeignKey("cases.id")),
+    Column("evaluation_id", String(32)),
+    Column("purpose", String(16), nullable=False),  # decision | dry_run | recheck
+    Column("requested_by", Integer, ForeignKey("clients.id")),  # None: miaopi itself
+    Column("registry", String(32), nullable=False),
+    Column("query", String(32), nullable=False),
+    Column("queried_at", UTCDateTime, nullable=False),
+    Column("elapsed_ms", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Index(None, "case_id", "seq"),
+    Index(None, "evaluation_id"),
+)

@@ -30,7 +30,7 @@ from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook, Ruleset, fingerprint
 from miaopi.evidence.facts import CREDIT_EMPLOYER
 from miaopi.evidence.gather import Registries, gather
-from miaopi.records import cases, supervision
+from miaopi.records import access_log, cases, supervision
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,12 @@ class Rechecker:
         report.checked += 1
         application = Application.from_json(row.request)
         answers = await gather(self.registries, list(ruleset.queries), application)
+        await asyncio.to_thread(
+            lambda: access_log.record_queries(
+                self.db, [e.to_json() for e in answers.values()], "recheck", case_id=row.id,
+                requested_by=None,
+            )
+        )  # fmt: skip
         judged = judge(self.engine, ruleset, application, row.application_date, answers.values())
         recorded = {c["id"]: c["result"] for c in row.decision["criteria"]}
         unanswered = {

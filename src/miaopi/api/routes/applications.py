@@ -13,11 +13,12 @@ from miaopi.api.deps import ContainerDep, Cursor, Evaluator, Reader, Submitter, 
 from miaopi.api.errors import Problem, invalid
 from miaopi.api.presenters import case_body, evaluation_body
 from miaopi.api.schemas import (
+    AccessLogOut,
     ApplicationIn,
     CaseList,
     CaseOut,
     EvaluationIn,
-    EvaluationOut,
+    EvaluationResultOut,
     ProblemOut,
     ReplayOut,
 )
@@ -25,9 +26,10 @@ from miaopi.decision.replay import TamperedRuleset, replay
 from miaopi.decision.service import Decision, NoRulesInForce
 from miaopi.domain import Application, BusinessType, CaseStatus
 from miaopi.eligibility.ruleset import canonical_json
-from miaopi.records import cases
+from miaopi.records import access_log, cases
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
+from miaopi.records.paging import new_id
 
 router = APIRouter(prefix="/v1", tags=["applications"])
 
@@ -168,14 +170,25 @@ async def submit(
 
 @router.post(
     "/evaluations",
-    response_model=EvaluationOut,
+    response_model=EvaluationResultOut,
     responses=PROBLEMS,
     summary="Dry run: decide without recording anything",
 )
 async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep) -> Any:
     application = _to_application(body, client)
     decision = await _decide(container, application, body.as_of)
-    return evaluation_body(decision, client)
+    evaluation_id = new_id()
+    # A dry run records no case, but the queries it made about a person are logged all the same.
+    await run_in_threadpool(
+        lambda: access_log.record_queries(
+            container.db,
+            decision.evidence_json(),
+            "dry_run",
+            requested_by=client.id,
+            evaluation_id=evaluation_id,
+        )
+    )
+    return {"evaluation_id": evaluation_id, **evaluation_body(decision, client)}
 
 
 @router.get(
@@ -246,4 +259,36 @@ async def replay_case(case_id: str, client: Supervisor, container: ContainerDep)
         "replayed_outcome": result.replayed_outcome,
         "ruleset": result.ruleset,
         "differences": result.differences,
+    }
+
+
+@router.get(
+    "/applications/{case_id}/access-log",
+    response_model=AccessLogOut,
+    responses=PROBLEMS,
+    summary="Every registry query made for the case: registry, purpose, time, result",
+)
+async def read_access_log(case_id: str, client: Reader, container: ContainerDep) -> Any:
+    await _case_in_scope(container, client, case_id)
+    rows = await run_in_threadpool(access_log.for_case, container.db, case_id)
+    return {
+        "case_id": case_id,
+        "items": [
+            {
+                "registry": r.registry,
+                "query": r.query,
+                "purpose": r.purpose,
+                "queried_at": r.queried_at.isoformat(),
+                "elapsed_ms": round(r.elapsed_ms, 3),
+                "status": r.status,
+                "attempts": r.attempts,
+                "requested_by": (
+                    {"role": r.role, "name": r.name}
+                    if r.requested_by
+                    else {"role": "system", "name": "miaopi"}
+                ),
+            }
+            for r in rows
+        ],
+        "next_cursor": None,
     }
