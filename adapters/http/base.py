@@ -114,9 +114,7 @@ class RegistryHttpClient:
         except httpx.TimeoutException:
             return _Outcome("unavailable", "timed out", retryable=True)
         except httpx.HTTPError as exc:
-            return _Outcome(
-                "unavailable", f"transport error: {type(exc).__name__}", retryable=True
-            )
+            return _Outcome("unavailable", f"transport error: {type(exc).__name__}", retryable=True)
 
         if response.status_code >= 500:
             return _Outcome(

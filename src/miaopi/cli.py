@@ -219,6 +219,34 @@ def audit_recheck() -> None:
     typer.echo(asyncio.run(run()))
 
 
+@mock_app.command("generate")
+def mock_generate(
+    seed: Annotated[int, typer.Option(help="Same seed, same size, same day: same bytes")],
+    persons: Annotated[int, typer.Option(min=1, max=10_000_000, help="How many persons")],
+    output: Annotated[str, typer.Option("-o", "--output", help="File to write (JSON)")],
+    as_of: Annotated[
+        Optional[str],  # noqa: UP045 - typer reads the annotation
+        typer.Option(help="Reference day YYYY-MM-DD for ages and histories; default today"),
+    ] = None,
+) -> None:
+    """Write a deterministic synthetic dataset for the mock registries (MIAOPI_MOCK_DATASET)."""
+    from datetime import date
+    from pathlib import Path
+
+    from miaopi.adapters.mock.generate import generate
+
+    try:
+        today = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        raise typer.BadParameter("a date YYYY-MM-DD", param_hint="--as-of") from None
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        for chunk in generate(seed, persons, today):
+            out.write(chunk)
+    typer.echo(f"wrote {persons} persons to {path}")
+
+
 @app.command()
 def openapi(
     output: Annotated[str, typer.Option("-o", "--output", help="File to write")] = "openapi.yaml",
