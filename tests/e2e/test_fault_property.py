@@ -1,0 +1,154 @@
+"""Property: whatever the registries do, no fault becomes an approval and no case is lost.
+
+Faults are injected at the HTTP boundary, in front of the mock registries: a registry may
+answer normally, hang past the budget, answer 5xx, refuse with 4xx, or send garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from miaopi.adapters.mock.dataset import Dataset
+from miaopi.adapters.mock.registries import MOCK_APPS
+from miaopi.adapters.ports import REGISTRY_NAMES
+from miaopi.api.app import create_app
+from miaopi.bootstrap import Container, bootstrap
+from miaopi.records.clients import create_client
+from miaopi.records.tables import cases
+from miaopi.settings import Settings
+from tests.conftest import EMPLOYER, RULES, Clock
+
+BUDGET_S = 0.3
+FAULTS = ("none", "hang", "500", "503", "403", "garbage", "wrong_schema")
+
+# Applicants the bundled registries approve, one per business type.
+APPROVED = [
+    ("graduate", "李明", "420102200203151232", {"diploma_no": "104861202602000123"}),
+    ("in_service", "陆远", "340104199603122155", {"diploma_no": "104251201802000001"}),
+    ("overseas_returnee", "唐糖", "440106199705201897",
+     {"certification_no": "CSCSE-2025-GB-000321"}),
+    ("postdoc", "萧博", "510107199304045373", {}),
+]  # fmt: skip
+
+
+class FaultyRegistry(httpx.AsyncBaseTransport):
+    """A registry's mock behind a switch that makes it misbehave."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner, self.fault = inner, "none"
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.fault == "hang":
+            await asyncio.sleep(30)
+        if self.fault in ("500", "503", "403"):
+            return httpx.Response(int(self.fault), json={"error": "injected"})
+        if self.fault == "garbage":
+            return httpx.Response(200, content=b'{"reference": "x", "record": {"na')
+        if self.fault == "wrong_schema":
+            return httpx.Response(200, json={"reference": "x", "record": {"surprise": True}})
+        return await self.inner.handle_async_request(request)
+
+
+class World:
+    def __init__(
+        self, container: Container, switches: dict[str, FaultyRegistry], auth: dict
+    ) -> None:
+        self.container, self.switches, self.auth = container, switches, auth
+
+    def __repr__(self) -> str:  # hypothesis prints it with a failing example
+        return "World(...)"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp: Path = tmp_path_factory.mktemp("faults")
+    dataset = Dataset.bundled()
+    switches = {
+        name: FaultyRegistry(httpx.ASGITransport(app=MOCK_APPS[name](dataset, 0)))
+        for name in REGISTRY_NAMES
+    }
+    container = bootstrap(
+        Settings(
+            database_url=f"sqlite:///{tmp}/p.db",
+            rules_dir=RULES,
+            registry_timeout_s=BUDGET_S,
+            registry_breaker_failures=10_000,  # every example sees the faults it drew
+            _env_file=None,  # type: ignore[call-arg]
+        ),
+        clock=Clock(),
+        transports=dict(switches),
+    )
+    _, key = create_client(container.db, "employer", "e", uscc=EMPLOYER)
+    yield World(container, switches, {"Authorization": f"Bearer {key}"})
+    anyio.run(container.aclose)
+
+
+def _count(container: Container) -> int:
+    with container.db.connect() as conn:
+        return conn.execute(select(func.count()).select_from(cases)).scalar_one()
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    applicant=st.sampled_from(APPROVED),
+    pattern=st.fixed_dictionaries({name: st.sampled_from(FAULTS) for name in REGISTRY_NAMES}),
+)
+def test_no_fault_becomes_an_approval_and_every_case_is_recorded_once(
+    world: World, applicant: tuple[str, str, str, dict[str, str]], pattern: dict[str, str]
+) -> None:
+    container, switches, auth = world.container, world.switches, world.auth
+    for name, fault in pattern.items():
+        switches[name].fault = fault
+    business_type, name, id_number, claims = applicant
+    body = {
+        "business_type": business_type,
+        "applicant": {"name": name, "id_number": id_number},
+        "employer": {"uscc": EMPLOYER},
+        "claims": claims,
+        "commitment": {"accepted": True, "version": "2026-01"},
+        "consent": {"data_query": True},
+    }
+    before = _count(container)
+    key = uuid.uuid4()  # fresh for every run, replays and shrinking included
+
+    async def submit_twice() -> tuple[httpx.Response, httpx.Response, float]:
+        transport = httpx.ASGITransport(app=create_app(container))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+            headers = {**auth, "Idempotency-Key": str(key)}
+            started = time.perf_counter()
+            first = await api.post("/v1/applications", json=body, headers=headers)
+            took = time.perf_counter() - started
+            again = await api.post("/v1/applications", json=body, headers=headers)
+        return first, again, took
+
+    first, again, took = anyio.run(submit_twice)
+    assert first.status_code == 201, first.text
+    case = first.json()
+    asked = {e["registry"] for e in case["evidence"]}
+    faulty = {r for r in asked if pattern.get(r, "none") != "none"}
+    if faulty:
+        assert case["status"] != "approved", (pattern, case["evidence"])
+    if case["status"] == "approved":
+        assert all(e["status"] == "ok" for e in case["evidence"])
+    else:  # everything answered: the bundled applicant is approved
+        assert faulty, case["decision"]
+    # Registries are asked at once: the decision takes about the slowest, never their sum.
+    assert took < BUDGET_S + 0.25
+    # Recorded exactly once, and the retry with the same key replays it.
+    assert _count(container) == before + 1
+    assert again.status_code == 200
+    assert again.json()["case_id"] == case["case_id"]
