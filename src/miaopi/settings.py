@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # connection is never one the server has just closed.
     registry_keepalive_s: float = Field(default=4.0, gt=0)
     data_key: str | None = None
+    max_body_bytes: int = Field(default=65_536, ge=1024, description="Larger bodies get 413")
+    rate_limit_per_minute: int = Field(
+        default=1200, ge=0, description="Requests a minute per API client and process; 0 = off"
+    )
+    rate_limit_burst: int = Field(default=100, ge=1, description="Requests a client may burst")
     recheck_interval_s: float = Field(
         default=0,
         ge=0,

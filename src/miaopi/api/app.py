@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from miaopi import __version__
 from miaopi.api import errors
+from miaopi.api.limits import BodyLimit, RateLimiter
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 
@@ -68,6 +69,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.container = container
+    settings = container.settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
     app.include_router(applications.router)
     app.include_router(rules.router)

@@ -27,6 +27,7 @@ ContainerDep = Annotated[Container, Depends(_container)]
 
 
 async def _client(
+    request: Request,
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Client:
@@ -41,6 +42,7 @@ async def _client(
     client = await run_in_threadpool(authenticate, container.db, credentials.credentials)
     if client is None:
         raise unauthorized
+    request.app.state.rate_limiter.take(client.id)
     return client
 
 

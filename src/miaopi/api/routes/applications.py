@@ -35,7 +35,7 @@ router = APIRouter(prefix="/v1", tags=["applications"])
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 422)
+    for code in (401, 403, 404, 413, 422, 429)
 }
 
 _REQUIRED_CLAIMS: dict[str, tuple[str, ...]] = {

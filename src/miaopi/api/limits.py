@@ -1,0 +1,83 @@
+"""Abuse limits: a cap on request bodies and a request rate per API client.
+
+The rate limiter is a token bucket per client in each process: with N instances a client gets
+up to N times the rate overall, so size it per instance (or in front, at the load balancer).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from miaopi.api.errors import Problem, problem_response
+
+
+class BodyLimit:
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while they stream in."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = problem_response(
+            413, f"the request body is over {self.max_bytes} bytes", "body-too-large"
+        )
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await too_large(scope, receive, send)
+                return
+        seen, answered = 0, False
+
+        async def counted() -> Message:
+            nonlocal seen, answered
+            message = await receive()
+            if message["type"] == "http.request" and not answered:
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # Answer now, and tell the app the client went away: whatever it answers
+                    # to that is dropped below.
+                    answered = True
+                    await too_large(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            if not answered:
+                await send(message)
+
+        await self.app(scope, counted, guarded)
+
+
+class RateLimiter:
+    """``per_minute`` requests a minute per client, in bursts of up to ``burst``."""
+
+    def __init__(
+        self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate, self.burst, self._clock = per_minute / 60.0, burst, clock
+        self._buckets: dict[Any, tuple[float, float]] = {}  # client → (tokens, at)
+
+    def take(self, client: Any) -> None:
+        """Spend one token of the client's, or raise a 429 problem saying when to come back."""
+        if self.rate <= 0:
+            return
+        now = self._clock()
+        tokens, at = self._buckets.get(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self._buckets[client] = (tokens, now)
+            wait = math.ceil((1 - tokens) / self.rate)
+            raise Problem(
+                429,
+                f"too many requests from this client; retry in {wait} s",
+                slug="rate-limited",
+                headers={"Retry-After": str(wait)},
+            )
+        self._buckets[client] = (tokens - 1, now)
