@@ -1,0 +1,143 @@
+"""Who may do what: every endpoint against every kind of caller (OWASP API1, API5).
+
+One case is submitted by a channel for a Futian employer (district 440304) and drawn for a
+spot check (risk class C); the only eligible auditor is the Nanshan one (440305), so whose task
+it is, is known. Each row lists the status every caller gets; callers are tried in the order
+written, so the one that changes state comes last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from miaopi.bootstrap import Container
+from miaopi.records.clients import create_client, revoke_client
+from tests.conftest import application
+
+pytestmark = pytest.mark.anyio
+
+FUTIAN = "91440304MA5H3T8P2L"
+NANSHAN = "91440305MA5G2K7N95"
+FINDINGS = {"completeness": "ok", "consistency": "ok", "compliance": "ok", "outcome": "confirmed"}
+CALLERS = (
+    "anonymous", "revoked", "employer", "other_employer", "channel", "other_channel",
+    "other_auditor", "auditor", "admin",
+)  # fmt: skip
+
+
+@dataclass
+class World:
+    api: httpx.AsyncClient
+    keys: dict[str, dict[str, str]]
+    case_id: str
+    task_id: str
+
+
+@pytest.fixture
+async def world(api: httpx.AsyncClient, container: Container) -> World:
+    def key(role: str, **kw: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {create_client(container.db, role, role, **kw)[1]}"}
+
+    keys = {
+        "anonymous": {},
+        "employer": key("employer", uscc=FUTIAN),
+        "other_employer": key("employer", uscc=NANSHAN),
+        "channel": key("channel"),
+        "other_channel": key("channel"),
+        "auditor": key("auditor", district="440305"),
+        "other_auditor": key("auditor", district="440304"),  # recused from Futian's cases
+        "admin": key("admin"),
+    }
+    revoked, secret = create_client(container.db, "admin", "gone")
+    revoke_client(container.db, revoked.key_prefix)
+    keys["revoked"] = {"Authorization": f"Bearer {secret}"}
+    created = await api.post(
+        "/v1/applications", json=application(uscc=FUTIAN), headers=keys["channel"]
+    )
+    assert created.json()["status"] == "approved"
+    [task] = (await api.get("/v1/audit/tasks", headers=keys["auditor"])).json()["items"]
+    return World(api, keys, created.json()["case_id"], task["task_id"])
+
+
+def _expect(default: int | None = None, **by_caller: int) -> dict[str, int]:
+    out = {"anonymous": 401, "revoked": 401}
+    out.update({c: default for c in CALLERS if c not in out and default is not None})
+    out.update(by_caller)
+    return out
+
+
+SCOPED_READ = _expect(200, other_employer=404, other_channel=404, other_auditor=404)
+MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
+    ("POST", "/v1/applications", application(uscc=FUTIAN),
+     _expect(403, employer=201, channel=201, other_channel=201)),
+    ("POST", "/v1/evaluations", application(uscc=FUTIAN),
+     _expect(403, employer=200, channel=200, other_channel=200, admin=200)),
+    ("GET", "/v1/applications/{case}", None, SCOPED_READ),
+    ("GET", "/v1/applications/{case}/access-log", None, SCOPED_READ),
+    ("GET", "/v1/applications", None, _expect(200)),
+    ("POST", "/v1/applications/{case}/replay", None,
+     _expect(403, auditor=200, other_auditor=404, admin=200)),
+    ("GET", "/v1/rules", None, _expect(200)),
+    ("GET", "/v1/rules/graduate", None, _expect(200)),
+    ("POST", "/v1/rules:reload", None, _expect(403, admin=200)),
+    ("GET", "/v1/audit/tasks", None, _expect(403, auditor=200, other_auditor=200, admin=200)),
+    ("GET", "/v1/audit/tasks/{task}", None,
+     _expect(403, auditor=200, other_auditor=404, admin=200)),
+    ("GET", "/v1/audit/periods/2026-11", None,
+     _expect(403, auditor=200, other_auditor=200, admin=200)),
+    ("GET", "/v1/audit/periods/2026-11/samples.csv", None,
+     _expect(403, auditor=200, other_auditor=200, admin=200)),
+    ("POST", "/v1/audit/tasks/{task}/findings", FINDINGS,
+     _expect(403, other_auditor=404, auditor=200)),
+    ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
+    ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), MATRIX, ids=lambda v: str(v))
+async def test_every_caller_gets_what_its_role_and_scope_allow(
+    world: World, method: str, path: str, body: Any, expected: dict[str, int]
+) -> None:
+    url = path.format(case=world.case_id, task=world.task_id)
+    got = {}
+    for caller in CALLERS:
+        response = await world.api.request(method, url, json=body, headers=world.keys[caller])
+        got[caller] = response.status_code
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == "application/problem+json"
+    assert got == expected
+
+
+async def test_scoped_lists_show_each_caller_only_its_own(world: World) -> None:
+    def ids(caller: str) -> Any:
+        return world.api.get("/v1/applications", headers=world.keys[caller])
+
+    seen = {c: [i["case_id"] for i in (await ids(c)).json()["items"]] for c in CALLERS[2:]}
+    assert seen == {
+        "employer": [world.case_id],
+        "other_employer": [],
+        "channel": [world.case_id],
+        "other_channel": [],
+        "other_auditor": [],
+        "auditor": [world.case_id],
+        "admin": [world.case_id],
+    }
+
+
+async def test_an_employer_cannot_submit_for_another_employer(world: World) -> None:
+    response = await world.api.post(
+        "/v1/applications", json=application(uscc=FUTIAN), headers=world.keys["other_employer"]
+    )
+    assert response.status_code == 403
+
+
+async def test_case_ids_cannot_be_guessed_or_walked(world: World) -> None:
+    assert len(world.case_id) >= 22  # 128 random bits, URL-safe
+    near = world.case_id[:-1] + ("A" if world.case_id[-1] != "A" else "B")
+    for candidate in (near, "1", "00000000000000000000000000000001", "%27%20OR%201=1"):
+        response = await world.api.get(f"/v1/applications/{candidate}", headers=world.keys["admin"])
+        assert response.status_code == 404
