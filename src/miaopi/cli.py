@@ -18,11 +18,13 @@ rules_app = typer.Typer(help="Rule files.", no_args_is_help=True)
 mock_app = typer.Typer(help="Mock registries.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 audit_app = typer.Typer(help="Post-hoc supervision.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The tamper-evident decision ledger.", no_args_is_help=True)
 app.add_typer(clients_app, name="clients")
 app.add_typer(rules_app, name="rules")
 app.add_typer(mock_app, name="mock")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.add_typer(ledger_app, name="ledger")
 
 
 def _settings():  # type: ignore[no-untyped-def]
@@ -245,6 +247,23 @@ def mock_generate(
         for chunk in generate(seed, persons, today):
             out.write(chunk)
     typer.echo(f"wrote {persons} persons to {path}")
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Check the whole decision ledger against the stored rows; name the first broken entry."""
+    from miaopi.records.db import make_engine, upgrade
+    from miaopi.records.ledger import verify
+
+    engine = make_engine(_settings().database_url)
+    upgrade(engine)
+    verdict = verify(engine)
+    if verdict.intact:
+        typer.echo(f"ledger intact: {verdict.entries} entries")
+        return
+    where = f"entry {verdict.broken_at}" if verdict.broken_at else "after the last entry"
+    typer.echo(f"ledger broken at {where}: {verdict.reason}", err=True)
+    raise typer.Exit(1)
 
 
 @app.command()

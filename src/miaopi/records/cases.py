@@ -11,8 +11,10 @@ from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
+from miaopi.records import ledger
 from miaopi.records.access_log import log_queries
 from miaopi.records.db import dialect_insert, reading, writing
+from miaopi.records.ledger import decision_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.supervision import add_event, enqueue_approval
 from miaopi.records.tables import (
@@ -166,6 +168,7 @@ def record(
                     terms=new.supervision,
                 )
             row = conn.execute(_SELECT_CASE, {"case_id": case_id}).one()
+            ledger.append(conn, "decision", case_id, case_id, decision_record(row), new.decided_at)
         known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
         if idempotency is not None and find_idempotent(engine, *idempotency[:2]) is not None:

@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
+from miaopi.records import ledger
 from miaopi.records.db import dialect_insert, reading, writing
+from miaopi.records.ledger import closure_record, revocation_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.tables import (
     audit_periods,
@@ -343,6 +345,15 @@ def close_task(
             conn, task.case_id, now, "audit_closed", status, auditor_id,
             {"task_id": task_id, "kind": task.kind, "outcome": outcome},
         )  # fmt: skip
+        if status == "revoked" and case.status == "approved":
+            revoked = conn.execute(select(cases).where(cases.c.id == task.case_id)).one()
+            ledger.append(
+                conn, "revocation", task.case_id, task.case_id, revocation_record(revoked), now
+            )
+        closed_task = conn.execute(select(audit_tasks).where(audit_tasks.c.id == task_id)).one()
+        ledger.append(
+            conn, "audit_closure", task.case_id, task_id, closure_record(closed_task), now
+        )
 
 
 def bars_of(engine: Engine, id_number: str) -> list[Row[Any]]:

@@ -228,3 +228,27 @@ registry_queries = Table(
     Index(None, "case_id", "seq"),
     Index(None, "evaluation_id"),
 )
+
+# The tamper-evident ledger (a hash chain): every decision, revocation and audit closure, each
+# entry committing to the previous entry's hash and to the canonical JSON of what it records.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(24), nullable=False),  # decision | revocation | audit_closure
+    Column("case_id", String(32), nullable=False),
+    Column("subject_id", String(32), nullable=False),  # the case, or the audit task
+    Column("record_hash", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False, unique=True),
+)
+
+# One row: the chain's end. Updating it in the appending transaction serializes appends.
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_seq", Integer, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+)

@@ -1,0 +1,204 @@
+"""The tamper-evident decision ledger: a hash chain over decisions and status changes.
+
+Each entry commits to the previous entry's hash and to the SHA-256 of the canonical JSON of
+what it records, read back from the stored rows. ``verify`` recomputes both from the rows as
+they are now, so editing a stored decision, a revocation or an audit closure — even one byte —
+or removing, reordering or inserting entries breaks the chain at a named entry.
+
+The record functions below are part of the stored format: changing what they include would
+break every existing entry, so they change only with a migration that re-chains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
+
+from miaopi.records.db import reading
+from miaopi.records.tables import audit_tasks, cases, ledger, ledger_head
+
+GENESIS = "0" * 64
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return value.isoformat() if value else None
+
+
+def decision_record(case: Any) -> dict[str, Any]:
+    """What a decision fixed for good (its status may change later; its outcome never)."""
+    return {
+        "case_id": case.id,
+        "business_type": case.business_type,
+        "outcome": case.outcome,
+        "approval_number": case.approval_number,
+        "application_date": _iso(case.application_date),
+        "ruleset_fingerprint": case.ruleset_fingerprint,
+        "applicant": [case.applicant_name, case.applicant_id_number],
+        "employer_uscc": case.employer_uscc,
+        "submitted_by": case.submitted_by,
+        "request": case.request,
+        "decision": case.decision,
+        "evidence": case.evidence,
+        "decided_at": _iso(case.decided_at),
+    }
+
+
+def revocation_record(case: Any) -> dict[str, Any]:
+    return {
+        "case_id": case.id,
+        "status": case.status,
+        "revoked_at": _iso(case.revoked_at),
+        "reason": case.revocation_reason,
+    }
+
+
+def closure_record(task: Any) -> dict[str, Any]:
+    return {
+        "task_id": task.id,
+        "case_id": task.case_id,
+        "kind": task.kind,
+        "auditor_id": task.auditor_id,
+        "findings": task.findings,
+        "outcome": task.outcome,
+        "reason": task.reason,
+        "closed_at": _iso(task.closed_at),
+    }
+
+
+def _sha256(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _entry_hash(
+    prev: str, seq: int, at: str, kind: str, case_id: str, subject_id: str, record_hash: str
+) -> str:
+    return _sha256([prev, seq, at, kind, case_id, subject_id, record_hash])
+
+
+_HEAD = select(ledger_head.c.last_seq, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
+_MOVE_HEAD = (
+    update(ledger_head)
+    .where(ledger_head.c.id == 1)
+    .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
+)
+_INSERT = insert(ledger)
+
+
+def append(
+    conn: Connection, kind: str, case_id: str, subject_id: str, record: dict[str, Any], at: datetime
+) -> None:
+    """Add an entry, inside the transaction that makes the change it records."""
+    last_seq, last_hash = conn.execute(_HEAD.with_for_update()).one()
+    seq, stamp, record_hash = last_seq + 1, _iso(at) or "", _sha256(record)
+    entry_hash = _entry_hash(last_hash, seq, stamp, kind, case_id, subject_id, record_hash)
+    conn.execute(
+        _INSERT,
+        {
+            "seq": seq,
+            "at": at,
+            "kind": kind,
+            "case_id": case_id,
+            "subject_id": subject_id,
+            "record_hash": record_hash,
+            "prev_hash": last_hash,
+            "entry_hash": entry_hash,
+        },
+    )
+    conn.execute(_MOVE_HEAD, {"seq": seq, "hash": entry_hash})
+
+
+@dataclass(frozen=True)
+class Verdict:
+    entries: int
+    broken_at: int | None = None  # the first entry that does not hold
+    reason: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None and not self.reason
+
+
+def _current_record(conn: Connection, entry: Row[Any]) -> dict[str, Any] | None:
+    if entry.kind == "audit_closure":
+        task = conn.execute(select(audit_tasks).where(audit_tasks.c.id == entry.subject_id)).first()
+        return closure_record(task) if task else None
+    case = conn.execute(select(cases).where(cases.c.id == entry.case_id)).first()
+    if case is None:
+        return None
+    return decision_record(case) if entry.kind == "decision" else revocation_record(case)
+
+
+def _entries(conn: Connection) -> Iterator[Row[Any]]:
+    yield from conn.execute(select(ledger).order_by(ledger.c.seq)).yield_per(1000)
+
+
+def verify(engine: Engine) -> Verdict:
+    """Walk the whole chain against the rows as they are now; name the first broken entry."""
+    prev, count = GENESIS, 0
+    with reading(engine) as conn:
+        for entry in _entries(conn):
+            count += 1
+            if entry.seq != count:
+                return Verdict(count, entry.seq, f"entry {count} is missing")
+            if entry.prev_hash != prev:
+                return Verdict(count, entry.seq, "does not follow the entry before it")
+            record = _current_record(conn, entry)
+            if record is None:
+                return Verdict(count, entry.seq, f"its {entry.kind} record is gone")
+            if _sha256(record) != entry.record_hash:
+                return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
+            expected = _entry_hash(
+                prev, entry.seq, _iso(entry.at) or "", entry.kind, entry.case_id,
+                entry.subject_id, entry.record_hash,
+            )  # fmt: skip
+            if entry.entry_hash != expected:
+                return Verdict(count, entry.seq, "the entry itself was changed")
+            prev = entry.entry_hash
+        last_seq, last_hash = conn.execute(_HEAD).one()
+        if (last_seq, last_hash) != (count, prev):
+            return Verdict(count, None, "the chain was cut: its recorded end is not its last entry")
+        missing = _uncovered(conn)
+        if missing:
+            return Verdict(count, None, missing)
+    return Verdict(count)
+
+
+def _uncovered(conn: Connection) -> str:
+    """A change the ledger does not record (an entry removed, or a row made around it)."""
+
+    def lacking(kind: str, subject: Any) -> Any:
+        return ~(
+            select(ledger.c.seq)
+            .where(ledger.c.kind == kind, ledger.c.subject_id == subject)
+            .exists()
+        )
+
+    checks = (
+        (select(cases.c.id).where(lacking("decision", cases.c.id)), "decision"),
+        (
+            select(cases.c.id).where(
+                cases.c.status == "revoked", lacking("revocation", cases.c.id)
+            ),
+            "revocation",
+        ),
+        (
+            select(audit_tasks.c.id).where(
+                audit_tasks.c.status == "closed", lacking("audit_closure", audit_tasks.c.id)
+            ),
+            "audit_closure",
+        ),
+    )
+    for query, kind in checks:
+        found = conn.execute(query.limit(1)).scalar_one_or_none()
+        if found is not None:
+            return f"{found} has no {kind} entry"
+    return ""

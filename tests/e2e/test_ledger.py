@@ -1,0 +1,132 @@
+"""The decision ledger: a hash chain that names the first entry a direct database edit broke."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from sqlalchemy import text
+
+from miaopi.bootstrap import Container
+from miaopi.records.ledger import verify
+from tests.conftest import RULES, application
+
+pytestmark = pytest.mark.anyio
+FUTIAN = "91440304MA5H3T8P2L"
+Keys = Callable[..., dict[str, str]]
+
+
+async def fill(api: httpx.AsyncClient, make_key: Keys) -> list[str]:
+    """Three decisions, one of them revoked by its auditor: five entries."""
+    employer = make_key("employer", uscc=FUTIAN)
+    auditor = make_key("auditor", district="440305")
+    ids = []
+    for who in ({}, {"id_number": "430104199608202463", "name": "王芳",
+                     "diploma_no": "105331202603000456"}):  # fmt: skip
+        case = await api.post(
+            "/v1/applications", json=application(uscc=FUTIAN, **who), headers=employer
+        )
+        ids.append(case.json()["case_id"])
+    rejected = application(uscc=FUTIAN, id_number="510104200111023588", name="陈晨",
+                           diploma_no="106101202602000789")  # fmt: skip
+    ids.append(
+        (await api.post("/v1/applications", json=rejected, headers=employer)).json()["case_id"]
+    )
+    task = (await api.get("/v1/audit/tasks", headers=auditor)).json()["items"][-1]
+    closed = await api.post(
+        f"/v1/audit/tasks/{task['task_id']}/findings",
+        json={
+            "completeness": "ok",
+            "consistency": "issue",
+            "compliance": "issue",
+            "outcome": "revoked",
+            "reason": "forged",
+        },
+        headers=auditor,
+    )
+    assert closed.status_code == 200
+    return ids
+
+
+async def test_an_untouched_ledger_verifies(
+    api: httpx.AsyncClient, make_key: Keys, container: Container
+) -> None:
+    await fill(api, make_key)
+    verdict = verify(container.db)
+    assert verdict.intact, verdict
+    assert verdict.entries == 5  # three decisions, a revocation, an audit closure
+
+
+@pytest.mark.parametrize(
+    ("edit", "entry", "reason"),
+    [
+        # One byte of the second decision: a criterion's "pass" becomes "pasS".
+        ("UPDATE cases SET decision = substr(decision, 1, instr(decision, '\"pass\"')) || 'pasS' "
+         "|| substr(decision, instr(decision, '\"pass\"') + 5) WHERE seq = 2", 2,
+         "decision record was changed"),
+        ("UPDATE cases SET approval_number = '4403-2026-000009' WHERE seq = 1", 1,
+         "decision record was changed"),
+        ("UPDATE cases SET revocation_reason = 'typo' WHERE status = 'revoked'", 4,
+         "revocation record was changed"),
+        ("UPDATE audit_tasks SET outcome = 'confirmed' WHERE status = 'closed'", 5,
+         "audit_closure record was changed"),
+        ("UPDATE cases SET evidence = replace(evidence, '\"status\": \"ok\"', "
+         "'\"status\": \"oK\"') WHERE seq = 1", 1, "decision record was changed"),
+        ("DELETE FROM ledger WHERE seq = 3", 4, "entry 3 is missing"),
+        ("UPDATE ledger SET record_hash = '" + "0" * 64 + "' WHERE seq = 2", 2,
+         "record was changed"),
+        ("UPDATE ledger SET at = '2020-01-01 00:00:00' WHERE seq = 3", 3,
+         "the entry itself was changed"),
+    ],
+)  # fmt: skip
+async def test_a_direct_edit_is_caught_at_its_entry(
+    api: httpx.AsyncClient, make_key: Keys, container: Container, edit: str, entry: int,
+    reason: str,
+) -> None:  # fmt: skip
+    await fill(api, make_key)
+    with container.db.begin() as conn:
+        assert conn.execute(text(edit)).rowcount == 1
+    verdict = verify(container.db)
+    assert not verdict.intact
+    assert verdict.broken_at == entry
+    assert reason in verdict.reason
+
+
+async def test_cutting_the_tail_or_recording_around_the_ledger_is_caught(
+    api: httpx.AsyncClient, make_key: Keys, container: Container
+) -> None:
+    await fill(api, make_key)
+    with container.db.begin() as conn:
+        conn.execute(text("DELETE FROM ledger WHERE seq = 5"))
+    assert "cut" in verify(container.db).reason
+    with container.db.begin() as conn:
+        conn.execute(text("UPDATE ledger_head SET last_seq = 4, last_hash = "
+                          "(SELECT entry_hash FROM ledger WHERE seq = 4)"))  # fmt: skip
+    assert "has no audit_closure entry" in verify(container.db).reason
+
+
+async def test_the_cli_verifies_and_names_the_broken_entry(
+    api: httpx.AsyncClient, make_key: Keys, container: Container, tmp_path: Path
+) -> None:
+    await fill(api, make_key)
+    env = {
+        **os.environ,
+        "MIAOPI_DATABASE_URL": str(container.db.url),
+        "MIAOPI_RULES_DIR": str(RULES),
+    }
+    ok = await anyio.run_process([sys.executable, "-m", "miaopi.cli", "ledger", "verify"],
+                                 env=env, check=False, cwd=tmp_path)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.decode().strip() == "ledger intact: 5 entries"
+    with container.db.begin() as conn:
+        conn.execute(text("UPDATE cases SET elapsed_ms = elapsed_ms, decision = "
+                          "replace(decision, 'bachelor', 'bachelo_') WHERE seq = 1"))  # fmt: skip
+    broken = await anyio.run_process([sys.executable, "-m", "miaopi.cli", "ledger", "verify"],
+                                     env=env, check=False, cwd=tmp_path)  # fmt: skip
+    assert broken.returncode == 1
+    assert "ledger broken at entry 1: its decision record was changed" in broken.stderr.decode()
