@@ -263,6 +263,15 @@ def task_page(
     return newest_first(engine, query, audit_tasks.c.seq, limit, cursor)
 
 
+def period_samples(engine: Engine, auditor_id: int | None, period: str) -> list[Row[Any]]:
+    """A period's spot-check tasks, oldest first: one auditor's, or all of them when None."""
+    query = _task_query().where(audit_tasks.c.kind == "spot_check", audit_tasks.c.period == period)
+    if auditor_id is not None:
+        query = query.where(audit_tasks.c.auditor_id == auditor_id)
+    with reading(engine) as conn:
+        return list(conn.execute(query.order_by(audit_tasks.c.seq)))
+
+
 def get_task(engine: Engine, task_id: str, auditor_id: int | None) -> Row[Any] | None:
     query = _task_query().where(audit_tasks.c.id == task_id)
     if auditor_id is not None:
@@ -302,7 +311,7 @@ def close_task(
     """
     with writing(engine) as conn:
         task = conn.execute(
-            select(audit_tasks.c.case_id, audit_tasks.c.kind, audit_tasks.c.status).where(
+            select(audit_tasks.c.case_id, audit_tasks.c.kind).where(
                 audit_tasks.c.id == task_id, audit_tasks.c.auditor_id == auditor_id
             )
         ).first()
@@ -320,9 +329,9 @@ def close_task(
         case = conn.execute(
             select(cases.c.status, cases.c.applicant_id_number).where(cases.c.id == task.case_id)
         ).one()
-        status = case.status
-        if outcome == "revoked" and status == "approved":
-            status = "revoked"
+        revoking = outcome == "revoked" and case.status == "approved"
+        status = "revoked" if revoking else case.status
+        if revoking:
             conn.execute(
                 update(cases)
                 .where(cases.c.id == task.case_id)
@@ -341,15 +350,14 @@ def close_task(
                 conn, task.case_id, now, "revoked", status, auditor_id,
                 {"task_id": task_id, "reason": reason},
             )  # fmt: skip
-        add_event(
-            conn, task.case_id, now, "audit_closed", status, auditor_id,
-            {"task_id": task_id, "kind": task.kind, "outcome": outcome},
-        )  # fmt: skip
-        if status == "revoked" and case.status == "approved":
             revoked = conn.execute(select(cases).where(cases.c.id == task.case_id)).one()
             ledger.append(
                 conn, "revocation", task.case_id, task.case_id, revocation_record(revoked), now
             )
+        add_event(
+            conn, task.case_id, now, "audit_closed", status, auditor_id,
+            {"task_id": task_id, "kind": task.kind, "outcome": outcome},
+        )  # fmt: skip
         closed_task = conn.execute(select(audit_tasks).where(audit_tasks.c.id == task_id)).one()
         ledger.append(
             conn, "audit_closure", task.case_id, task_id, closure_record(closed_task), now
@@ -374,9 +382,7 @@ def bars_of(engine: Engine, id_number: str) -> list[Row[Any]]:
 def period_draws(engine: Engine, period: str) -> tuple[str | None, list[Row[Any]]]:
     """The period's seed (None before its first approval) and every draw in it, by case id."""
     with reading(engine) as conn:
-        seed = conn.execute(
-            select(audit_periods.c.seed).where(audit_periods.c.period == period)
-        ).scalar_one_or_none()
+        seed = conn.execute(_SELECT_SEED, {"period": period}).scalar_one_or_none()
         draws = list(
             conn.execute(
                 select(spot_check_draws)

@@ -200,26 +200,12 @@ def _cell(value: Any) -> str:
 async def export_samples(period: PeriodParam, client: Supervisor, container: ContainerDep) -> Any:
     _period(period, ["path", "period"])
     today = _today(container)
-    rows: list[Any] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = await run_in_threadpool(
-            supervision.task_page,
-            container.db,
-            _own(client),
-            today,
-            100,
-            cursor,
-            supervision.TaskFilter(kind="spot_check", period=period),
-        )
-        rows += page
-        if cursor is None:
-            break
+    rows = await run_in_threadpool(supervision.period_samples, container.db, _own(client), period)
     out = io.StringIO()
     out.write("\ufeff")  # Excel reads UTF-8 (Chinese names) only with a byte-order mark
     writer = csv.writer(out)
     writer.writerow(_CSV_COLUMNS)
-    for row in reversed(rows):  # oldest first, as a worklist reads
+    for row in rows:
         task = task_body(row, today)
         writer.writerow(
             _cell(v)
