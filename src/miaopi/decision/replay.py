@@ -32,6 +32,13 @@ class Replay:
     ruleset: dict[str, str]
 
 
+def stored_ruleset(definition: dict[str, Any] | None, recorded_fingerprint: str) -> Ruleset:
+    """A case's rule version rebuilt from its stored definition, if that still hashes right."""
+    if definition is None or fingerprint(definition) != recorded_fingerprint:
+        raise TamperedRuleset(recorded_fingerprint)
+    return Ruleset.from_definition(definition)
+
+
 def replay(
     engine: RuleEngine,
     definition: dict[str, Any],
@@ -41,9 +48,7 @@ def replay(
     evidence: list[dict[str, Any]],
     decision: dict[str, Any],
 ) -> Replay:
-    if fingerprint(definition) != recorded_fingerprint:
-        raise TamperedRuleset(recorded_fingerprint)
-    ruleset = Ruleset.from_definition(definition)
+    ruleset = stored_ruleset(definition, recorded_fingerprint)
     judged = judge(
         engine,
         ruleset,

@@ -37,14 +37,27 @@ class Decision:
     evidence: tuple[Evidence, ...]
     criteria: tuple[CriterionOutcome, ...]
     outcome: Outcome
-    employer_name: str | None
-    employer_region: str | None
-    risk_class: str | None
+    employer: dict[str, Any] | None  # the credit registry's answer about the employer, if ok
     submitted_at: datetime
     decided_at: datetime
     elapsed_ms: float
     rules_ms: float
     entitlements: tuple[tuple[str, Any], ...] = ()
+
+    def _employer(self, field: str) -> Any:
+        return self.employer[field] if self.employer else None
+
+    @property
+    def employer_name(self) -> str | None:
+        return self._employer("name")
+
+    @property
+    def employer_region(self) -> str | None:
+        return self._employer("region")
+
+    @property
+    def risk_class(self) -> str | None:
+        return self._employer("risk_class")
 
     def decision_json(self) -> dict[str, Any]:
         return {
@@ -112,7 +125,6 @@ class Decider:
         verdict = outcome(judged.criteria)
         # Policy §7: what an approval entitles the talent to, found without asking.
         granted = self.engine.entitled(ruleset, judged.facts) if verdict == "approved" else []
-        employer = judged.records.get(CREDIT_EMPLOYER)
         return Decision(
             entitlements=tuple(granted),
             application=application,
@@ -121,9 +133,7 @@ class Decider:
             evidence=tuple(answers.values()),
             criteria=judged.criteria,
             outcome=verdict,
-            employer_name=employer["name"] if employer else None,
-            employer_region=employer["region"] if employer else None,
-            risk_class=employer["risk_class"] if employer else None,
+            employer=judged.records.get(CREDIT_EMPLOYER),
             submitted_at=submitted_at,
             decided_at=self.clock(),
             elapsed_ms=(time.perf_counter() - started) * 1000,

@@ -21,13 +21,12 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from miaopi.adapters.ports import Evidence
-from miaopi.decision.replay import TamperedRuleset
+from miaopi.decision.replay import TamperedRuleset, stored_ruleset
 from miaopi.decision.service import judge
 from miaopi.domain import Application
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.engine import RuleEngine
-from miaopi.eligibility.ruleset import RuleBook, Ruleset, fingerprint
+from miaopi.eligibility.ruleset import RuleBook, Ruleset
 from miaopi.evidence.facts import CREDIT_EMPLOYER
 from miaopi.evidence.gather import Registries, gather
 from miaopi.records import access_log, cases, supervision
@@ -84,9 +83,7 @@ class Rechecker:
     async def _ruleset(self, fp: str) -> Ruleset:
         if fp not in self._rulesets:
             definition = await asyncio.to_thread(cases.ruleset_definition, self.db, fp)
-            if definition is None or fingerprint(definition) != fp:
-                raise TamperedRuleset(fp)
-            self._rulesets[fp] = Ruleset.from_definition(definition)
+            self._rulesets[fp] = stored_ruleset(definition, fp)
         return self._rulesets[fp]
 
     async def _one(self, row: Any, report: RecheckReport) -> None:
@@ -157,8 +154,8 @@ class Rechecker:
 
 
 def _employer_region(evidence: list[dict[str, Any]]) -> str | None:
-    for item in evidence:
-        e = Evidence.from_json(item)
-        if (e.registry, e.query) == (CREDIT_EMPLOYER.registry, CREDIT_EMPLOYER.name) and e.record:
-            return e.record.get("region")
+    """The employer's district, from the registry answer the decision recorded."""
+    for e in evidence:
+        if (e["registry"], e["query"]) == (CREDIT_EMPLOYER.registry, CREDIT_EMPLOYER.name):
+            return (e.get("record") or {}).get("region")
     return None
