@@ -37,9 +37,12 @@ def verify(published: dict) -> tuple[list[str], list[str]]:
     problems = []
     if hashlib.sha256(seed).hexdigest() != published.get("seed_sha256"):
         problems.append("the seed does not hash to the published seed_sha256")
-    mine = [d["case_id"] for d in published["draws"] if selected(seed, d["case_id"], d["rate"])]
+    mine = []
     for d in published["draws"]:
-        if selected(seed, d["case_id"], d["rate"]) != d["selected"]:
+        drawn = selected(seed, d["case_id"], d["rate"])
+        if drawn:
+            mine.append(d["case_id"])
+        if drawn != d["selected"]:
             problems.append(f"{d['case_id']}: published selected={d['selected']}, recomputed not")
     if sorted(mine) != sorted(published["selected"]):
         problems.append("the recomputed selection differs from the published list")

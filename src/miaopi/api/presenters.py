@@ -28,9 +28,12 @@ def _applicant(name: str, id_number: str, client: Client) -> dict[str, str]:
     return {"name": mask_name(name), "id_number": mask_id(id_number)}
 
 
-def _evidence(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keep = ("registry", "query", "status", "reference", "queried_at", "elapsed_ms")
-    return [{k: e.get(k) for k in keep} for e in items]
+_EVIDENCE = ("registry", "query", "status", "reference", "queried_at", "elapsed_ms")
+
+
+def _evidence(items: list[dict[str, Any]], *more: str) -> list[dict[str, Any]]:
+    """Evidence as shown; ``more`` adds fields (registry answers, for an assigned auditor)."""
+    return [{k: e.get(k) for k in (*_EVIDENCE, *more)} for e in items]
 
 
 def evaluation_body(decision: Decision, client: Client) -> dict[str, Any]:
@@ -71,10 +74,7 @@ def case_body(row: Any, client: Client) -> dict[str, Any]:
 def audited_case_body(row: Any, history: list[Any], client: Client) -> dict[str, Any]:
     """The whole case for its auditor: registry answers included, and what happened to it."""
     body = case_body(row, client)
-    keep = ("registry", "query", "status", "reference", "queried_at", "elapsed_ms", "record")
-    body["evidence"] = [
-        {**{k: e.get(k) for k in keep}, "detail": e.get("detail")} for e in row.evidence
-    ]
+    body["evidence"] = _evidence(row.evidence, "record", "detail")
     body["history"] = [
         {"at": e.at.isoformat(), "event": e.event, "status": e.status, "detail": e.detail}
         for e in history
