@@ -172,7 +172,7 @@ async def submit(
     "/evaluations",
     response_model=EvaluationResultOut,
     responses=PROBLEMS,
-    summary="Dry run: decide without recording anything",
+    summary="Dry run: decide without recording a case (its registry queries are logged)",
 )
 async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep) -> Any:
     application = _to_application(body, client)
