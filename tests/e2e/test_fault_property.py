@@ -90,8 +90,31 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         transports=dict(switches),
     )
     _, key = create_client(container.db, "employer", "e", uscc=EMPLOYER)
-    yield World(container, switches, {"Authorization": f"Bearer {key}"})
+    auth = {"Authorization": f"Bearer {key}"}
+
+    async def warm_up() -> None:
+        # First use compiles each rule version: do it before examples are timed.
+        transport = httpx.ASGITransport(app=create_app(container))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+            for applicant in APPROVED:
+                response = await api.post("/v1/evaluations", json=_body(applicant), headers=auth)
+                assert response.json()["decision"]["outcome"] == "approved"
+
+    anyio.run(warm_up)
+    yield World(container, switches, auth)
     anyio.run(container.aclose)
+
+
+def _body(applicant: tuple[str, str, str, dict[str, str]]) -> dict[str, Any]:
+    business_type, name, id_number, claims = applicant
+    return {
+        "business_type": business_type,
+        "applicant": {"name": name, "id_number": id_number},
+        "employer": {"uscc": EMPLOYER},
+        "claims": claims,
+        "commitment": {"accepted": True, "version": "2026-01"},
+        "consent": {"data_query": True},
+    }
 
 
 def _count(container: Container) -> int:
@@ -113,15 +136,7 @@ def test_no_fault_becomes_an_approval_and_every_case_is_recorded_once(
     container, switches, auth = world.container, world.switches, world.auth
     for name, fault in pattern.items():
         switches[name].fault = fault
-    business_type, name, id_number, claims = applicant
-    body = {
-        "business_type": business_type,
-        "applicant": {"name": name, "id_number": id_number},
-        "employer": {"uscc": EMPLOYER},
-        "claims": claims,
-        "commitment": {"accepted": True, "version": "2026-01"},
-        "consent": {"data_query": True},
-    }
+    body = _body(applicant)
     before = _count(container)
     key = uuid.uuid4()  # fresh for every run, replays and shrinking included
 
@@ -146,8 +161,9 @@ def test_no_fault_becomes_an_approval_and_every_case_is_recorded_once(
         assert all(e["status"] == "ok" for e in case["evidence"])
     else:  # everything answered: the bundled applicant is approved
         assert faulty, case["decision"]
-    # Registries are asked at once: the decision takes about the slowest, never their sum.
-    assert took < BUDGET_S + 0.25
+    # Registries are asked at once: a decision takes about the slowest one's budget, never the
+    # sum of six (1.8 s); the margin covers a loaded CI machine, not a second budget.
+    assert took < BUDGET_S + 0.5
     # Recorded exactly once, and the retry with the same key replays it.
     assert _count(container) == before + 1
     assert again.status_code == 200
