@@ -13,6 +13,7 @@ from miaopi.bootstrap import Container, bootstrap
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.records.clients import create_client
+from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,6 +23,8 @@ NOW = datetime(2026, 11, 22, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 TODAY = date(2026, 11, 22)
 EMPLOYER = "91440305MA5F1Q2RXK"
 OTHER_EMPLOYER = "91440305MA5G2K7N95"
+# One key for the suite's databases; tests of the key itself make their own.
+DATA_KEY = generate_key()
 
 
 @pytest.fixture
@@ -44,6 +47,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path}/miaopi.db",
         rules_dir=RULES,
+        data_key=DATA_KEY,
         _env_file=None,  # type: ignore[call-arg]
     )
 

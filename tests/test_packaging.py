@@ -13,6 +13,7 @@ from pathlib import Path
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.settings import Settings
+from tests.conftest import DATA_KEY
 
 
 def test_every_module_of_the_distribution_imports() -> None:
@@ -54,7 +55,11 @@ def test_without_a_rules_folder_the_installed_rules_are_used(tmp_path: Path, mon
 
 
 def test_the_cli_runs_from_a_directory_without_the_source(tmp_path: Path) -> None:
-    env = {**os.environ, "MIAOPI_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db"}
+    env = {
+        **os.environ,
+        "MIAOPI_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "MIAOPI_DATA_KEY": DATA_KEY,
+    }
     env.pop("MIAOPI_RULES_DIR", None)
     done = subprocess.run(
         [sys.executable, "-m", "miaopi.cli", "rules", "validate"],

@@ -29,6 +29,7 @@ from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
 from miaopi.records.db import make_engine, upgrade
 from miaopi.records.revocations import DbRevocationRegister
+from miaopi.records.sealing import check_key, resolve_key
 from miaopi.settings import Settings
 from miaopi.supervision.recheck import Rechecker
 
@@ -95,6 +96,24 @@ class Container:
         self.db.dispose()
 
 
+def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
+    """The database with its data key bound, at the newest schema, checked against the key.
+
+    Raises ``DataKeyError`` when no usable key is configured (production) or the key is not
+    the one the stored personal data was sealed with.
+    """
+    key = resolve_key(settings.data_key, settings.environment)
+    db = make_engine(settings.database_url, key)
+    try:
+        if migrate:
+            upgrade(db)
+        check_key(db, key)
+    except BaseException:
+        db.dispose()
+        raise
+    return db
+
+
 def registry_client(
     name: str,
     settings: Settings,
@@ -133,9 +152,7 @@ def bootstrap(
 ) -> Container:
     settings = settings or Settings()
     clock = clock or _now
-    db = make_engine(settings.database_url)
-    if migrate:
-        upgrade(db)
+    db = open_database(settings, migrate=migrate)
     rulebook = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
 
     loaded: list[Dataset] = []

@@ -41,6 +41,30 @@ def _settings():  # type: ignore[no-untyped-def]
         raise typer.Exit(2) from None
 
 
+def _database(settings):  # type: ignore[no-untyped-def]
+    """The database, migrated, with its data key; a clear error and exit 1 without one."""
+    from miaopi.bootstrap import open_database
+    from miaopi.records.sealing import DataKeyError
+
+    try:
+        return open_database(settings)
+    except DataKeyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+keys_app = typer.Typer(help="The data key that seals personal data at rest.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random data key, for MIAOPI_DATA_KEY."""
+    from miaopi.records.sealing import generate_key
+
+    typer.echo(generate_key())
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
@@ -51,12 +75,9 @@ def serve(
     import uvicorn
 
     from miaopi.eligibility.ruleset import RuleBook, RuleFileError
-    from miaopi.records.db import make_engine, upgrade
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    engine.dispose()
+    _database(settings).dispose()
     try:  # refuse to start on broken rules, with the reason, before forking workers
         book = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
     except RuleFileError as exc:
@@ -85,7 +106,6 @@ def clients_create(
 
     from miaopi.identifiers import credit_code
     from miaopi.records.clients import create_client
-    from miaopi.records.db import make_engine, upgrade
 
     if role not in ROLES:
         raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
@@ -104,8 +124,7 @@ def clients_create(
     elif district:
         raise typer.BadParameter("only auditors have a district", param_hint="--district")
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
+    engine = _database(settings)
     client, key = create_client(engine, role, name, uscc=uscc, district=district)  # type: ignore[arg-type]
     typer.echo(f"created {role} client {client.id} ({name}), key prefix {client.key_prefix}")
     if role == "auditor":
@@ -125,10 +144,8 @@ def clients_create(
 def clients_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix")]) -> None:
     """Revoke a client's key by its prefix."""
     from miaopi.records.clients import revoke_client
-    from miaopi.records.db import make_engine, upgrade
 
-    engine = make_engine(_settings().database_url)
-    upgrade(engine)
+    engine = _database(_settings())
     client = revoke_client(engine, prefix)
     if client is None:
         typer.echo(f"no active key with prefix {prefix}", err=True)
@@ -211,8 +228,11 @@ def audit_recheck() -> None:
 
     from miaopi.bootstrap import bootstrap
 
+    settings = _settings()
+    _database(settings).dispose()  # migrated, and the key checked, with a clear error
+
     async def run() -> str:
-        container = bootstrap(_settings())
+        container = bootstrap(settings)
         try:
             return (await container.rechecker.run()).summary()
         finally:
@@ -252,11 +272,9 @@ def mock_generate(
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check the whole decision ledger against the stored rows; name the first broken entry."""
-    from miaopi.records.db import make_engine, upgrade
     from miaopi.records.ledger import verify
 
-    engine = make_engine(_settings().database_url)
-    upgrade(engine)
+    engine = _database(_settings())
     verdict = verify(engine)
     if verdict.intact:
         typer.echo(f"ledger intact: {verdict.entries} entries")
@@ -282,11 +300,9 @@ def openapi(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply migrations to MIAOPI_DATABASE_URL."""
-    from miaopi.records.db import make_engine, upgrade
 
     settings = _settings()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
+    engine = _database(settings)
     typer.echo(f"database at head: {engine.url.render_as_string(hide_password=True)}")
 
 

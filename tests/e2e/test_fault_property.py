@@ -27,7 +27,7 @@ from miaopi.bootstrap import Container, bootstrap
 from miaopi.records.clients import create_client
 from miaopi.records.tables import cases
 from miaopi.settings import Settings
-from tests.conftest import EMPLOYER, RULES, Clock
+from tests.conftest import DATA_KEY, EMPLOYER, RULES, Clock
 
 BUDGET_S = 0.3
 FAULTS = ("none", "hang", "500", "503", "403", "garbage", "wrong_schema")
@@ -82,6 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         Settings(
             database_url=f"sqlite:///{tmp}/p.db",
             rules_dir=RULES,
+            data_key=DATA_KEY,
             registry_timeout_s=BUDGET_S,
             registry_breaker_failures=10_000,  # every example sees the faults it drew
             _env_file=None,  # type: ignore[call-arg]

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from miaopi.bootstrap import Container
 from miaopi.records.ledger import verify
-from tests.conftest import RULES, application
+from tests.conftest import DATA_KEY, RULES, application
 
 pytestmark = pytest.mark.anyio
 FUTIAN = "91440304MA5H3T8P2L"
@@ -75,8 +75,10 @@ async def test_an_untouched_ledger_verifies(
          "revocation record was changed"),
         ("UPDATE audit_tasks SET outcome = 'confirmed' WHERE status = 'closed'", 5,
          "audit_closure record was changed"),
-        ("UPDATE cases SET evidence = replace(evidence, '\"status\": \"ok\"', "
-         "'\"status\": \"oK\"') WHERE seq = 1", 1, "decision record was changed"),
+        # Evidence is sealed: one character of its ciphertext changed.
+        ("UPDATE cases SET evidence = substr(evidence, 1, 40) || CASE substr(evidence, 41, 1)"
+         " WHEN 'A' THEN 'B' ELSE 'A' END || substr(evidence, 42) WHERE seq = 1", 1,
+         "decision record was changed"),
         ("DELETE FROM ledger WHERE seq = 3", 4, "entry 3 is missing"),
         ("UPDATE ledger SET record_hash = '" + "0" * 64 + "' WHERE seq = 2", 2,
          "record was changed"),
@@ -117,6 +119,7 @@ async def test_the_cli_verifies_and_names_the_broken_entry(
     env = {
         **os.environ,
         "MIAOPI_DATABASE_URL": str(container.db.url),
+        "MIAOPI_DATA_KEY": DATA_KEY,
         "MIAOPI_RULES_DIR": str(RULES),
     }
     ok = await anyio.run_process([sys.executable, "-m", "miaopi.cli", "ledger", "verify"],

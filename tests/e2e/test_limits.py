@@ -12,7 +12,7 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
 from miaopi.records.clients import create_client
 from miaopi.settings import Settings
-from tests.conftest import EMPLOYER, RULES, Clock, application
+from tests.conftest import DATA_KEY, EMPLOYER, RULES, Clock, application
 
 pytestmark = pytest.mark.anyio
 
@@ -23,6 +23,7 @@ async def limited(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Call
         Settings(
             database_url=f"sqlite:///{tmp_path}/l.db",
             rules_dir=RULES,
+            data_key=DATA_KEY,
             max_body_bytes=2048,
             rate_limit_per_minute=60,
             rate_limit_burst=3,

@@ -17,7 +17,7 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
 from miaopi.records.clients import create_client
 from miaopi.settings import Settings
-from tests.conftest import REPO, RULES, Clock, application
+from tests.conftest import DATA_KEY, REPO, RULES, Clock, application
 
 pytestmark = pytest.mark.anyio
 
@@ -37,6 +37,7 @@ class World:
         self.settings = Settings(
             database_url=f"sqlite:///{tmp_path}/miaopi.db",
             rules_dir=RULES,
+            data_key=DATA_KEY,
             mock_dataset=self.dataset_path,
             _env_file=None,  # type: ignore[call-arg]
         )
@@ -172,6 +173,7 @@ async def test_the_cli_runs_the_recheck(world: World, tmp_path: Path) -> None:
     env = {
         **os.environ,
         "MIAOPI_DATABASE_URL": world.settings.database_url,
+        "MIAOPI_DATA_KEY": DATA_KEY,
         "MIAOPI_RULES_DIR": str(RULES),
         "MIAOPI_MOCK_DATASET": str(world.dataset_path),
     }

@@ -18,7 +18,7 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
 from miaopi.records.clients import create_client
 from miaopi.settings import Settings
-from tests.conftest import NOW, RULES, application
+from tests.conftest import DATA_KEY, NOW, RULES, application
 
 pytestmark = pytest.mark.anyio
 
@@ -111,6 +111,7 @@ def test_sighup_reloads_a_running_server(tmp_path: Path, rules_copy: Path) -> No
         **os.environ,
         "MIAOPI_RULES_DIR": str(rules_copy),
         "MIAOPI_DATABASE_URL": f"sqlite:///{tmp_path}/sighup.db",
+        "MIAOPI_DATA_KEY": DATA_KEY,
     }
     made = subprocess.run(
         [

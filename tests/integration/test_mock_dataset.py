@@ -17,7 +17,7 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
 from miaopi.records.clients import create_client
 from miaopi.settings import Settings
-from tests.conftest import RULES, TODAY, Clock
+from tests.conftest import DATA_KEY, RULES, TODAY, Clock
 
 PERSON = {
     "id_number": "420102200203151232",
@@ -120,7 +120,9 @@ async def test_decisions_on_the_population_give_every_outcome(tmp_path: Path) ->
         Settings(
             database_url=f"sqlite:///{tmp_path}/m.db",
             rules_dir=RULES,
+            data_key=DATA_KEY,
             mock_dataset=path,
+            rate_limit_per_minute=0,  # 150 requests at once; limits have tests of their own
             _env_file=None,  # type: ignore[call-arg]
         ),
         clock=Clock(),

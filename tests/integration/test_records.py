@@ -6,11 +6,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from miaopi.records.db import make_engine, upgrade
+from miaopi.records.sealing import DataKey
 from miaopi.records.tables import metadata
+from tests.conftest import DATA_KEY
 
 
 def test_migrations_make_exactly_the_schema_the_code_uses(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/m.db")
+    engine = make_engine(f"sqlite:///{tmp_path}/m.db", DataKey(DATA_KEY))
     upgrade(engine)
     upgrade(engine)  # idempotent at head
     with engine.connect() as conn:
@@ -20,7 +22,7 @@ def test_migrations_make_exactly_the_schema_the_code_uses(tmp_path: Path) -> Non
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/w.db")
+    engine = make_engine(f"sqlite:///{tmp_path}/w.db", DataKey(DATA_KEY))
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()

@@ -14,9 +14,11 @@ from miaopi.records import cases
 from miaopi.records.cases import NewCase
 from miaopi.records.clients import create_client
 from miaopi.records.db import alembic_config, make_engine, upgrade
+from miaopi.records.sealing import DataKey
 from miaopi.records.tables import audit_tasks, case_events, spot_check_draws, supervision_queue
+from miaopi.records.tables import cases as case_table
 from miaopi.supervision.draw import is_selected
-from tests.conftest import NOW
+from tests.conftest import DATA_KEY, NOW
 
 
 def _approval(rulebook: RuleBook, client_id: int, risk_class: str) -> NewCase:
@@ -48,7 +50,7 @@ def _approval(rulebook: RuleBook, client_id: int, risk_class: str) -> NewCase:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
+    engine = make_engine(f"sqlite:///{tmp_path}/s.db", DataKey(DATA_KEY))
     upgrade(engine)
     return engine
 
@@ -88,7 +90,7 @@ def test_approvals_are_drawn_at_their_risk_class_rate(engine: Engine, rulebook: 
 
 
 def test_upgrading_from_0001_gives_existing_cases_their_history(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db", DataKey(DATA_KEY))
     cfg = alembic_config(str(engine.url))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -114,3 +116,56 @@ def test_upgrading_from_0001_gives_existing_cases_their_history(tmp_path: Path) 
         events = conn.execute(select(case_events.c.case_id, case_events.c.event)).all()
     engine.dispose()
     assert [tuple(e) for e in events] == [("old", "decided")]
+
+
+def test_upgrading_seals_stored_personal_data_and_keeps_the_ledger_intact(
+    tmp_path: Path,
+) -> None:
+    from miaopi.records.ledger import verify
+    from miaopi.records.supervision import bars_of
+
+    engine = make_engine(f"sqlite:///{tmp_path}/plain.db", DataKey(DATA_KEY))
+    cfg = alembic_config(str(engine.url))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")  # before the ledger and sealing: all in plain text
+    with engine.begin() as conn:
+        for statement in (
+            "INSERT INTO clients (id, key_prefix, key_salt, key_hash, role, name, active, "
+            "created_at) VALUES (1, 'p', 's', 'h', 'channel', 'c', 1, '2026-01-01 00:00:00')",
+            "INSERT INTO rulesets VALUES ('fp', 'graduate', '2021.08', '{}', "
+            "'2026-01-01 00:00:00')",
+            "INSERT INTO cases (id, status, outcome, business_type, applicant_name, "
+            "applicant_id_number, employer_uscc, submitted_by, application_date, "
+            "ruleset_fingerprint, request, decision, evidence, submitted_at, decided_at, "
+            "elapsed_ms, revoked_at, revocation_reason) VALUES ('old', 'revoked', 'approved', "
+            "'graduate', '李明', '420102200203151232', 'u', 1, '2026-01-01', 'fp', "
+            '\'{"applicant": {"name": "李明", "id_number": "420102200203151232"}}\', '
+            '\'{"outcome": "approved"}\', \'[{"record": {"name": "李明"}}]\', '
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00', 1.0, '2026-02-01 00:00:00', "
+            "'李明 forged it')",
+            "INSERT INTO case_events (case_id, at, event, status, detail) VALUES ('old', "
+            "'2026-02-01 00:00:00', 'revoked', 'revoked', '{\"reason\": \"李明 forged it\"}')",
+            "INSERT INTO fraud_bars (id_number, barred_on, case_id, created_at) VALUES "
+            "('420102200203151232', '2026-02-01', 'old', '2026-02-01 00:00:00')",
+        ):
+            conn.exec_driver_sql(statement)
+
+    upgrade(engine)
+
+    with engine.connect() as conn:
+        case = conn.execute(select(case_table).where(case_table.c.id == "old")).one()
+        events = conn.execute(select(case_events.c.detail)).scalars().all()
+    assert (case.applicant_name, case.applicant_id_number) == ("李明", "420102200203151232")
+    assert case.request["applicant"]["name"] == "李明"
+    assert case.revocation_reason == "李明 forged it"
+    assert {"reason": "李明 forged it"} in events
+    assert [b.case_id for b in bars_of(engine, "420102200203151232")] == ["old"]
+    assert bars_of(engine, "430104199608202463") == []
+    verdict = verify(engine)  # 0004 chained the plain rows; their records read the same sealed
+    assert verdict.intact, verdict
+    assert verdict.entries == 2
+    engine.dispose()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("plain.db*"))
+    assert b"420102200203151232" not in raw
+    assert "李明".encode() not in raw

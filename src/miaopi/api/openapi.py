@@ -8,12 +8,14 @@ import yaml
 
 from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
+from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 
 
 def openapi_document() -> dict[str, Any]:
     container = bootstrap(
-        Settings(database_url="sqlite://", _env_file=None),  # type: ignore[call-arg]
+        # Nothing is stored: a throwaway key, so generating the document writes no key file.
+        Settings(database_url="sqlite://", data_key=generate_key(), _env_file=None),  # type: ignore[call-arg]
         migrate=False,
     )
     try:

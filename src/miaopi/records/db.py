@@ -18,8 +18,18 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
+from miaopi.records.sealing import DataKey, bind_key, bound_key
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, data_key: DataKey | None = None) -> Engine:
+    """An engine for ``url``; ``data_key`` seals and opens its personal data (sealing.py)."""
+    engine = _engine(url)
+    if data_key is not None:
+        bind_key(engine, data_key)
+    return engine
+
+
+def _engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -75,8 +85,28 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration (the only way the schema is made)."""
+    """Bring the schema to the newest migration (the only way the schema is made).
+
+    On SQLite a migration that changes a column's type rebuilds the table, which foreign keys
+    referring to it would refuse: they are off for the migration and checked before commit,
+    the procedure SQLite's documentation gives for such changes.
+    """
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    cfg.attributes["data_key"] = bound_key(engine)
+    sqlite_db = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        if sqlite_db:
+            raw.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            # A migration that seals plain text must not leave it behind in freed pages.
+            raw.execute("PRAGMA secure_delete=ON")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                if sqlite_db and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("a migration left rows whose foreign keys do not hold")
+        finally:
+            if sqlite_db:
+                raw.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
+                raw.execute("PRAGMA secure_delete=OFF")  # type: ignore[union-attr]

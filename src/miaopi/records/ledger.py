@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from miaopi.records.db import reading
+from miaopi.records.sealing import SealBroken
 from miaopi.records.tables import audit_tasks, cases, ledger, ledger_head
 
 GENESIS = "0" * 64
@@ -131,10 +132,24 @@ def _current_record(conn: Connection, entry: Row[Any]) -> dict[str, Any] | None:
     if entry.kind == "audit_closure":
         task = conn.execute(select(audit_tasks).where(audit_tasks.c.id == entry.subject_id)).first()
         return closure_record(task) if task else None
-    case = conn.execute(select(cases).where(cases.c.id == entry.case_id)).first()
+    # Only the columns the record holds: a damaged column belongs to the entry recording it.
+    decision = entry.kind == "decision"
+    columns = _DECISION_COLUMNS if decision else _REVOCATION_COLUMNS
+    case = conn.execute(select(*columns).where(cases.c.id == entry.case_id)).first()
     if case is None:
         return None
-    return decision_record(case) if entry.kind == "decision" else revocation_record(case)
+    return decision_record(case) if decision else revocation_record(case)
+
+
+_DECISION_COLUMNS = [
+    cases.c[name]
+    for name in (
+        "id", "business_type", "outcome", "approval_number", "application_date",
+        "ruleset_fingerprint", "applicant_name", "applicant_id_number", "employer_uscc",
+        "submitted_by", "request", "decision", "evidence", "decided_at",
+    )
+]  # fmt: skip
+_REVOCATION_COLUMNS = [cases.c[n] for n in ("id", "status", "revoked_at", "revocation_reason")]
 
 
 def _entries(conn: Connection) -> Iterator[Row[Any]]:
@@ -151,7 +166,10 @@ def verify(engine: Engine) -> Verdict:
                 return Verdict(count, entry.seq, f"entry {count} is missing")
             if entry.prev_hash != prev:
                 return Verdict(count, entry.seq, "does not follow the entry before it")
-            record = _current_record(conn, entry)
+            try:
+                record = _current_record(conn, entry)
+            except SealBroken as exc:  # a sealed column edited in place no longer opens
+                return Verdict(count, entry.seq, f"its {entry.kind} record was changed ({exc})")
             if record is None:
                 return Verdict(count, entry.seq, f"its {entry.kind} record is gone")
             if _sha256(record) != entry.record_hash:

@@ -19,6 +19,7 @@ from miaopi.records import ledger
 from miaopi.records.db import dialect_insert, reading, writing
 from miaopi.records.ledger import closure_record, revocation_record
 from miaopi.records.paging import new_id, newest_first
+from miaopi.records.sealing import key_of
 from miaopi.records.tables import (
     audit_periods,
     audit_tasks,
@@ -341,6 +342,7 @@ def close_task(
             conn.execute(
                 insert(fraud_bars).values(
                     id_number=case.applicant_id_number,
+                    id_hash=key_of(conn.dialect).lookup_hash(case.applicant_id_number),
                     barred_on=today,
                     case_id=task.case_id,
                     created_at=now,
@@ -370,7 +372,7 @@ def bars_of(engine: Engine, id_number: str) -> list[Row[Any]]:
         return list(
             conn.execute(
                 select(fraud_bars.c.barred_on, fraud_bars.c.case_id)
-                .where(fraud_bars.c.id_number == id_number)
+                .where(fraud_bars.c.id_hash == key_of(conn.dialect).lookup_hash(id_number))
                 .order_by(fraud_bars.c.barred_on)
             )
         )

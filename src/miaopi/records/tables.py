@@ -23,6 +23,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from miaopi.records.sealing import SealedJSON, SealedText
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -86,23 +88,24 @@ cases = Table(
     Column("status", String(16), nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("business_type", String(32), nullable=False),
-    Column("applicant_name", Text, nullable=False),
-    Column("applicant_id_number", Text, nullable=False),
+    # Personal data is sealed (records/sealing.py); nothing selects or filters on it in SQL.
+    Column("applicant_name", SealedText("cases.applicant_name"), nullable=False),
+    Column("applicant_id_number", SealedText("cases.applicant_id_number"), nullable=False),
     Column("employer_uscc", String(18), nullable=False),
     Column("employer_name", Text),
     Column("submitted_by", Integer, ForeignKey("clients.id"), nullable=False),
     Column("approval_number", String(32), unique=True),
     Column("application_date", Date, nullable=False),
     Column("ruleset_fingerprint", String(80), ForeignKey("rulesets.fingerprint"), nullable=False),
-    Column("request", JSON, nullable=False),
+    Column("request", SealedJSON("cases.request"), nullable=False),
     Column("decision", JSON, nullable=False),
-    Column("evidence", JSON, nullable=False),
+    Column("evidence", SealedJSON("cases.evidence"), nullable=False),
     Column("submitted_at", UTCDateTime, nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
     Column("elapsed_ms", Float, nullable=False),
     # Set once, by a revocation; the decision above is never rewritten (case_events keeps all).
     Column("revoked_at", UTCDateTime),
-    Column("revocation_reason", Text),
+    Column("revocation_reason", SealedText("cases.revocation_reason")),
     Index(None, "employer_uscc", "seq"),
     Index(None, "submitted_by", "seq"),
     Index(None, "status", "seq"),
@@ -173,9 +176,10 @@ audit_tasks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("assigned_at", UTCDateTime),
     Column("discrepancy", JSON),
-    Column("findings", JSON),
+    # An auditor's words may name the applicant: sealed like the case.
+    Column("findings", SealedJSON("audit_tasks.findings")),
     Column("outcome", String(16)),
-    Column("reason", Text),
+    Column("reason", SealedText("audit_tasks.reason")),
     Column("closed_at", UTCDateTime),
     # One task of each kind per case: a second re-check run cannot open a second task.
     UniqueConstraint("case_id", "kind"),
@@ -188,11 +192,13 @@ fraud_bars = Table(
     "fraud_bars",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("id_number", Text, nullable=False),
+    Column("id_number", SealedText("fraud_bars.id_number"), nullable=False),
+    # The keyed hash of the ID number: how the register is searched (sealing.lookup_hash).
+    Column("id_hash", String(64), nullable=False),
     Column("barred_on", Date, nullable=False),
     Column("case_id", String(32), ForeignKey("cases.id"), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
-    Index(None, "id_number"),
+    Index(None, "id_hash"),
 )
 
 # What happened to a case, in order: decided, revoked, audit closed. Nothing is overwritten.
@@ -205,7 +211,7 @@ case_events = Table(
     Column("event", String(32), nullable=False),
     Column("status", String(16), nullable=False),  # the case's status after the event
     Column("actor_id", Integer, ForeignKey("clients.id")),
-    Column("detail", JSON, nullable=False),
+    Column("detail", SealedJSON("case_events.detail"), nullable=False),
     Index(None, "case_id", "seq"),
 )
 

@@ -45,7 +45,33 @@ def upgrade() -> None:
 def _chain_what_exists() -> None:
     # The ledger's own record functions: they are the stored format, so they are stable.
     from miaopi.records import ledger
-    from miaopi.records.tables import audit_tasks, cases
+    from miaopi.records.tables import UTCDateTime
+
+    # The tables as they were at this revision (later ones seal some of these columns).
+    def cols(*names: str, json: tuple[str, ...] = (), times: tuple[str, ...] = ()) -> list:
+        return (
+            [sa.column(n) for n in names]
+            + [sa.column(n, sa.JSON()) for n in json]
+            + [sa.column(n, UTCDateTime()) for n in times]
+        )
+
+    cases = sa.table(
+        "cases",
+        *cols(
+            "seq", "id", "status", "outcome", "business_type", "approval_number",
+            "ruleset_fingerprint", "applicant_name", "applicant_id_number", "employer_uscc",
+            "submitted_by", "revocation_reason",
+            json=("request", "decision", "evidence"), times=("decided_at", "revoked_at"),
+        ),
+        sa.column("application_date", sa.Date()),
+    )  # fmt: skip
+    audit_tasks = sa.table(
+        "audit_tasks",
+        *cols(
+            "id", "case_id", "kind", "auditor_id", "outcome", "reason", "status",
+            json=("findings",), times=("closed_at",),
+        ),
+    )  # fmt: skip
 
     conn = op.get_bind()
     changes = []

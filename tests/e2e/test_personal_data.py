@@ -1,0 +1,118 @@
+"""Personal data at rest: sealed in the database file, readable only through the service."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from miaopi.bootstrap import Container
+from miaopi.records.ledger import verify
+from miaopi.records.sealing import generate_key
+from miaopi.settings import Settings
+from tests.conftest import RULES, application
+from tests.e2e.test_ledger import FUTIAN
+
+pytestmark = pytest.mark.anyio
+Keys = Callable[..., dict[str, str]]
+PEOPLE = {
+    "420102200203151232": "李明",
+    "430104199608202463": "王芳",
+    "510104200111023588": "陈晨",
+}
+DIPLOMAS = {
+    "420102200203151232": "104861202602000123",
+    "430104199608202463": "105331202603000456",
+    "510104200111023588": "106101202602000789",
+}
+
+
+def _database_bytes(settings: Settings) -> bytes:
+    path = Path(settings.database_url.removeprefix("sqlite:///"))
+    return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+
+
+async def test_the_database_file_holds_no_id_number_or_name_in_plain_text(
+    api: httpx.AsyncClient, make_key: Keys, container: Container, settings: Settings
+) -> None:
+    employer = make_key("employer", uscc=FUTIAN)
+    auditor = make_key("auditor", district="440305")
+    admin = make_key("admin")
+    for id_number, name in PEOPLE.items():
+        body = application(
+            uscc=FUTIAN, id_number=id_number, name=name, diploma_no=DIPLOMAS[id_number]
+        )
+        assert (await api.post("/v1/applications", json=body, headers=employer)).status_code == 201
+    # An auditor's words name the applicant; the revocation bars his ID number.
+    task = (await api.get("/v1/audit/tasks", headers=auditor)).json()["items"][0]
+    closed = await api.post(
+        f"/v1/audit/tasks/{task['task_id']}/findings",
+        json={"completeness": "ok", "consistency": "issue", "compliance": "issue",
+              "outcome": "revoked", "reason": "李明 420102200203151232 学历证书系伪造",
+              "notes": "王芳 430104199608202463 同批核查"},
+        headers=auditor,
+    )  # fmt: skip
+    assert closed.status_code == 200
+    barred = (await api.get(f"/v1/applications/{task['case_id']}", headers=admin)).json()
+    again = application(
+        uscc=FUTIAN, id_number=barred["applicant"]["id_number"], name=barred["applicant"]["name"],
+        diploma_no=DIPLOMAS[barred["applicant"]["id_number"]],
+    )  # fmt: skip
+    second = (await api.post("/v1/applications", json=again, headers=employer)).json()
+
+    # Through the service everything is as it was: the bar is found by the keyed hash, the
+    # admin reads names and ID numbers, and the ledger still verifies.
+    assert second["status"] == "rejected"
+    bar = next(c for c in second["decision"]["criteria"] if c["id"] == "no_fraud_bar")
+    assert (bar["result"], bar["registries"]) == ("fail", ["credit", "revocations"])
+    assert barred["applicant"]["name"] in PEOPLE.values()
+    assert verify(container.db).intact
+
+    raw = _database_bytes(settings)
+    assert len(raw) > 50_000
+    for id_number, name in PEOPLE.items():
+        assert id_number.encode() not in raw
+        assert name.encode() not in raw
+        assert name.encode("utf-16-le") not in raw
+    assert FUTIAN.encode() in raw  # employers' codes are not personal data: still searchable
+
+
+def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "miaopi.cli", *args],
+        env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
+def test_production_refuses_to_start_without_a_key(tmp_path: Path) -> None:
+    env = {
+        "MIAOPI_ENVIRONMENT": "production",
+        "MIAOPI_DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+        "MIAOPI_RULES_DIR": str(RULES),
+        "MIAOPI_DATA_KEY": "",
+    }
+    started = _cli("serve", "--port", "0", env=env, cwd=tmp_path)
+    assert started.returncode == 1
+    assert "MIAOPI_DATA_KEY is required" in started.stderr
+    assert not (tmp_path / "var").exists()
+
+
+async def test_a_key_that_did_not_seal_the_data_is_refused(
+    api: httpx.AsyncClient, make_key: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    assert (
+        await api.post("/v1/applications", json=application(), headers=make_key())
+    ).status_code == 201
+    env = {"MIAOPI_DATABASE_URL": settings.database_url, "MIAOPI_RULES_DIR": str(RULES)}
+    wrong = _cli("ledger", "verify", env={**env, "MIAOPI_DATA_KEY": generate_key()}, cwd=tmp_path)
+    assert wrong.returncode == 1
+    assert "is not the key this database's personal data was sealed with" in wrong.stderr
+    right = _cli("ledger", "verify", env={**env, "MIAOPI_DATA_KEY": settings.data_key or ""},
+                 cwd=tmp_path)  # fmt: skip
+    assert right.returncode == 0, right.stderr
