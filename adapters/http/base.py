@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from miaopi.adapters.http.breaker import CircuitBreaker
 from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
+from miaopi.telemetry import BREAKER_CODES, BREAKER_STATE, REQUEST_ID
 
 BACKOFF_S = (0.05, 0.15)  # the pause before the retry, drawn uniformly (jitter)
 
@@ -89,6 +90,7 @@ class RegistryHttpClient:
                 self.breaker.failed()
             else:
                 self.breaker.succeeded()
+        BREAKER_STATE.labels(self.registry).set(BREAKER_CODES[self.breaker.state])
         return Evidence(
             registry=self.registry,
             query=query,
@@ -107,7 +109,9 @@ class RegistryHttpClient:
         try:
             # A deadline of our own: transports that run in-process ignore httpx's timeouts.
             async with asyncio.timeout(budget_s):
-                response = await self._client.post(path, json=body)
+                response = await self._client.post(
+                    path, json=body, headers={"X-Request-ID": REQUEST_ID.get()}
+                )
                 content = await response.aread()
         except TimeoutError:
             return _Outcome("unavailable", f"no answer within {budget_s:.2g}s", retryable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from miaopi.bootstrap import Container
 from miaopi.records.ledger import verify
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
-from tests.conftest import RULES, application
+from miaopi.telemetry import JsonFormatter
+from tests.conftest import RULES, Clock, application
+from tests.e2e.test_business_types import BY_NAME, CASES
 from tests.e2e.test_ledger import FUTIAN
 
 pytestmark = pytest.mark.anyio
@@ -116,3 +119,72 @@ async def test_a_key_that_did_not_seal_the_data_is_refused(
     right = _cli("ledger", "verify", env={**env, "MIAOPI_DATA_KEY": settings.data_key or ""},
                  cwd=tmp_path)  # fmt: skip
     assert right.returncode == 0, right.stderr
+
+
+async def test_a_full_run_logs_no_id_number_and_no_name(
+    api: httpx.AsyncClient,
+    make_key: Keys,
+    container: Container,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Every kind of request, the audit, a re-check and failures, at the most verbose level."""
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="miaopi")
+    employer = make_key("employer", uscc=FUTIAN)
+    channel = make_key("channel", uscc=None)
+    auditor = make_key("auditor", district="440305")
+    admin = make_key("admin")
+    used: set[str] = set()
+
+    bodies = [application(uscc=FUTIAN, id_number=i, name=n, diploma_no=DIPLOMAS[i])
+              for i, n in PEOPLE.items()]  # fmt: skip
+    for business_type, name, claims, *_ in CASES:
+        body = application(uscc=FUTIAN, id_number=BY_NAME[name], name=name, diploma_no=None)
+        bodies.append({**body, "business_type": business_type, "claims": claims})
+    case_ids = []
+    for n, body in enumerate(bodies):
+        used |= {body["applicant"]["id_number"], body["applicant"]["name"]}  # type: ignore[index]
+        made = await api.post("/v1/applications", json=body,
+                              headers={**employer, "Idempotency-Key": f"k{n}"})  # fmt: skip
+        assert made.status_code == 201, made.text
+        case_ids.append(made.json()["case_id"])
+        again = await api.post("/v1/applications", json=body,
+                               headers={**employer, "Idempotency-Key": f"k{n}"})  # fmt: skip
+        assert again.status_code == 200
+        dry = await api.post("/v1/evaluations", json=body, headers=channel)
+        assert dry.status_code == 200
+    # Refusals that quote what was sent: a wrong check digit, a name too long, a foreign employer.
+    bad_id = application(id_number="420102200203151233")
+    long_name = application(name="李" * 300)
+    foreign = application(uscc="91440305MA5G2K7N95")
+    used |= {"420102200203151233"}
+    for body, status in ((bad_id, 422), (long_name, 422), (foreign, 403)):
+        assert (
+            await api.post("/v1/applications", json=body, headers=employer)
+        ).status_code == status
+    for case_id in case_ids:
+        assert (await api.get(f"/v1/applications/{case_id}", headers=admin)).status_code == 200
+        replay = await api.post(f"/v1/applications/{case_id}/replay", headers=admin)
+        assert replay.status_code == 200
+    assert (await api.get("/v1/applications", headers=employer)).status_code == 200
+    task = (await api.get("/v1/audit/tasks", headers=auditor)).json()["items"][0]
+    closed = await api.post(
+        f"/v1/audit/tasks/{task['task_id']}/findings",
+        json={"completeness": "ok", "consistency": "issue", "compliance": "issue",
+              "outcome": "revoked", "reason": "李明 420102200203151232 学历证书系伪造"},
+        headers=auditor,
+    )  # fmt: skip
+    assert closed.status_code == 200
+    clock.advance(days=40)
+    report = await container.rechecker.run()
+    assert report.summary()
+
+    out, err = capfd.readouterr()
+    formatted = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert len([r for r in caplog.records if r.name == "miaopi.http"]) > 3 * len(bodies)
+    for secret in used:
+        assert secret not in caplog.text, secret
+        assert secret not in formatted, secret
+        assert secret not in out + err, secret

@@ -13,8 +13,10 @@ from fastapi import FastAPI
 from miaopi import __version__
 from miaopi.api import errors
 from miaopi.api.limits import BodyLimit, RateLimiter
+from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
+from miaopi.telemetry import stamp_request_ids
 
 log = logging.getLogger("miaopi.rules")
 supervision_log = logging.getLogger("miaopi.supervision")
@@ -72,6 +74,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     settings = container.settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    stamp_request_ids()
+    app.add_middleware(RequestTelemetry)  # outermost: sees every answer, 413s included
     errors.install(app)
     app.include_router(applications.router)
     app.include_router(rules.router)

@@ -30,6 +30,7 @@ from miaopi.records import access_log, cases
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
 from miaopi.records.paging import new_id
+from miaopi.telemetry import observe_decision
 
 router = APIRouter(prefix="/v1", tags=["applications"])
 
@@ -130,6 +131,7 @@ async def submit(
             return replay
 
     decision = await _decide(container, application)
+    observe_decision(decision, "case")
     new = NewCase(
         status=decision.outcome,
         business_type=application.business_type,
@@ -177,6 +179,7 @@ async def submit(
 async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep) -> Any:
     application = _to_application(body, client)
     decision = await _decide(container, application, body.as_of)
+    observe_decision(decision, "dry_run")
     evaluation_id = new_id()
     # A dry run records no case, but the queries it made about a person are logged all the same.
     await run_in_threadpool(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from miaopi.api.deps import ContainerDep
 from miaopi.api.schemas import HealthOut
 from miaopi.bootstrap import Container
+from miaopi.telemetry import exposition
 
 router = APIRouter(tags=["operations"])
 
@@ -44,3 +45,14 @@ async def readyz(container: ContainerDep) -> Any:
     ready = all(v == "ok" for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics() -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

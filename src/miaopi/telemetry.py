@@ -1,0 +1,165 @@
+"""What operators see: the request id, JSON log lines and Prometheus metrics.
+
+Metrics are prometheus_client's. With several worker processes (``miaopi serve --workers N``)
+each worker writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` sums them, so a
+scrape that lands on any worker sees the whole instance; ``miaopi serve`` sets that directory up
+before the workers start. Labels never carry personal data: business types, outcomes,
+registries, statuses and route templates only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+# The id of the request being served, for log lines and the registries' X-Request-ID header.
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10)
+RULE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.05)
+
+DECISIONS = Counter(
+    "miaopi_decisions_total",
+    "Decisions made, by business type, outcome and purpose (case or dry_run)",
+    ["business_type", "outcome", "purpose"],
+)
+DECISION_SECONDS = Histogram(
+    "miaopi_decision_seconds",
+    "Time to decide one application: registries and rules, not recording",
+    ["business_type"],
+    buckets=LATENCY_BUCKETS,
+)
+RULE_SECONDS = Histogram(
+    "miaopi_rule_evaluation_seconds",
+    "Time to evaluate one application's rules",
+    ["business_type"],
+    buckets=RULE_BUCKETS,
+)
+REGISTRY_SECONDS = Histogram(
+    "miaopi_registry_query_seconds",
+    "Time of one registry query, its retry included",
+    ["registry", "query"],
+    buckets=LATENCY_BUCKETS,
+)
+REGISTRY_QUERIES = Counter(
+    "miaopi_registry_queries_total",
+    "Registry queries by result status (ok, no_record, unavailable, invalid)",
+    ["registry", "status"],
+)
+BREAKER_STATE = Gauge(
+    "miaopi_registry_breaker_state",
+    "Circuit breaker per registry: 0 closed, 1 half-open, 2 open (the worst of the workers)",
+    ["registry"],
+    multiprocess_mode="livemax",
+)
+HTTP_REQUESTS = Counter(
+    "miaopi_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "miaopi_http_request_seconds",
+    "HTTP request duration by route",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+
+BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+def observe_decision(decision: Any, purpose: str) -> None:
+    """Record one decision: its outcome, its time, its rules' time and every registry answer."""
+    business_type = decision.application.business_type
+    DECISIONS.labels(business_type, decision.outcome, purpose).inc()
+    DECISION_SECONDS.labels(business_type).observe(decision.elapsed_ms / 1000)
+    RULE_SECONDS.labels(business_type).observe(decision.rules_ms / 1000)
+    for evidence in decision.evidence:
+        if evidence.registry == "revocations":
+            continue  # our own database, not a registry
+        REGISTRY_SECONDS.labels(evidence.registry, evidence.query).observe(
+            evidence.elapsed_ms / 1000
+        )
+        REGISTRY_QUERIES.labels(evidence.registry, evidence.status).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus text format, summed over worker processes when there are many."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def stamp_request_ids() -> None:
+    """Give every log record the id of the request it was made in, whatever its handler."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "stamps_request_id", False):
+        return
+
+    def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        record.request_id = REQUEST_ID.get()
+        return record
+
+    make.stamps_request_id = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, with the request id; for log shippers, not for reading."""
+
+    FIELDS = ("method", "route", "status", "duration_ms", "client")
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        for name in self.FIELDS:
+            if hasattr(record, name):
+                body[name] = getattr(record, name)
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type only: an exception's message may quote the request.
+            body["exception"] = record.exc_info[0].__name__
+        return json.dumps(body, ensure_ascii=False)
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """For ``logging.config.dictConfig`` and uvicorn's ``log_config``: JSON lines on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            # Uvicorn's own access log is off (`miaopi.http` logs requests with their id).
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": False},
+            # httpx logs each registry URL at INFO: no personal data, but one line per query.
+            "httpx": {"level": "WARNING"},
+        },
+    }
