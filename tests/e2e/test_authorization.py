@@ -8,12 +8,14 @@ written, so the one that changes state comes last.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
+from miaopi.api.openapi import openapi_document
 from miaopi.bootstrap import Container
 from miaopi.records.clients import create_client, revoke_client
 from tests.conftest import application
@@ -95,6 +97,7 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
      _expect(403, other_auditor=404, auditor=200)),
     ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
+    ("GET", "/metrics", None, dict.fromkeys(CALLERS, 200)),
 ]  # fmt: skip
 
 
@@ -141,3 +144,13 @@ async def test_case_ids_cannot_be_guessed_or_walked(world: World) -> None:
     for candidate in (near, "1", "00000000000000000000000000000001", "%27%20OR%201=1"):
         response = await world.api.get(f"/v1/applications/{candidate}", headers=world.keys["admin"])
         assert response.status_code == 404
+
+
+def test_the_matrix_covers_every_documented_operation() -> None:
+    rows = [(method, path) for method, path, *_ in MATRIX]
+    for template, item in openapi_document()["paths"].items():
+        pattern = re.compile(re.sub(r"\\{\w+\\}", "[^/]+", re.escape(template)) + "$")
+        for method in item:
+            assert any(m == method.upper() and pattern.match(p) for m, p in rows), (
+                method, template,
+            )  # fmt: skip

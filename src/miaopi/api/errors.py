@@ -94,6 +94,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body it cannot decode at all (say, not UTF-8): the same
+            # problem as any body that is not JSON, so clients handle one status.
+            not_json = "request body is not valid JSON"
+            return problem_response(
+                422, f"invalid input at: body ({not_json})", "invalid-request",
+                [{"loc": ["body"], "msg": not_json}],
+            )  # fmt: skip
         return problem_response(
             exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
         )

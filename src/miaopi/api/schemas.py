@@ -34,7 +34,8 @@ class ClaimsIn(_In):
 
 
 class CommitmentIn(_In):
-    accepted: bool
+    # Documented as `const: true`; the validator keeps the message an applicant can act on.
+    accepted: bool = Field(json_schema_extra={"const": True})
     version: str = Field(min_length=1, max_length=32)
 
     @field_validator("accepted")
@@ -46,7 +47,7 @@ class CommitmentIn(_In):
 
 
 class ConsentIn(_In):
-    data_query: bool
+    data_query: bool = Field(json_schema_extra={"const": True})
 
     @field_validator("data_query")
     @classmethod
