@@ -88,9 +88,11 @@ class Service:
     def send(self, case: Any) -> httpx.Response:
         kwargs = case.as_transport_kwargs(base_url="http://miaopi.test")
         headers = dict(kwargs.get("headers") or {})
-        phase = getattr(case.meta, "phase", None)
-        if getattr(getattr(phase, "data", None), "parameter", None) != "Authorization":
-            # Unless the case is about a missing or malformed key, it is sent with a real one.
+        components = getattr(case.meta, "components", {}) or {}
+        header = next((c for loc, c in components.items() if loc.value == "header"), None)
+        if header is None or header.mode.name != "NEGATIVE":
+            # Unless the case's headers are meant to be wrong (a missing or malformed key, say),
+            # it is sent with a real key of a role allowed to call the operation.
             role = CALLER.get((case.method.upper(), case.path), "admin")
             headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             headers["Authorization"] = f"Bearer {self.keys[role]}"

@@ -28,14 +28,14 @@ LI_MING = "420102200203151232"
 class World:
     """The service over a dataset file the test can change, with a clock it can move."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, database_url: str) -> None:
         self.dataset_path = tmp_path / "dataset.yaml"
         self.dataset = yaml.safe_load(
             (REPO / "adapters" / "mock" / "personas.yaml").read_text(encoding="utf-8")
         )
         self.save()
         self.settings = Settings(
-            database_url=f"sqlite:///{tmp_path}/miaopi.db",
+            database_url=database_url,
             rules_dir=RULES,
             data_key=DATA_KEY,
             mock_dataset=self.dataset_path,
@@ -61,8 +61,8 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
+async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
+    w = World(tmp_path, database_url)
     yield w
     for c in w.containers:
         await c.aclose()

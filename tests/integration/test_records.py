@@ -11,8 +11,8 @@ from miaopi.records.tables import metadata
 from tests.conftest import DATA_KEY
 
 
-def test_migrations_make_exactly_the_schema_the_code_uses(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/m.db", DataKey(DATA_KEY))
+def test_migrations_make_exactly_the_schema_the_code_uses(database_url: str) -> None:
+    engine = make_engine(database_url, DataKey(DATA_KEY))
     upgrade(engine)
     upgrade(engine)  # idempotent at head
     with engine.connect() as conn:

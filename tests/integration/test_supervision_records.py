@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -18,7 +17,7 @@ from miaopi.records.sealing import DataKey
 from miaopi.records.tables import audit_tasks, case_events, spot_check_draws, supervision_queue
 from miaopi.records.tables import cases as case_table
 from miaopi.supervision.draw import is_selected
-from tests.conftest import DATA_KEY, NOW
+from tests.conftest import DATA_KEY, NOW, stored_bytes
 
 
 def _approval(rulebook: RuleBook, client_id: int, risk_class: str) -> NewCase:
@@ -49,8 +48,8 @@ def _approval(rulebook: RuleBook, client_id: int, risk_class: str) -> NewCase:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path}/s.db", DataKey(DATA_KEY))
+def engine(database_url: str) -> Engine:
+    engine = make_engine(database_url, DataKey(DATA_KEY))
     upgrade(engine)
     return engine
 
@@ -89,8 +88,8 @@ def test_approvals_are_drawn_at_their_risk_class_rate(engine: Engine, rulebook: 
     assert all(is_selected(seed, d.case_id, d.rate) == d.selected for d in draws)
 
 
-def test_upgrading_from_0001_gives_existing_cases_their_history(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/old.db", DataKey(DATA_KEY))
+def test_upgrading_from_0001_gives_existing_cases_their_history(database_url: str) -> None:
+    engine = make_engine(database_url, DataKey(DATA_KEY))
     cfg = alembic_config(str(engine.url))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -98,7 +97,7 @@ def test_upgrading_from_0001_gives_existing_cases_their_history(tmp_path: Path) 
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "INSERT INTO clients (id, key_prefix, key_salt, key_hash, role, name, active, "
-            "created_at) VALUES (1, 'p', 's', 'h', 'channel', 'c', 1, '2026-01-01 00:00:00')"
+            "created_at) VALUES (1, 'p', 's', 'h', 'channel', 'c', TRUE, '2026-01-01 00:00:00')"
         )
         conn.exec_driver_sql(
             "INSERT INTO rulesets VALUES ('fp', 'graduate', '2021.08', '{}', '2026-01-01 00:00:00')"
@@ -119,12 +118,12 @@ def test_upgrading_from_0001_gives_existing_cases_their_history(tmp_path: Path) 
 
 
 def test_upgrading_seals_stored_personal_data_and_keeps_the_ledger_intact(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
     from miaopi.records.ledger import verify
     from miaopi.records.supervision import bars_of
 
-    engine = make_engine(f"sqlite:///{tmp_path}/plain.db", DataKey(DATA_KEY))
+    engine = make_engine(database_url, DataKey(DATA_KEY))
     cfg = alembic_config(str(engine.url))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -132,7 +131,7 @@ def test_upgrading_seals_stored_personal_data_and_keeps_the_ledger_intact(
     with engine.begin() as conn:
         for statement in (
             "INSERT INTO clients (id, key_prefix, key_salt, key_hash, role, name, active, "
-            "created_at) VALUES (1, 'p', 's', 'h', 'channel', 'c', 1, '2026-01-01 00:00:00')",
+            "created_at) VALUES (1, 'p', 's', 'h', 'channel', 'c', TRUE, '2026-01-01 00:00:00')",
             "INSERT INTO rulesets VALUES ('fp', 'graduate', '2021.08', '{}', "
             "'2026-01-01 00:00:00')",
             "INSERT INTO cases (id, status, outcome, business_type, applicant_name, "
@@ -165,7 +164,7 @@ def test_upgrading_seals_stored_personal_data_and_keeps_the_ledger_intact(
     verdict = verify(engine)  # 0004 chained the plain rows; their records read the same sealed
     assert verdict.intact, verdict
     assert verdict.entries == 2
+    raw = stored_bytes(engine)
     engine.dispose()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("plain.db*"))
     assert b"420102200203151232" not in raw
     assert "李明".encode() not in raw

@@ -8,10 +8,11 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from miaopi import __version__
 from miaopi.api import errors
+from miaopi.api.deps import reject_unknown_query
 from miaopi.api.limits import BodyLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
@@ -69,6 +70,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.container = container
     settings = container.settings

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -91,3 +91,26 @@ def scope_of(client: Client) -> Scope:
     if client.role == "channel":
         return Scope("submitted_by", client.id)
     return Scope("auditor", client.id)  # the cases of their own tasks
+
+
+def reject_unknown_query(request: Request) -> None:
+    """Unknown query parameters are refused like unknown body fields: a typo never passes."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known = set(_query_names(dependant))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise Problem(
+            422,
+            f"invalid input at: {', '.join('query.' + n for n in unknown)}",
+            slug="invalid-request",
+            errors=[{"loc": ["query", name], "msg": "unknown query parameter"} for name in unknown],
+        )
+
+
+def _query_names(dependant: Any) -> Iterator[str]:
+    yield from (p.alias for p in dependant.query_params)
+    for sub in dependant.dependencies:
+        yield from _query_names(sub)

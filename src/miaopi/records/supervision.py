@@ -134,8 +134,10 @@ def _open_task(
             discrepancy=discrepancy,
         )
         .on_conflict_do_nothing(index_elements=[audit_tasks.c.case_id, audit_tasks.c.kind])
+        # RETURNING, not rowcount: psycopg does not count a row an implicit RETURNING fetched.
+        .returning(audit_tasks.c.id)
     )
-    return task_id if result.rowcount == 1 else None
+    return result.scalar_one_or_none()
 
 
 def enqueue_approval(
