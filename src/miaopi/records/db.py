@@ -102,6 +102,9 @@ def upgrade(engine: Engine) -> None:
             raw.execute("PRAGMA secure_delete=ON")  # type: ignore[union-attr]
         try:
             with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    # Instances starting together: one migrates, the others wait, then see head.
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(44030001)")
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 if sqlite_db and conn.exec_driver_sql("PRAGMA foreign_key_check").first():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, or_, select, update
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records import ledger
@@ -400,20 +400,59 @@ def period_draws(engine: Engine, period: str) -> tuple[str | None, list[Row[Any]
 # --- the periodic re-check -------------------------------------------------------------------
 
 
-def recheck_candidates(engine: Engine, approved_on_or_before: date) -> list[Row[Any]]:
-    """Approved cases still waiting for their re-check, approved on or before the day given."""
-    with reading(engine) as conn:
-        return list(
+def claim_rechecks(
+    engine: Engine,
+    *,
+    runner: str,
+    approved_on_or_before: date,
+    now: datetime,
+    lease: timedelta,
+    limit: int = 100,
+) -> list[Row[Any]]:
+    """Claim up to ``limit`` approvals waiting for their re-check, approved by the day given.
+
+    Claims are leases: a runner that dies leaves its cases to others when the lease runs out.
+    On PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so runners on many instances
+    claim disjoint batches without waiting on each other; SQLite has one writer at a time.
+    """
+    with writing(engine) as conn:
+        picked = (
             conn.execute(
-                select(cases)
-                .join(supervision_queue, supervision_queue.c.case_id == cases.c.id)
+                select(supervision_queue.c.case_id)
+                .join(cases, cases.c.id == supervision_queue.c.case_id)
                 .where(
                     supervision_queue.c.state == "queued",
+                    or_(
+                        supervision_queue.c.claimed_until.is_(None),
+                        supervision_queue.c.claimed_until < now,
+                    ),
                     cases.c.status == "approved",
                     cases.c.application_date <= approved_on_or_before,
                 )
-                .order_by(cases.c.seq)
+                .order_by(supervision_queue.c.queued_at, supervision_queue.c.case_id)
+                .limit(limit)
+                .with_for_update(skip_locked=True, of=supervision_queue)
             )
+            .scalars()
+            .all()
+        )
+        if not picked:
+            return []
+        conn.execute(
+            update(supervision_queue)
+            .where(supervision_queue.c.case_id.in_(picked))
+            .values(claimed_by=runner, claimed_until=now + lease)
+        )
+        return list(conn.execute(select(cases).where(cases.c.id.in_(picked)).order_by(cases.c.seq)))
+
+
+def release_rechecks(engine: Engine, runner: str) -> None:
+    """Give back what a runner claimed and did not finish: the next run tries them again."""
+    with writing(engine) as conn:
+        conn.execute(
+            update(supervision_queue)
+            .where(supervision_queue.c.claimed_by == runner, supervision_queue.c.state == "queued")
+            .values(claimed_by=None, claimed_until=None)
         )
 
 
@@ -421,6 +460,7 @@ def finish_recheck(
     engine: Engine,
     *,
     case_id: str,
+    runner: str,
     result: str,
     now: datetime,
     discrepancy: list[dict[str, Any]] | None = None,
@@ -429,12 +469,16 @@ def finish_recheck(
 ) -> str | None:
     """Record a re-check's result (``clean``, ``discrepancy`` or ``missed``); the task it opens.
 
-    Only a case still queued is touched, so two runs racing on one case record it once.
+    Only a case still queued and claimed by this runner is touched: a case is recorded once.
     """
     with writing(engine) as conn:
         done = conn.execute(
             update(supervision_queue)
-            .where(supervision_queue.c.case_id == case_id, supervision_queue.c.state == "queued")
+            .where(
+                supervision_queue.c.case_id == case_id,
+                supervision_queue.c.state == "queued",
+                supervision_queue.c.claimed_by == runner,
+            )
             .values(state="rechecked", rechecked_at=now, recheck_result=result)
         ).rowcount
         if done != 1 or result != "discrepancy":

@@ -137,6 +137,9 @@ supervision_queue = Table(
     Column("state", String(16), nullable=False),
     Column("rechecked_at", UTCDateTime),
     Column("recheck_result", String(16)),
+    # A re-check runner's claim (recheck.py): others skip the case until the lease runs out.
+    Column("claimed_by", String(32)),
+    Column("claimed_until", UTCDateTime),
     Index(None, "state", "queued_at"),
 )
 

@@ -30,8 +30,12 @@ from miaopi.eligibility.ruleset import RuleBook, Ruleset
 from miaopi.evidence.facts import CREDIT_EMPLOYER
 from miaopi.evidence.gather import Registries, gather
 from miaopi.records import access_log, cases, supervision
+from miaopi.records.paging import new_id
 
 log = logging.getLogger(__name__)
+# How long a runner's claim on a case lasts: far longer than one case takes (its registry
+# budgets), so only a runner that died loses its cases to the next run.
+CLAIM_LEASE = timedelta(minutes=15)
 
 
 @dataclass
@@ -70,14 +74,26 @@ class Rechecker:
         earliest = min(
             (r.supervision.recheck_from_days for r in self.rulebook().rulesets), default=0
         )
-        due = await asyncio.to_thread(
-            supervision.recheck_candidates, self.db, today - timedelta(days=earliest)
-        )
-        for row in due:
-            try:
-                await self._one(row, report)
-            except TamperedRuleset:
-                log.error("re-check skipped: case %s has a tampered rule version", row.id)
+        runner = new_id()
+        try:
+            while True:
+                # Batches claimed under a lease: runners on other instances take other cases.
+                batch = await asyncio.to_thread(
+                    lambda: supervision.claim_rechecks(
+                        self.db, runner=runner, now=self.clock(), lease=CLAIM_LEASE,
+                        approved_on_or_before=today - timedelta(days=earliest),
+                    )
+                )  # fmt: skip
+                if not batch:
+                    break
+                for row in batch:
+                    try:
+                        await self._one(row, runner, report)
+                    except TamperedRuleset:
+                        log.error("re-check skipped: case %s has a tampered rule version", row.id)
+        finally:
+            # Not finished (no answer, not due yet, tampered): back in the queue for next time.
+            await asyncio.to_thread(supervision.release_rechecks, self.db, runner)
         return report
 
     async def _ruleset(self, fp: str) -> Ruleset:
@@ -86,7 +102,7 @@ class Rechecker:
             self._rulesets[fp] = stored_ruleset(definition, fp)
         return self._rulesets[fp]
 
-    async def _one(self, row: Any, report: RecheckReport) -> None:
+    async def _one(self, row: Any, runner: str, report: RecheckReport) -> None:
         ruleset = await self._ruleset(row.ruleset_fingerprint)
         terms = ruleset.supervision
         now = self.clock()
@@ -94,7 +110,7 @@ class Rechecker:
         if age < terms.recheck_from_days:
             return
         if age > terms.recheck_until_days:
-            await self._finish(row.id, "missed", now)
+            await self._finish(row.id, runner, "missed", now)
             report.missed += 1
             return
         report.checked += 1
@@ -131,6 +147,7 @@ class Rechecker:
                 lambda: supervision.finish_recheck(
                     self.db,
                     case_id=row.id,
+                    runner=runner,
                     result="discrepancy",
                     now=now,
                     discrepancy=discrepancy,
@@ -144,12 +161,14 @@ class Rechecker:
         elif incomplete:
             report.incomplete += 1
         else:
-            await self._finish(row.id, "clean", now)
+            await self._finish(row.id, runner, "clean", now)
             report.clean += 1
 
-    async def _finish(self, case_id: str, result: str, now: datetime) -> None:
+    async def _finish(self, case_id: str, runner: str, result: str, now: datetime) -> None:
         await asyncio.to_thread(
-            lambda: supervision.finish_recheck(self.db, case_id=case_id, result=result, now=now)
+            lambda: supervision.finish_recheck(
+                self.db, case_id=case_id, runner=runner, result=result, now=now
+            )
         )
 
 

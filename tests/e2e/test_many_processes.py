@@ -1,0 +1,177 @@
+"""Several service processes on one database: what must hold however requests interleave.
+
+Two instances of ``miaopi serve`` (one of them with two workers) share the suite's database —
+SQLite, or PostgreSQL when the suite runs there — and take concurrent requests from the test.
+Re-check claims are raced from several separate processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, datetime, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from miaopi.bootstrap import open_database
+from miaopi.records.sealing import DataKey
+from miaopi.records.tables import cases, ledger
+from miaopi.settings import Settings
+from tests.conftest import DATA_KEY, EMPLOYER, RULES, application
+
+pytestmark = [pytest.mark.slow, pytest.mark.anyio]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MIAOPI_DATABASE_URL": database_url,
+        "MIAOPI_RULES_DIR": str(RULES),
+        "MIAOPI_DATA_KEY": DATA_KEY,
+        "MIAOPI_RATE_LIMIT_PER_MINUTE": "0",  # hundreds of requests from one client at once
+    }
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "miaopi.cli", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the server exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the server did not become ready")
+
+
+@pytest.fixture
+def fleet(database_url: str, tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """Two instances on one database (the second with two workers); an employer's key."""
+    env = _env(database_url)
+    key = _cli(env, "clients", "create", "--role", "employer", "--uscc", EMPLOYER, "--name", "hr")
+    servers, urls = [], []
+    for workers in (1, 2):
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port),
+             "--workers", str(workers)],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        servers.append(server)
+        _wait_ready(port, server)
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        yield urls, {"Authorization": f"Bearer {key}"}
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(timeout=20)
+
+
+async def test_concurrent_identical_requests_make_one_case(
+    fleet: tuple[list[str], dict[str, str]], database_url: str
+) -> None:
+    urls, auth = fleet
+    headers = {**auth, "Idempotency-Key": "same-everywhere"}
+    async with httpx.AsyncClient(timeout=60) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(f"{urls[n % 2]}/v1/applications", json=application(), headers=headers)
+                for n in range(24)
+            )
+        )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] * 23 + [201], [a.text for a in answers if a.status_code >= 300]
+    assert len({a.json()["case_id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 23
+    engine = open_database(Settings(database_url=database_url, data_key=DATA_KEY,
+                                    _env_file=None), migrate=False)  # type: ignore[call-arg]  # fmt: skip
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == 1
+    engine.dispose()
+
+
+async def test_approval_numbers_stay_unique_and_gap_free_across_processes(
+    fleet: tuple[list[str], dict[str, str]], database_url: str
+) -> None:
+    urls, auth = fleet
+    n = 60
+    async with httpx.AsyncClient(timeout=60) as client:
+        answers = await asyncio.gather(
+            *(
+                client.post(f"{urls[i % 2]}/v1/applications", json=application(), headers=auth)
+                for i in range(n)
+            )
+        )
+    assert [a.status_code for a in answers] == [201] * n
+    numbers = sorted(a.json()["approval_number"] for a in answers)
+    year = numbers[0].split("-")[1]
+    assert numbers == [f"4403-{year}-{i:06d}" for i in range(1, n + 1)]
+    engine = open_database(Settings(database_url=database_url, data_key=DATA_KEY,
+                                    _env_file=None), migrate=False)  # type: ignore[call-arg]  # fmt: skip
+    with engine.connect() as conn:  # every decision in the ledger, one chain, no fork
+        assert conn.execute(select(func.count()).select_from(ledger)).scalar_one() == n
+        assert conn.execute(select(func.max(ledger.c.seq))).scalar_one() == n
+    engine.dispose()
+
+
+def _claim_all(database_url: str, key: str, runner: str) -> list[str]:
+    """One re-check runner in its own process: claim batches until nothing is left."""
+    from miaopi.records.db import make_engine
+    from miaopi.records.supervision import claim_rechecks
+
+    engine = make_engine(database_url, DataKey(key))  # the parent's (each process makes one)
+    claimed: list[str] = []
+    while True:
+        batch = claim_rechecks(
+            engine, runner=runner, approved_on_or_before=date(2026, 12, 31),
+            now=datetime.now().astimezone(), lease=timedelta(minutes=15), limit=7,
+        )  # fmt: skip
+        if not batch:
+            break
+        claimed += [row.id for row in batch]
+    engine.dispose()
+    return claimed
+
+
+async def test_recheck_runners_in_several_processes_claim_disjoint_work(
+    api: httpx.AsyncClient, make_key: object, database_url: str
+) -> None:
+    employer = make_key()  # type: ignore[operator]
+    made = [
+        (await api.post("/v1/applications", json=application(), headers=employer)).json()
+        for _ in range(40)
+    ]
+    assert all(c["status"] == "approved" for c in made)
+    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+        results = list(
+            pool.map(_claim_all, [database_url] * 4, [DATA_KEY] * 4, ["r1", "r2", "r3", "r4"])
+        )
+    claimed = [case_id for result in results for case_id in result]
+    assert sorted(claimed) == sorted(c["case_id"] for c in made)  # each case exactly once
