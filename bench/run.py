@@ -1,0 +1,345 @@
+"""The miaopi benchmark: decisions per second and where the time goes (README, "Benchmark").
+
+One command (``scripts/bench``) runs, on this machine:
+
+1. a synthetic population (``miaopi mock generate``) served by ``miaopi mock serve`` in a
+   separate process, with the latency profile police 40 ms, education 120 ms, credit 60 ms,
+   others 80 ms;
+2. the service, ``miaopi serve``, with production settings: ``MIAOPI_ENVIRONMENT=production``,
+   a data key, every registry over HTTP, the default rate limits (the load comes from many
+   employers' keys, as in life), on SQLite or on a PostgreSQL server started for the run;
+3. this load generator: graduate and in_service applications from the population at a fixed
+   concurrency, then at a fixed rate of 100 decisions/s, then ``GET /healthz`` at the same
+   concurrency for a ratio.
+
+It prints throughput, end-to-end p50/p95/p99, p99 *overhead* (end to end minus the slowest
+registry query of that decision, as the service recorded it), the error rate, the service's CPU
+time per decision from /proc (every process of the service, all work included), and the rule
+evaluation p99 from the service's own histogram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+REPO = Path(__file__).resolve().parents[1]
+MIAOPI = [sys.executable, "-m", "miaopi.cli"]
+LATENCY = "police=40,education=120,credit=60,overseas_credentials=80,social_security=80,hrss=80"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: the process exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process and its children (workers), from /proc."""
+    user = system = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(fields[11]) / tick
+        system += int(fields[12]) / tick
+    return user, system
+
+
+def applications(population: dict[str, Any], n: int, seed: int) -> list[dict[str, Any]]:
+    """Graduate and in_service applications, each with the applicant's own records."""
+    shenzhen = [e for e in population["employers"]
+                if e["region"].startswith("4403") and e["status"] == "active"]  # fmt: skip
+    out: list[dict[str, Any]] = []
+    rng = random.Random(seed)
+    people = [p for p in population["persons"] if not p.get("postdoc")
+              and not p.get("overseas_certifications") and p.get("diplomas")]  # fmt: skip
+    for person in people:
+        if person.get("social_security"):
+            business_type = "in_service"
+            uscc = person["social_security"][0]["employer_uscc"]
+        else:
+            business_type, uscc = "graduate", rng.choice(shenzhen)["uscc"]
+        out.append({
+            "business_type": business_type,
+            "applicant": {"name": person["name"], "id_number": person["id_number"]},
+            "employer": {"uscc": uscc},
+            "claims": {"diploma_no": person["diplomas"][0]["diploma_no"]},
+            "commitment": {"accepted": True, "version": "2026-01"},
+            "consent": {"data_query": True},
+        })  # fmt: skip
+    rng.shuffle(out)
+    return (out * (n // max(len(out), 1) + 1))[:n]
+
+
+@dataclass
+class Run:
+    latencies_ms: list[float] = field(default_factory=list)
+    overheads_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def pct(self, values: list[float], q: float) -> float:
+        if not values:
+            return float("nan")
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def line(self, what: str) -> str:
+        n = len(self.latencies_ms)
+        return (
+            f"{what}: {n} in {self.seconds:.1f} s = {n / self.seconds:.0f}/s; "
+            f"end to end p50 {self.pct(self.latencies_ms, 0.5):.1f} ms, "
+            f"p95 {self.pct(self.latencies_ms, 0.95):.1f} ms, "
+            f"p99 {self.pct(self.latencies_ms, 0.99):.1f} ms; "
+            + (f"p99 overhead {self.pct(self.overheads_ms, 0.99):.1f} ms; "
+               if self.overheads_ms else "")
+            + f"errors {self.errors / max(n + self.errors, 1):.2%}"
+            + (f"; outcomes {self.outcomes}" if self.outcomes else "")
+        )  # fmt: skip
+
+
+async def drive(
+    base: str,
+    keys: list[str],
+    bodies: list[dict[str, Any]],
+    *,
+    concurrency: int,
+    duration_s: float,
+    rate: float | None = None,
+    path: str = "/v1/applications",
+) -> Run:
+    run = Run()
+    transport = AiohttpTransport(limits=httpx.Limits(max_connections=concurrency + 8))
+    async with httpx.AsyncClient(base_url=base, transport=transport, timeout=30) as client:
+        next_index = 0
+        started = time.perf_counter()
+        stop_at = started + duration_s
+
+        async def one(worker: int) -> None:
+            nonlocal next_index
+            key = {"Authorization": f"Bearer {keys[worker % len(keys)]}"}
+            while True:
+                now = time.perf_counter()
+                if now >= stop_at:
+                    return
+                i = next_index
+                next_index += 1
+                if rate:
+                    due = started + i / rate
+                    if due >= stop_at:
+                        return
+                    if due > now:
+                        await asyncio.sleep(due - now)
+                t0 = time.perf_counter()
+                try:
+                    if path == "/healthz":
+                        response = await client.get(path)
+                    else:
+                        response = await client.post(path, json=bodies[i % len(bodies)],
+                                                     headers=key)  # fmt: skip
+                except httpx.HTTPError:
+                    run.errors += 1
+                    continue
+                elapsed = (time.perf_counter() - t0) * 1000
+                if response.status_code >= 300:
+                    run.errors += 1
+                    continue
+                run.latencies_ms.append(elapsed)
+                if path != "/healthz":
+                    case = response.json()
+                    slowest = max((e.get("elapsed_ms") or 0) for e in case["evidence"])
+                    run.overheads_ms.append(elapsed - slowest)
+                    run.outcomes[case["status"]] = run.outcomes.get(case["status"], 0) + 1
+
+        await asyncio.gather(*(one(w) for w in range(concurrency)))
+        run.seconds = time.perf_counter() - started
+    return run
+
+
+def rule_p99_ms(metrics: str) -> str:
+    """The 99th percentile of rule evaluation, as the bucket bound the service's histogram has."""
+    buckets: dict[float, float] = {}
+    for line in metrics.splitlines():
+        m = re.match(r'miaopi_rule_evaluation_seconds_bucket\{.*le="([^"]+)".*\} ([0-9.e+]+)', line)
+        if m:
+            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+            buckets[le] = buckets.get(le, 0) + float(m.group(2))
+    if not buckets:
+        return "n/a"
+    total = buckets[float("inf")]
+    for le in sorted(buckets):
+        if buckets[le] >= 0.99 * total:
+            return f"≤ {le * 1000:g} ms ({buckets[le] / total:.2%} of {total:.0f} within)"
+    return "n/a"
+
+
+def make_keys(env: dict[str, str], n: int) -> list[str]:
+    """Channel keys, one per load worker (a channel may submit for any employer)."""
+    from miaopi.bootstrap import open_database
+    from miaopi.records.clients import create_client
+    from miaopi.settings import Settings
+
+    settings = Settings(
+        database_url=env["MIAOPI_DATABASE_URL"], data_key=env["MIAOPI_DATA_KEY"],
+        environment="production", _env_file=None,  # type: ignore[call-arg]
+    )  # fmt: skip
+    db = open_database(settings)
+    try:
+        return [create_client(db, "channel", f"bench {i}")[1] for i in range(n)]
+    finally:
+        db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=20, help="seconds per load phase")
+    parser.add_argument("--rate", type=float, default=100, help="decisions/s of the paced phase")
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
+    parser.add_argument("--persons", type=int, default=20000)
+    parser.add_argument(
+        "--profile", metavar="FILE",
+        help="record the service with py-spy during the first phase (collapsed stacks to FILE)",
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="miaopi-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    pg_started = False
+    try:
+        population = work / "population.json"
+        subprocess.run([*MIAOPI, "mock", "generate", "--seed", "7", "--persons",
+                        str(args.persons), "-o", str(population)], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        data = json.loads(population.read_text(encoding="utf-8"))
+
+        mock_port, port = free_port(), free_port()
+        env = {**os.environ, "MIAOPI_MOCK_DATASET": str(population),
+               "MIAOPI_MOCK_LATENCY_MS": LATENCY}  # fmt: skip
+        mocks = subprocess.Popen([*MIAOPI, "mock", "serve", "--port", str(mock_port)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        procs.append(mocks)
+
+        if args.database == "postgres":
+            url = subprocess.run([str(REPO / "scripts" / "postgres"), "start"], check=True,
+                                 capture_output=True, text=True,
+                                 env={**os.environ, "PGPORT": "54339"}).stdout.strip()  # fmt: skip
+            pg_started = True
+        else:
+            url = f"sqlite:///{work}/miaopi.db"
+        service_env = {
+            **os.environ,
+            "MIAOPI_ENVIRONMENT": "production",
+            "MIAOPI_DATA_KEY": subprocess.run([*MIAOPI, "keys", "generate"], check=True,
+                                              capture_output=True, text=True).stdout.strip(),
+            "MIAOPI_DATABASE_URL": url,
+            "MIAOPI_RULES_DIR": str(REPO / "rules"),
+            **{f"MIAOPI_REGISTRY_{name.upper()}_URL": f"http://127.0.0.1:{mock_port}/{name}"
+               for name in ("police", "education", "overseas_credentials", "social_security",
+                            "credit", "hrss")},
+        }  # fmt: skip
+        bodies = applications(data, 200_000, 2)
+        employers = {b["employer"]["uscc"] for b in bodies}
+        keys = make_keys(service_env, max(args.concurrency, 16))
+        service = subprocess.Popen(
+            [*MIAOPI, "serve", "--port", str(port), "--workers", str(args.workers)],
+            env=service_env, cwd=work, stdout=subprocess.DEVNULL,
+            stderr=open(work / "service.log", "wb"),  # noqa: SIM115
+        )  # fmt: skip
+        procs.append(service)
+        base = f"http://127.0.0.1:{port}"
+        wait_ready(f"http://127.0.0.1:{mock_port}/police/openapi.json", mocks)
+        wait_ready(f"{base}/readyz", service)
+        print(f"miaopi benchmark: {args.database}, {args.workers} worker(s), "
+              f"{len(employers)} employers, {os.cpu_count()} CPUs, mocks {LATENCY}")  # fmt: skip
+
+        asyncio.run(drive(base, keys, bodies, concurrency=8, duration_s=3))  # warm up
+        spy = None
+        if args.profile:
+            # py-spy from the PATH: a developer's tool, not a dependency.
+            spy = subprocess.Popen(
+                ["py-spy", "record", "-p", str(service.pid), "--subprocesses", "--gil",
+                 "-r", "100", "-d", str(int(args.duration)), "-f", "raw", "-o", args.profile],
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+        split0 = cpu_split(service.pid)
+        full = asyncio.run(drive(base, keys, bodies[5000:], concurrency=args.concurrency,
+                                 duration_s=args.duration))  # fmt: skip
+        split1 = cpu_split(service.pid)
+        cpu = sum(split1) - sum(split0)
+        if spy is not None:
+            spy.wait()
+        print(full.line(f"decisions at concurrency {args.concurrency}"))
+        print(
+            f"service CPU: {cpu:.1f} s for {len(full.latencies_ms)} decisions = "
+            f"{cpu * 1000 / max(len(full.latencies_ms), 1):.2f} ms per decision "
+            f"(user {split1[0] - split0[0]:.1f} s, system {split1[1] - split0[1]:.1f} s)"
+        )
+        paced = asyncio.run(drive(base, keys, bodies[100_000:], concurrency=args.concurrency,
+                                  duration_s=args.duration, rate=args.rate))  # fmt: skip
+        print(paced.line(f"decisions paced at {args.rate:g}/s"))
+        health = asyncio.run(drive(base, keys, bodies, concurrency=args.concurrency,
+                                   duration_s=min(args.duration, 10), path="/healthz"))  # fmt: skip
+        print(health.line(f"GET /healthz at concurrency {args.concurrency}"))
+        ratio = (len(full.latencies_ms) / full.seconds) / (
+            len(health.latencies_ms) / health.seconds
+        )
+        print(f"decisions/s ÷ healthz/s: {ratio:.2f}")
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        print(f"rule evaluation p99: {rule_p99_ms(metrics)}")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if pg_started:
+            subprocess.run([str(REPO / "scripts" / "postgres"), "stop"],
+                           env={**os.environ, "PGPORT": "54339"}, check=False)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
