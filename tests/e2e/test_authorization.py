@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -154,3 +155,23 @@ def test_the_matrix_covers_every_documented_operation() -> None:
             assert any(m == method.upper() and pattern.match(p) for m, p in rows), (
                 method, template,
             )  # fmt: skip
+
+
+async def test_a_revoked_key_stops_working_within_the_key_cache_lifetime(
+    container: Container,
+) -> None:
+    from miaopi.api.app import create_app
+    from miaopi.api.deps import RecentKeys
+
+    app = create_app(container)
+    app.state.recent_keys = RecentKeys(ttl_s=0.3)
+    client, secret = create_client(container.db, "admin", "leaving")
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as api:
+        assert (await api.get("/v1/applications", headers=auth)).status_code == 200
+        revoke_client(container.db, client.key_prefix)
+        await anyio.sleep(0.35)
+        gone = await api.get("/v1/applications", headers=auth)
+    assert gone.status_code == 401

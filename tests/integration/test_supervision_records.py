@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -48,10 +49,11 @@ def _approval(rulebook: RuleBook, client_id: int, risk_class: str) -> NewCase:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Engine:
+def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url, DataKey(DATA_KEY))
     upgrade(engine)
-    return engine
+    yield engine
+    engine.dispose()  # no pooled connection outlives the test's database
 
 
 @pytest.mark.slow

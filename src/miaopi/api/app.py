@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 
 from miaopi import __version__
 from miaopi.api import errors
-from miaopi.api.deps import reject_unknown_query
+from miaopi.api.deps import RecentKeys, reject_unknown_query
 from miaopi.api.limits import BodyLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
@@ -75,6 +75,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     settings = container.settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.recent_keys = RecentKeys()
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     stamp_request_ids()
     app.add_middleware(RequestTelemetry)  # outermost: sees every answer, 413s included

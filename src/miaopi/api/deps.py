@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -19,11 +21,34 @@ from miaopi.records.paging import decode_cursor
 _bearer = HTTPBearer(auto_error=False, description="API key from `miaopi clients create`")
 
 
-def _container(request: Request) -> Container:
+async def _container(request: Request) -> Container:
     return request.app.state.container
 
 
 ContainerDep = Annotated[Container, Depends(_container)]
+
+
+class RecentKeys:
+    """Keys verified in the last seconds, so a client's burst costs one database lookup.
+
+    Only successes are kept, by the key's SHA-256; a key revoked with ``miaopi clients revoke``
+    stops working on every instance within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float = 2.0, size: int = 10_000) -> None:
+        self.ttl_s, self.size = ttl_s, size
+        self._seen: dict[bytes, tuple[float, Client]] = {}
+
+    def get(self, key: str) -> Client | None:
+        found = self._seen.get(hashlib.sha256(key.encode()).digest())
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, key: str, client: Client) -> None:
+        if len(self._seen) >= self.size:
+            self._seen.clear()  # a flood of distinct keys only costs lookups, never memory
+        self._seen[hashlib.sha256(key.encode()).digest()] = (time.monotonic() + self.ttl_s, client)
 
 
 async def _client(
@@ -39,9 +64,13 @@ async def _client(
     )
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized
-    client = await run_in_threadpool(authenticate, container.db, credentials.credentials)
+    cache: RecentKeys = request.app.state.recent_keys
+    client = cache.get(credentials.credentials)
     if client is None:
-        raise unauthorized
+        client = await run_in_threadpool(authenticate, container.db, credentials.credentials)
+        if client is None:
+            raise unauthorized
+        cache.put(credentials.credentials, client)
     request.app.state.rate_limiter.take(client.id)
     return client
 
@@ -49,8 +78,8 @@ async def _client(
 CurrentClient = Annotated[Client, Depends(_client)]
 
 
-def allow(*roles: Role) -> Callable[[Client], Client]:
-    def check(client: CurrentClient) -> Client:
+def allow(*roles: Role) -> Callable[[Client], Awaitable[Client]]:
+    async def check(client: CurrentClient) -> Client:
         if client.role not in roles:
             raise Problem(403, f"the {client.role} role may not do this", slug="forbidden")
         return client
@@ -66,7 +95,7 @@ Auditor = Annotated[Client, Depends(allow("auditor"))]
 Admin = Annotated[Client, Depends(allow("admin"))]
 
 
-def _cursor(
+async def _cursor(
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the previous page")
     ] = None,
@@ -93,7 +122,7 @@ def scope_of(client: Client) -> Scope:
     return Scope("auditor", client.id)  # the cases of their own tasks
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """Unknown query parameters are refused like unknown body fields: a typo never passes."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
