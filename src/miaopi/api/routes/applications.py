@@ -104,7 +104,9 @@ async def _replay_if_seen(
             errors=[{"loc": ["header", "idempotency-key"], "msg": "reused with a different body"}],
         )
     row = await _case_in_scope(container, client, seen[1])
-    return JSONResponse(case_body(row, client), headers={"Idempotent-Replayed": "true"})
+    # Through the response model, like the first answer, so a replay is the same JSON.
+    replayed = CaseOut.model_validate(case_body(row, client)).model_dump(mode="json")
+    return JSONResponse(replayed, headers={"Idempotent-Replayed": "true"})
 
 
 @router.post(
