@@ -15,6 +15,7 @@ until it has had time to recover.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ class RegistryHttpClient:
                 "unavailable", f"registry answered HTTP {response.status_code}", retryable=True
             )
         try:
-            payload = httpx.Response(200, content=content).json()
+            payload = json.loads(content)
         except ValueError:
             return _Outcome("invalid", f"HTTP {response.status_code} with a body that is not JSON")
         reference = payload.get("reference") if isinstance(payload, dict) else None
