@@ -15,7 +15,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+import yaml
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -40,6 +41,19 @@ APPROVED = [
      {"certification_no": "CSCSE-2025-GB-000321"}),
     ("postdoc", "萧博", "510107199304045373", {}),
 ]  # fmt: skip
+
+
+def _alternatives(business_type: str) -> set[str]:
+    """Criteria of a rule file that pass on any one of several branches (``pass_when: any``)."""
+    data = yaml.safe_load((RULES / f"{business_type}.yaml").read_text(encoding="utf-8"))
+    return {
+        c["id"]
+        for c in data["criteria"]
+        if isinstance(c["pass_when"], dict) and len(c["pass_when"].get("any", [])) > 1
+    }
+
+
+ALTERNATIVES = {business_type: _alternatives(business_type) for business_type, *_ in APPROVED}
 
 
 class FaultyRegistry(httpx.AsyncBaseTransport):
@@ -131,6 +145,12 @@ def _count(container: Container) -> int:
     applicant=st.sampled_from(APPROVED),
     pattern=st.fixed_dictionaries({name: st.sampled_from(FAULTS) for name in REGISTRY_NAMES}),
 )
+# Found by a CI run: the postdoc's CHSI doctorate stands while CSCSE hangs — approved, rightly.
+@example(applicant=APPROVED[3], pattern={**dict.fromkeys(REGISTRY_NAMES, "none"),
+                                         "overseas_credentials": "hang"})  # fmt: skip
+# And the same fault where CSCSE is the only source of the criterion: never approved.
+@example(applicant=APPROVED[2], pattern={**dict.fromkeys(REGISTRY_NAMES, "none"),
+                                         "overseas_credentials": "hang"})  # fmt: skip
 def test_no_fault_becomes_an_approval_and_every_case_is_recorded_once(
     world: World, applicant: tuple[str, str, str, dict[str, str]], pattern: dict[str, str]
 ) -> None:
@@ -156,16 +176,22 @@ def test_no_fault_becomes_an_approval_and_every_case_is_recorded_once(
     case = first.json()
     asked = {e["registry"] for e in case["evidence"]}
     faulty = {r for r in asked if pattern.get(r, "none") != "none"}
-    if faulty:
-        statuses = {f"{e['registry']}/{e['query']}": e["status"] for e in case["evidence"]}
-        assert case["status"] != "approved", (applicant[0], pattern, statuses)
+    answered = asked - {e["registry"] for e in case["evidence"] if e["status"] != "ok"}
     if case["status"] == "approved":
-        assert all(e["status"] == "ok" for e in case["evidence"])
+        # No criterion passes on a fault. A criterion with alternative sources (a postdoc's
+        # doctorate from CHSI *or* CSCSE) stands on any one that answered; every other one
+        # needs all of its registries to have answered.
+        statuses = {f"{e['registry']}/{e['query']}": e["status"] for e in case["evidence"]}
+        either = ALTERNATIVES[applicant[0]]
+        for criterion in case["decision"]["criteria"]:
+            sources = set(criterion["registries"])
+            holds = sources & answered if criterion["id"] in either else sources <= answered
+            assert holds, (applicant[0], pattern, statuses, criterion["id"])
     else:  # everything answered: the bundled applicant is approved
         assert faulty, case["decision"]
     # Registries are asked at once: a decision takes about the slowest one's budget, never the
     # sum of six (1.8 s); the margin covers a loaded CI machine, not a second budget.
-    assert took < BUDGET_S + 0.5
+    assert took < BUDGET_S + 0.8
     # Recorded exactly once, and the retry with the same key replays it.
     assert _count(container) == before + 1
     assert again.status_code == 200
