@@ -16,11 +16,14 @@ RUN useradd --create-home --uid 10001 miaopi
 COPY --from=build /opt/miaopi /opt/miaopi
 ENV PATH=/opt/miaopi/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    MIAOPI_DATABASE_URL=sqlite:////var/lib/miaopi/miaopi.db
+    MIAOPI_DATABASE_URL=sqlite:////var/lib/miaopi/miaopi.db \
+    MIAOPI_ENVIRONMENT=production
 RUN mkdir -p /var/lib/miaopi && chown miaopi /var/lib/miaopi
 USER miaopi
 WORKDIR /var/lib/miaopi
 VOLUME /var/lib/miaopi
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz').status != 200)"
+# Production mode: it refuses to start without MIAOPI_DATA_KEY (a key generated into the volume
+# would sit beside the data it protects). Run with -e MIAOPI_DATA_KEY=$(miaopi keys generate).
 CMD ["miaopi", "serve", "--host", "0.0.0.0", "--port", "8000"]
