@@ -6,8 +6,9 @@ One command (``scripts/bench``) runs, on this machine:
    separate process, with the latency profile police 40 ms, education 120 ms, credit 60 ms,
    others 80 ms;
 2. the service, ``miaopi serve``, with production settings: ``MIAOPI_ENVIRONMENT=production``,
-   a data key, every registry over HTTP, the default rate limits (the load comes from many
-   employers' keys, as in life), on SQLite or on a PostgreSQL server started for the run;
+   a data key, every registry over HTTP, the default rate limits (the load comes from one
+   channel key per load worker, so no client exceeds them), on SQLite or on a PostgreSQL
+   server started for the run;
 3. this load generator: graduate and in_service applications from the population at a fixed
    concurrency, then at a fixed rate of 100 decisions/s, then ``GET /healthz`` at the same
    concurrency for a ratio.
