@@ -164,7 +164,12 @@ def key_of(dialect: Dialect) -> DataKey:
         raise DataKeyError("this database engine has no data key bound") from None
 
 
-class SealedText(TypeDecorator[str]):
+def json_text(value: Any) -> str:
+    """The JSON form a sealed document is stored in (migration 0005 seals old rows this way)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class SealedText(TypeDecorator[Any]):
     """Text sealed with the engine's data key; ``column`` is authenticated with the value."""
 
     impl = Text
@@ -174,28 +179,26 @@ class SealedText(TypeDecorator[str]):
         super().__init__()
         self.column = column
 
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        return None if value is None else key_of(dialect).seal(value, self.column)
+    def encode(self, value: Any) -> str:
+        return str(value)
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
-        return None if value is None else key_of(dialect).open(value, self.column)
-
-
-class SealedJSON(TypeDecorator[Any]):
-    """A JSON document sealed whole (it holds names and ID numbers among other things)."""
-
-    impl = Text
-    cache_ok = True
-
-    def __init__(self, column: str) -> None:
-        super().__init__()
-        self.column = column
+    def decode(self, text: str) -> Any:
+        return text
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        return key_of(dialect).seal(text, self.column)
+        return None if value is None else key_of(dialect).seal(self.encode(value), self.column)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(key_of(dialect).open(value, self.column))
+        return None if value is None else self.decode(key_of(dialect).open(value, self.column))
+
+
+class SealedJSON(SealedText):
+    """A JSON document sealed whole (it holds names and ID numbers among other things)."""
+
+    cache_ok = True
+
+    def encode(self, value: Any) -> str:
+        return json_text(value)
+
+    def decode(self, text: str) -> Any:
+        return json.loads(text)

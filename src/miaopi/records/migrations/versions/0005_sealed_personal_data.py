@@ -50,6 +50,8 @@ def upgrade() -> None:
 
 
 def _seal_what_exists() -> None:
+    from miaopi.records.sealing import json_text
+
     conn = op.get_bind()
     key = op.get_context().config.attributes.get("data_key")
     for table, (pk, text_columns, json_columns) in SEALED.items():
@@ -69,7 +71,7 @@ def _seal_what_exists() -> None:
                     continue
                 if column in json_columns:
                     # Written by SQLAlchemy's JSON type; sealed in the form SealedJSON writes.
-                    raw = json.dumps(json.loads(raw), ensure_ascii=False, separators=(",", ":"))
+                    raw = json_text(json.loads(raw))
                 values[column] = key.seal(raw, f"{table}.{column}")
             if table == "fraud_bars":
                 values["id_hash"] = key.lookup_hash(row.id_number)
