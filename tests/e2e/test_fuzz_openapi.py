@@ -8,6 +8,7 @@ durable-rules must always be called from the same thread.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,6 @@ class Service:
 
 def _body(kwargs: dict[str, Any]) -> bytes | None:
     if "json" in kwargs:
-        import json
-
         return json.dumps(kwargs["json"]).encode()
     data = kwargs.get("data")
     return data.encode() if isinstance(data, str) else data

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,21 +20,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from miaopi.bootstrap import open_database
 from miaopi.records.sealing import DataKey
 from miaopi.records.tables import cases, ledger
 from miaopi.settings import Settings
-from tests.conftest import DATA_KEY, EMPLOYER, RULES, application
+from tests.conftest import DATA_KEY, EMPLOYER, RULES, application, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(database_url: str) -> dict[str, str]:
@@ -54,6 +47,12 @@ def _cli(env: dict[str, str], *args: str) -> str:
         env=env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     return done.stdout.strip().splitlines()[-1]
+
+
+def _database(database_url: str) -> Engine:
+    """The fleet's database, as the test reads it back."""
+    settings = Settings(database_url=database_url, data_key=DATA_KEY, _env_file=None)  # type: ignore[call-arg]
+    return open_database(settings, migrate=False)
 
 
 def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
@@ -76,7 +75,7 @@ def fleet(database_url: str, tmp_path: Path) -> Iterator[tuple[list[str], dict[s
     key = _cli(env, "clients", "create", "--role", "employer", "--uscc", EMPLOYER, "--name", "hr")
     servers, urls = [], []
     for workers in (1, 2):
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port),
              "--workers", str(workers)],
@@ -110,8 +109,7 @@ async def test_concurrent_identical_requests_make_one_case(
     assert statuses == [200] * 23 + [201], [a.text for a in answers if a.status_code >= 300]
     assert len({a.json()["case_id"] for a in answers}) == 1
     assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 23
-    engine = open_database(Settings(database_url=database_url, data_key=DATA_KEY,
-                                    _env_file=None), migrate=False)  # type: ignore[call-arg]  # fmt: skip
+    engine = _database(database_url)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(cases)).scalar_one() == 1
     engine.dispose()
@@ -133,8 +131,7 @@ async def test_approval_numbers_stay_unique_and_gap_free_across_processes(
     numbers = sorted(a.json()["approval_number"] for a in answers)
     year = numbers[0].split("-")[1]
     assert numbers == [f"4403-{year}-{i:06d}" for i in range(1, n + 1)]
-    engine = open_database(Settings(database_url=database_url, data_key=DATA_KEY,
-                                    _env_file=None), migrate=False)  # type: ignore[call-arg]  # fmt: skip
+    engine = _database(database_url)
     with engine.connect() as conn:  # every decision in the ledger, one chain, no fork
         assert conn.execute(select(func.count()).select_from(ledger)).scalar_one() == n
         assert conn.execute(select(func.max(ledger.c.seq))).scalar_one() == n

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
 from miaopi.records.clients import create_client
 from miaopi.settings import Settings
-from tests.conftest import DATA_KEY, NOW, RULES, application
+from tests.conftest import DATA_KEY, NOW, RULES, application, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -98,15 +97,9 @@ async def test_a_broken_file_is_refused_with_file_and_path(reloadable, rules_cop
     assert (await api.post("/v1/rules:reload", headers=channel)).status_code == 403
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_sighup_reloads_a_running_server(tmp_path: Path, rules_copy: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MIAOPI_RULES_DIR": str(rules_copy),
