@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date, datetime, timedelta
@@ -67,8 +68,16 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield server.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    # FORCE ends the test's leftover sessions; an autovacuum worker in the database can only be
+    # ended with pg_signal_backend (scripts/postgres grants it), so on other servers wait it out.
+    for _ in range(50):
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            time.sleep(0.2)
+    raise RuntimeError(f"could not drop the test database {name}")
 
 
 def free_port() -> int:
