@@ -1,10 +1,10 @@
-"""Mock registries: ASGI apps that answer like the real ones, from a dataset.
+"""Mock registries: apps that answer like the real ones, from a dataset.
 
-Each registry is its own app, so in-process wiring can give each HTTP client its own transport
-exactly as if the registries were separate servers; ``server_app`` mounts them all under
-``/{registry}/`` for ``miaopi mock serve``. Per-person ``faults`` make a registry misbehave for
-that person: ``timeout`` never answers in time, ``error`` answers 500, ``malformed`` answers
-something that is not the agreed format.
+Each registry is its own ASGI app, so in-process wiring can give each HTTP client its own
+transport exactly as if the registries were separate servers; ``serve`` answers them all under
+``/{registry}/`` for ``miaopi mock serve``. Both answer through the same ``Endpoint``.
+Per-person ``faults`` make a registry misbehave for that person: ``timeout`` never answers in
+time, ``error`` answers 500, ``malformed`` answers something that is not the agreed format.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import asyncio
 import itertools
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import Response
+from starlette.routing import Route
 
 from miaopi.adapters.mock.dataset import Dataset, PersonIn
 
@@ -35,52 +36,65 @@ def _reference(code: str) -> str:
 Handler = Callable[[dict], tuple[PersonIn | None, dict | None]]
 
 
-def _endpoint(
-    registry: str, code: str, key: str, find: Handler, latency_ms: float
-) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        if latency_ms:
-            await asyncio.sleep(latency_ms / 1000)
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One registry query, whatever serves it: the request body in, status and body out."""
+
+    registry: str
+    code: str
+    key: str
+    find: Handler
+    latency_ms: float
+
+    async def answer(self, raw: bytes) -> tuple[int, bytes]:
+        if self.latency_ms:
+            await asyncio.sleep(self.latency_ms / 1000)
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
-            return JSONResponse({"error": "body must be JSON"}, status_code=400)
-        if not isinstance(body, dict) or not isinstance(body.get(key), str):
-            return JSONResponse({"error": f"{key} is required"}, status_code=400)
-        person, record = find(body)
-        fault = person.faults.get(registry) if person else None  # type: ignore[call-overload]
+            return 400, _json({"error": "body must be JSON"})
+        if not isinstance(body, dict) or not isinstance(body.get(self.key), str):
+            return 400, _json({"error": f"{self.key} is required"})
+        person, record = self.find(body)
+        fault = person.faults.get(self.registry) if person else None  # type: ignore[call-overload]
         if fault == "timeout":
             await asyncio.sleep(_HANG_S)
         elif fault == "error":
-            return JSONResponse({"error": "internal error"}, status_code=500)
+            return 500, _json({"error": "internal error"})
         elif fault == "malformed":
-            return Response(
-                b'{"reference": "' + code.encode() + b'", "record": {"na',
-                200,
-                media_type="application/json",
-            )
+            return 200, b'{"reference": "' + self.code.encode() + b'", "record": {"na'
         if record is None:
-            return JSONResponse({"reference": _reference(code)}, status_code=404)
-        return Response(
-            json.dumps(
-                {"reference": _reference(code), "record": record}, ensure_ascii=False, default=str
-            ),
-            media_type="application/json",
-        )
+            return 404, _json({"reference": _reference(self.code)})
+        return 200, _json({"reference": _reference(self.code), "record": record})
 
-    return endpoint
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, default=str).encode()
+
+
+def _asgi_endpoint(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:
+        status, content = await endpoint.answer(await request.body())
+        return Response(content, status, media_type="application/json")
+
+    return serve
 
 
 def _app(
     registry: str, code: str, latency_ms: float, routes: list[tuple[str, str, Handler]]
 ) -> Starlette:
     """One registry: a ``POST {path}`` endpoint per (path, key field, lookup)."""
-    return Starlette(
+    endpoints = {
+        path: Endpoint(registry, code, key, find, latency_ms) for path, key, find in routes
+    }
+    app = Starlette(
         routes=[
-            Route(path, _endpoint(registry, code, key, find, latency_ms), methods=["POST"])
-            for path, key, find in routes
+            Route(path, _asgi_endpoint(endpoint), methods=["POST"])
+            for path, endpoint in endpoints.items()
         ]
     )
+    app.state.endpoints = endpoints
+    return app
 
 
 def _person_query(ds: Dataset, build: Callable[[PersonIn], dict]) -> Handler:
@@ -248,7 +262,53 @@ def registry_apps(ds: Dataset, latency_ms: dict[str, float] | None = None) -> di
     return {name: make(ds, latency_ms.get(name, 0)) for name, make in MOCK_APPS.items()}
 
 
-def server_app(ds: Dataset, latency_ms: dict[str, float] | None = None) -> Starlette:
-    """All mock registries in one app, each under ``/{registry}``."""
-    apps = registry_apps(ds, latency_ms)
-    return Starlette(routes=[Mount(f"/{name}", app=app) for name, app in apps.items()])
+def server_endpoints(
+    ds: Dataset, latency_ms: dict[str, float] | None = None
+) -> dict[str, Endpoint]:
+    """Every mock registry's endpoints, each under ``/{registry}``: what ``serve`` answers."""
+    return {
+        f"/{name}{path}": endpoint
+        for name, app in registry_apps(ds, latency_ms).items()
+        for path, endpoint in app.state.endpoints.items()
+    }
+
+
+async def serve(
+    ds: Dataset,
+    host: str,
+    port: int,
+    latency_ms: dict[str, float] | None = None,
+    started: Callable[[int], None] | None = None,
+) -> None:
+    """Serve every mock registry over HTTP until cancelled.
+
+    aiohttp's low-level server, not the ASGI apps under uvicorn: the benchmark runs the mocks
+    on the service's own machine, and this answers a lookup for about a quarter of the CPU.
+    """
+    from aiohttp import web
+
+    endpoints = server_endpoints(ds, latency_ms)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        endpoint = endpoints.get(request.path)
+        if endpoint is None:
+            return web.json_response({"error": "no such registry query"}, status=404)
+        if request.method != "POST":
+            return web.json_response(
+                {"error": "method not allowed"}, status=405, headers={"Allow": "POST"}
+            )
+        status, content = await endpoint.answer(await request.read())
+        return web.Response(body=content, status=status, content_type="application/json")
+
+    # A client that gave up on a hung lookup ends its handler; stopping does not wait for them.
+    server = web.Server(handle, handler_cancellation=True)
+    runner = web.ServerRunner(server, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        if started is not None:
+            started(runner.addresses[0][1])
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -217,10 +217,11 @@ def mock_serve(
     port: Annotated[int, typer.Option()] = 8100,
 ) -> None:
     """Serve the mock registries over HTTP, each under /{registry}/ (e.g. /police)."""
-    import uvicorn
+    import asyncio
+    import contextlib
 
     from miaopi.adapters.mock.dataset import Dataset, DatasetError
-    from miaopi.adapters.mock.registries import server_app
+    from miaopi.adapters.mock.registries import serve
 
     settings = _settings()
     try:
@@ -228,7 +229,12 @@ def mock_serve(
     except DatasetError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    uvicorn.run(server_app(ds, settings.latency()), host=host, port=port, access_log=False)
+
+    def started(bound: int) -> None:
+        typer.echo(f"mock registries on http://{host}:{bound}/{{registry}}", err=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(ds, host, port, settings.latency(), started))
 
 
 @audit_app.command("recheck")
