@@ -20,6 +20,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.cookiejar import CookieJar
 from typing import Any
 
 import httpx
@@ -30,6 +31,21 @@ from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
 from miaopi.telemetry import BREAKER_CODES, BREAKER_STATE, REQUEST_ID
 
 BACKOFF_S = (0.05, 0.15)  # the pause before the retry, drawn uniformly (jitter)
+
+
+class StatelessCookies(CookieJar):
+    """A jar that keeps nothing, for ``httpx.AsyncClient(cookies=StatelessCookies())``.
+
+    Lookups are stateless: a cookie a registry set while answering about one applicant must
+    never ride along on the next applicant's query. It also spares httpx building a
+    urllib-style request and response per answer only to look for cookies.
+    """
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,7 @@ class RegistryHttpClient:
         self._client = client
         self._timeout_s = timeout_s
         self._backoff_s = backoff_s
+        self._urls: dict[str, httpx.URL] = {}
 
     async def lookup(
         self,
@@ -104,15 +121,26 @@ class RegistryHttpClient:
             attempts=attempts,
         )
 
+    def _request(self, path: str, body: dict[str, Any]) -> httpx.Request:
+        # Built here rather than by ``client.post``: that re-parses and merges the URL and the
+        # client's default headers on every call, which cost more CPU than the lookup itself.
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self._client.base_url.join(path)
+        return httpx.Request(
+            "POST",
+            url,
+            content=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "X-Request-ID": REQUEST_ID.get()},
+        )
+
     async def _attempt(
         self, path: str, body: dict[str, Any], model: type[BaseModel], budget_s: float
     ) -> _Outcome:
         try:
             # A deadline of our own: transports that run in-process ignore httpx's timeouts.
             async with asyncio.timeout(budget_s):
-                response = await self._client.post(
-                    path, json=body, headers={"X-Request-ID": REQUEST_ID.get()}
-                )
+                response = await self._client.send(self._request(path, body))
                 content = await response.aread()
         except TimeoutError:
             return _Outcome("unavailable", f"no answer within {budget_s:.2g}s", retryable=True)

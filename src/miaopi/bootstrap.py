@@ -10,7 +10,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import Engine
 
-from miaopi.adapters.http.base import RegistryHttpClient
+from miaopi.adapters.http.base import RegistryHttpClient, StatelessCookies
 from miaopi.adapters.http.breaker import CircuitBreaker
 from miaopi.adapters.http.registries import (
     HttpCreditRegistry,
@@ -122,11 +122,8 @@ def registry_client(
 ) -> httpx.AsyncClient:
     """The HTTP client for one registry: injected, real over aiohttp, or the in-process mock."""
     url = settings.registry_url(name)
-    if transport is not None:
-        return httpx.AsyncClient(
-            base_url=(url or f"http://{name}.registry").rstrip("/") + "/", transport=transport
-        )
-    if url:
+    base_url = (url or f"http://{name}.registry").rstrip("/") + "/"
+    if transport is None and url:
         # httpcore's pool rescans every connection per request and collapses under load;
         # aiohttp's connector keeps the httpx API and holds up (measured, see README).
         limits = httpx.Limits(
@@ -134,13 +131,12 @@ def registry_client(
             max_keepalive_connections=100,
             keepalive_expiry=settings.registry_keepalive_s,
         )
-        return httpx.AsyncClient(
-            base_url=url.rstrip("/") + "/", transport=AiohttpTransport(limits=limits)
-        )
-    app = MOCK_APPS[name](dataset(), settings.latency().get(name, 0))
-    return httpx.AsyncClient(
-        base_url=f"http://{name}.mock/", transport=httpx.ASGITransport(app=app)
-    )
+        transport = AiohttpTransport(limits=limits)
+    elif transport is None:
+        app = MOCK_APPS[name](dataset(), settings.latency().get(name, 0))
+        transport = httpx.ASGITransport(app=app)
+        base_url = f"http://{name}.mock/"
+    return httpx.AsyncClient(base_url=base_url, transport=transport, cookies=StatelessCookies())
 
 
 def bootstrap(

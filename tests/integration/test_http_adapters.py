@@ -10,6 +10,9 @@ import respx
 
 from miaopi.adapters.http.base import RegistryHttpClient
 from miaopi.adapters.http.registries import HttpEducationRegistry, HttpPoliceRegistry
+from miaopi.adapters.mock.dataset import Dataset
+from miaopi.bootstrap import registry_client
+from miaopi.settings import Settings
 
 pytestmark = pytest.mark.anyio
 BASE = "https://police.registry.test/v1/"
@@ -111,3 +114,20 @@ async def test_education_lookup_posts_the_diploma_number() -> None:
     assert route.called
     assert evidence.status == "ok"
     assert evidence.record["level"] == "bachelor"
+
+
+async def test_a_cookie_a_registry_sets_never_rides_along_on_the_next_lookup() -> None:
+    settings = Settings(registry_police_url=BASE, _env_file=None)  # type: ignore[call-arg]
+    async with respx.mock(base_url=BASE) as router:
+        route = router.post("persons/lookup").respond(
+            200,
+            json={"reference": "POL-1", "record": PERSON},
+            headers={"Set-Cookie": "session=about-li-ming; Path=/"},
+        )
+        transport = httpx.MockTransport(router.async_handler)
+        http = registry_client("police", settings, Dataset.bundled, transport=transport)
+        registry = HttpPoliceRegistry(RegistryHttpClient("police", http, 0.5))
+        await registry.person("420102200203151232")
+        await registry.person("110101199003074477")
+        await http.aclose()
+    assert "cookie" not in route.calls.last.request.headers
