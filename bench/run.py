@@ -27,6 +27,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -357,6 +358,7 @@ def main() -> None:
         if pg_started:
             subprocess.run([str(REPO / "scripts" / "postgres"), "stop"],
                            env={**os.environ, "PGPORT": "54339"}, check=False)  # fmt: skip
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,17 @@
 SQLite runs in WAL mode (readers never block the writer) and write transactions start with
 ``BEGIN IMMEDIATE``: a deferred transaction that later upgrades to a write lock can fail at once
 with "database is locked" when another writer got there first, instead of waiting its turn.
-Writers of one process also queue on a lock before they begin: SQLite's busy handler makes a
-waiting writer sleep and poll (up to 100 ms a nap), which under concurrent submissions costs
-more latency than the writes themselves; writers from other processes still meet that handler.
+Writers also queue before they begin, threads on a lock and processes (``serve --workers``) on
+an advisory lock of a file beside the database: SQLite's busy handler makes a waiting writer
+sleep and poll (up to 100 ms a nap), which under concurrent submissions cost more latency and
+throughput than the writes themselves. The busy handler stays as the fallback for any writer
+that does not queue (a migration, the sqlite3 shell).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -61,16 +65,43 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-_sqlite_writers: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
-_writers_lock = threading.Lock()
+class _WriterQueue:
+    """One writer at a time per SQLite file: a lock for threads, ``flock`` for processes."""
+
+    def __init__(self, database: str | None) -> None:
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        if database and database != ":memory:":
+            self._fd = os.open(f"{database}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._threads:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
-def _writer_lock(engine: Engine) -> threading.RLock:
-    with _writers_lock:
-        lock = _sqlite_writers.get(engine)
-        if lock is None:
-            lock = _sqlite_writers[engine] = threading.RLock()
-        return lock
+_writer_queues: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
+_queues_lock = threading.Lock()
+
+
+def _writer_queue(engine: Engine) -> _WriterQueue:
+    with _queues_lock:
+        queue = _writer_queues.get(engine)
+        if queue is None:
+            queue = _writer_queues[engine] = _WriterQueue(engine.url.database)
+            weakref.finalize(engine, queue.close)
+        return queue
 
 
 @contextmanager
@@ -80,7 +111,7 @@ def writing(engine: Engine) -> Iterator[Connection]:
         with engine.connect() as conn, conn.begin():
             yield conn
         return
-    with _writer_lock(engine), engine.connect() as conn:
+    with _writer_queue(engine).turn(), engine.connect() as conn:
         conn = conn.execution_options(sqlite_immediate=True)
         with conn.begin():
             yield conn
