@@ -9,9 +9,12 @@ How the engine is used, and why (each point was learned from a failure):
   fact: an unmatched fact raises.
 * A rule can only *pass* a criterion by a positive match, guarded with ``$ex`` on every field
   it reads, so missing evidence can never look like a pass.
-* Each ruleset compiles twice: one rule per branch (the pass that decides, always run) and
-  one rule per condition (run only when a branch did not fire and some of its facts are
-  missing, to tell a branch that is proven false from one that is merely unknown).
+* Each ruleset compiles three times: one rule that every criterion passes (asked first: each
+  rule that fires costs a round trip through Python, and most applications pass everything),
+  one rule per branch (run when that rule did not fire, to find which criteria fail) and one
+  rule per condition (run only when a branch did not fire and some of its facts are missing,
+  to tell a branch that is proven false from one that is merely unknown). The first is the
+  conjunction of the branch rules, with the same guards, so it passes exactly when they do.
 * Rule dicts are deep-copied before registering (registration mutates them) and each ruleset's
   name carries its fingerprint (a registered name can never be replaced).
 * The stock ``Host`` starts timer threads that dispatch queued actions; we use neither timers
@@ -35,6 +38,9 @@ from miaopi.eligibility.dates import add_years
 from miaopi.eligibility.ruleset import Condition, Const, DateAdd, FactRef, Lookup, Ruleset
 
 _TYPE = "application"
+# durable-rules compiles each rule's conditions into at most 31 expressions: a nested $and or
+# $or takes two, a comparison with another field one, a comparison with a constant none.
+_MAX_EXPRESSIONS = 31
 
 
 class _ThreadlessHost(_durable.Host):
@@ -94,6 +100,9 @@ class _Branch:
 
 @dataclass(frozen=True)
 class _Compiled:
+    all_name: str
+    all_definition: dict[str, Any]
+    all_hold: frozenset[str]  # the rules that all fire when every criterion holds
     name: str
     branches: tuple[_Branch, ...]
     aux: tuple[_Aux, ...]
@@ -109,10 +118,11 @@ class _Compiled:
 class BranchResults:
     """What the engine saw: fired rules, present fields, the operand values it computed."""
 
-    fired: frozenset[str]  # branch rules that matched
+    all_passed: bool  # every criterion has a branch that matched
+    fired: frozenset[str]  # branch rules that matched (asked only when not all passed)
     present: frozenset[str]  # fields that had a value
     operands: dict[str, dict[str, Any]]  # criterion → computed operand label → value
-    true_conditions: frozenset[str]  # condition rules that matched (second pass only)
+    true_conditions: frozenset[str]  # condition rules that matched (third pass only)
 
 
 def _compile(ruleset: Ruleset) -> _Compiled:
@@ -124,11 +134,15 @@ def _compile(ruleset: Ruleset) -> _Compiled:
     aux: list[_Aux] = []
     labelled: list[tuple[str, str, Any]] = []
 
-    def rule_for(matchers: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
-        guards = [{"$ex": {f: 1}} for f in fields]
-        return {"all": [{"m": {"$and": [{"t": _TYPE}, *guards, *matchers]}}]}
+    def guarded(matchers: list[dict[str, Any]], fields: list[str]) -> list[dict[str, Any]]:
+        return [*({"$ex": {f: 1}} for f in fields), *matchers]
 
+    def rule_for(matchers: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
+        return {"all": [{"m": {"$and": [{"t": _TYPE}, *guarded(matchers, fields)]}}]}
+
+    every_criterion: list[dict[str, Any]] = []
     for criterion in ruleset.criteria:
+        alternatives: list[dict[str, Any]] = []
         for b, conditions in enumerate(criterion.branches):
             rule = f"{criterion.id}__{b}"
             matchers: list[dict[str, Any]] = []
@@ -147,7 +161,13 @@ def _compile(ruleset: Ruleset) -> _Compiled:
                 compiled_conditions.append(_Condition(f"{rule}__{k}", tuple(used)))
             fields = list(dict.fromkeys(fields))
             rules[rule] = rule_for(matchers, fields)
+            alternatives.append(guarded(matchers, fields))
             branches.append(_Branch(rule, criterion.id, tuple(fields), tuple(compiled_conditions)))
+        every_criterion.append(
+            alternatives[0]
+            if len(alternatives) == 1
+            else [{"$or": [{"$and": a} for a in alternatives]}]
+        )
     entitlement_rules: dict[str, Any] = {}
     for entitlement in ruleset.entitlements:
         matchers, fields = [], []
@@ -159,7 +179,13 @@ def _compile(ruleset: Ruleset) -> _Compiled:
         entitlement_rules[entitlement.id] = rule_for(matchers, list(dict.fromkeys(fields)))
     seen = {"all": [{"m": {"t": _TYPE}}]}
     rules["seen"] = condition_rules["seen"] = entitlement_rules["seen"] = seen
+    all_rules: dict[str, Any] = {"seen": seen}
+    for k, part in enumerate(_packed(every_criterion)):
+        all_rules[f"all_hold__{k}"] = {"all": [{"m": {"$and": [{"t": _TYPE}, *part]}}]}
     return _Compiled(
+        name + "_all",
+        all_rules,
+        frozenset(all_rules) - {"seen"},
         name,
         tuple(branches),
         tuple(aux),
@@ -170,6 +196,38 @@ def _compile(ruleset: Ruleset) -> _Compiled:
         name + "_entitlements",
         entitlement_rules,
     )
+
+
+def _expressions(matcher: Any) -> int:
+    if isinstance(matcher, list):
+        return sum(_expressions(m) for m in matcher)
+    if not isinstance(matcher, dict):
+        return 0
+    if "$and" in matcher or "$or" in matcher:
+        return 2 + _expressions(matcher.get("$and", matcher.get("$or")))
+    (operand,) = matcher.values()
+    if isinstance(operand, dict):  # {"$op": {field: right}}
+        (operand,) = operand.values()
+    return 1 if isinstance(operand, dict) and "$m" in operand else 0
+
+
+def _packed(criteria: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    """The criteria's conjunctions, packed into as few rules as durable's limit allows.
+
+    None fit when one criterion alone exceeds the limit: there is then no shortcut.
+    """
+    parts: list[list[dict[str, Any]]] = [[]]
+    room = _MAX_EXPRESSIONS - 2  # the rule's own $and
+    for matchers in criteria:
+        cost = _expressions(matchers)
+        if cost > _MAX_EXPRESSIONS - 2:
+            return []
+        if cost > room and parts[-1]:
+            parts.append([])
+            room = _MAX_EXPRESSIONS - 2
+        parts[-1].extend(matchers)
+        room -= cost
+    return parts
 
 
 def _leaf(
@@ -214,7 +272,9 @@ def _leaf(
 class RuleEngine:
     """Evaluates rulesets with durable-rules. One instance per process; one thread only."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, all_pass_first: bool = True) -> None:
+        # all_pass_first=False always asks branch by branch: tests compare the two.
+        self._all_pass_first = all_pass_first
         self._host = _ThreadlessHost()
         self._compiled: dict[str, _Compiled] = {}
         self._fired: list[str] = []
@@ -242,6 +302,7 @@ class RuleEngine:
             return lambda _closure: fired.append(rule)
 
         for name, rules in (
+            (compiled.all_name, compiled.all_definition),
             (compiled.name, compiled.definition),
             (compiled.conditions_name, compiled.conditions_definition),
             (compiled.entitlements_name, compiled.entitlements_definition),
@@ -267,8 +328,14 @@ class RuleEngine:
         self.prepare(ruleset)
         compiled = self._compiled[ruleset.fingerprint]
         fact, operands = self._fact(compiled, facts)
-        fired = self._assert(compiled.name, fact)
         present = frozenset(fact)
+        if (
+            self._all_pass_first
+            and compiled.all_hold
+            and compiled.all_hold <= self._assert(compiled.all_name, fact)
+        ):
+            return BranchResults(True, frozenset(), present, operands, frozenset())
+        fired = self._assert(compiled.name, fact)
         # Only a criterion with no passing branch can hinge on which condition is false.
         passed = {b.criterion for b in compiled.branches if b.rule in fired}
         undecided = any(
@@ -276,7 +343,7 @@ class RuleEngine:
             for b in compiled.branches
         )
         true_conditions = self._assert(compiled.conditions_name, fact) if undecided else frozenset()
-        return BranchResults(fired, present, operands, true_conditions)
+        return BranchResults(False, fired, present, operands, true_conditions)
 
     def entitled(self, ruleset: Ruleset, facts: dict[str, Any]) -> list[tuple[str, Any]]:
         """(entitlement id, amount) of every entitlement whose conditions hold."""

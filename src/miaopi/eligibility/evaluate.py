@@ -56,7 +56,7 @@ def evaluate(engine: RuleEngine, ruleset: Ruleset, facts: dict[str, Any]) -> Eva
     seen = engine.run(ruleset, facts)
     by_criterion: dict[str, list[CriterionResult]] = {}
     for branch in engine.branches(ruleset):
-        if branch.rule in seen.fired:
+        if seen.all_passed or branch.rule in seen.fired:
             result: CriterionResult = "pass"
         elif seen.present.issuperset(branch.fields) or any(
             seen.present.issuperset(c.fields) and c.rule not in seen.true_conditions

@@ -1,0 +1,72 @@
+"""The "every criterion holds" shortcut decides exactly what asking branch by branch decides.
+
+Facts start from the rule files' own test cases (eligible applicants and every edge they
+name); hypothesis then blanks some (a registry that did not answer) and swaps others for
+values the cases give that fact elsewhere, so both the shortcut and its fall-back run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from miaopi.eligibility.casetests import _typed, load_all
+from miaopi.eligibility.engine import RuleEngine
+from miaopi.eligibility.evaluate import evaluate
+from miaopi.eligibility.ruleset import RuleBook
+from tests.conftest import RULES
+
+FILES = load_all(RULES)
+CASES = [(file, case) for _, file in FILES for case in file.cases]
+VALUES: dict[str, list[Any]] = defaultdict(list)
+for _, file in FILES:
+    for case in file.cases:
+        for name, value in {**file.defaults, **case.facts}.items():
+            typed = _typed(name, value)
+            if typed not in VALUES[name]:
+                VALUES[name].append(typed)
+
+
+@pytest.fixture(scope="module")
+def engines() -> tuple[RuleEngine, RuleEngine]:
+    return RuleEngine(), RuleEngine(all_pass_first=False)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_the_shortcut_and_the_branches_agree(
+    rulebook: RuleBook, engines: tuple[RuleEngine, RuleEngine], data: st.DataObject
+) -> None:
+    file, case = data.draw(st.sampled_from(CASES))
+    ruleset = rulebook.in_force(file.business_type, case.as_of)
+    assert ruleset is not None
+    facts = dict.fromkeys(ruleset.facts)
+    facts.update({n: _typed(n, v) for n, v in {**file.defaults, **case.facts}.items()})
+    facts["application_date"] = case.as_of
+    for name in data.draw(st.sets(st.sampled_from(sorted(ruleset.facts)), max_size=4)):
+        pool = [None, *VALUES.get(name, [])]
+        facts[name] = data.draw(st.sampled_from(pool), label=name)
+
+    shortcut, branches = (evaluate(engine, ruleset, facts) for engine in engines)
+    assert [(c.id, c.result, c.facts) for c in shortcut.criteria] == [
+        (c.id, c.result, c.facts) for c in branches.criteria
+    ]
+
+
+def test_an_eligible_applicant_takes_the_shortcut(rulebook: RuleBook) -> None:
+    """Every case file's defaults describe an applicant who passes everything."""
+    engine = RuleEngine()
+    for _, file in FILES:
+        case = file.cases[0]
+        ruleset = rulebook.in_force(file.business_type, case.as_of)
+        assert ruleset is not None
+        facts = dict.fromkeys(ruleset.facts)
+        facts.update({n: _typed(n, v) for n, v in file.defaults.items()})
+        facts["application_date"] = case.as_of
+        assert engine.run(ruleset, facts).all_passed, file.business_type
