@@ -86,6 +86,14 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return user, system
 
 
+def machine_busy() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far, from /proc/stat."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
 def own_cpu() -> float:
     times = os.times()
     return times.user + times.system
@@ -320,9 +328,11 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
         split0, mocks0, load0 = cpu_split(service.pid), sum(cpu_split(mocks.pid)), own_cpu()
+        busy0 = machine_busy()
         full = asyncio.run(drive(base, keys, bodies[5000:], concurrency=args.concurrency,
                                  duration_s=args.duration))  # fmt: skip
         split1, mocks1, load1 = cpu_split(service.pid), sum(cpu_split(mocks.pid)), own_cpu()
+        busy1 = machine_busy()
         cpu = sum(split1) - sum(split0)
         if spy is not None:
             spy.wait()
@@ -334,7 +344,9 @@ def main() -> None:
         )
         per = 1000 / max(len(full.latencies_ms), 1)
         print(f"sharing the machine: mock registries {(mocks1 - mocks0) * per:.2f} ms, "
-              f"load generator {(load1 - load0) * per:.2f} ms of CPU per decision")  # fmt: skip
+              f"load generator {(load1 - load0) * per:.2f} ms of CPU per decision; "
+              f"machine {(busy1[0] - busy0[0]) * per:.2f} ms in all "
+              f"({(busy1[0] - busy0[0]) / (busy1[1] - busy0[1]):.0%} busy)")  # fmt: skip
         paced = asyncio.run(drive(base, keys, bodies[100_000:], concurrency=args.concurrency,
                                   duration_s=args.duration, rate=args.rate))  # fmt: skip
         print(paced.line(f"decisions paced at {args.rate:g}/s"))

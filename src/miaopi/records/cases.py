@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
@@ -68,6 +68,12 @@ class NewCase:
 _INSERT_CASE = insert(cases)
 _INSERT_IDEMPOTENCY_KEY = insert(idempotency_keys)
 _SELECT_CASE = select(cases).where(cases.c.id == bindparam("case_id"))
+_NUMBER_CASE = (
+    update(cases)
+    .where(cases.c.id == bindparam("case_id"))
+    .values(approval_number=bindparam("number"))
+    .returning(*cases.c)
+)
 _by_dialect: dict[str, tuple[Any, Any]] = {}
 # Rule versions each database is known to hold, so the definition is written once, not per case.
 _stored_rulesets: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
@@ -114,11 +120,6 @@ def record(
                         "first_used_at": new.decided_at,
                     },
                 )
-            approval_number = None
-            if new.status == "approved":
-                year = new.application_date.year
-                number = conn.execute(next_number, {"year": year, "last": 1}).scalar_one()
-                approval_number = f"{city_prefix}-{year}-{number:06d}"
             conn.execute(
                 _INSERT_CASE,
                 {
@@ -131,7 +132,7 @@ def record(
                     "employer_uscc": new.employer_uscc,
                     "employer_name": new.employer_name,
                     "submitted_by": new.submitted_by,
-                    "approval_number": approval_number,
+                    "approval_number": None,  # numbered last, below
                     "application_date": new.application_date,
                     "ruleset_fingerprint": new.ruleset_fingerprint,
                     "request": new.request,
@@ -167,7 +168,17 @@ def record(
                     employer_region=new.employer_region,
                     terms=new.supervision,
                 )
-            row = conn.execute(_SELECT_CASE, {"case_id": case_id}).one()
+                # Numbered last: the counter row stays locked from here until the commit, and
+                # every approval in every worker waits for it, so the wait covers only the
+                # number, the ledger entry and the commit, not the whole case.
+                year = new.application_date.year
+                number = conn.execute(next_number, {"year": year, "last": 1}).scalar_one()
+                row = conn.execute(
+                    _NUMBER_CASE,
+                    {"case_id": case_id, "number": f"{city_prefix}-{year}-{number:06d}"},
+                ).one()
+            else:
+                row = conn.execute(_SELECT_CASE, {"case_id": case_id}).one()
             ledger.append(conn, "decision", case_id, case_id, decision_record(row), new.decided_at)
         known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
