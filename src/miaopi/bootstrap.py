@@ -10,7 +10,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import Engine
 
-from miaopi.adapters.http.base import RegistryHttpClient, StatelessCookies
+from miaopi.adapters.http.base import RegistryClient, RegistryHttpClient
 from miaopi.adapters.http.breaker import CircuitBreaker
 from miaopi.adapters.http.registries import (
     HttpCreditRegistry,
@@ -136,7 +136,7 @@ def registry_client(
         app = MOCK_APPS[name](dataset(), settings.latency().get(name, 0))
         transport = httpx.ASGITransport(app=app)
         base_url = f"http://{name}.mock/"
-    return httpx.AsyncClient(base_url=base_url, transport=transport, cookies=StatelessCookies())
+    return RegistryClient(base_url=base_url, transport=transport)
 
 
 def bootstrap(

@@ -86,6 +86,7 @@ def _entry_hash(
 
 
 _HEAD = select(ledger_head.c.last_seq, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
+_LOCK_HEAD = _HEAD.with_for_update()
 _MOVE_HEAD = (
     update(ledger_head)
     .where(ledger_head.c.id == 1)
@@ -98,7 +99,7 @@ def append(
     conn: Connection, kind: str, case_id: str, subject_id: str, record: dict[str, Any], at: datetime
 ) -> None:
     """Add an entry, inside the transaction that makes the change it records."""
-    last_seq, last_hash = conn.execute(_HEAD.with_for_update()).one()
+    last_seq, last_hash = conn.execute(_LOCK_HEAD).one()
     seq, stamp, record_hash = last_seq + 1, _iso(at) or "", _sha256(record)
     entry_hash = _entry_hash(last_hash, seq, stamp, kind, case_id, subject_id, record_hash)
     conn.execute(
