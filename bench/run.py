@@ -220,21 +220,34 @@ async def drive(
     return run
 
 
-def rule_p99_ms(metrics: str) -> str:
-    """The 99th percentile of rule evaluation, as the bucket bound the service's histogram has."""
-    buckets: dict[float, float] = {}
-    for line in metrics.splitlines():
-        m = re.match(r'miaopi_rule_evaluation_seconds_bucket\{.*le="([^"]+)".*\} ([0-9.e+]+)', line)
+def rule_buckets(base: str) -> dict[str, dict[float, float]]:
+    """The service's rule evaluation histograms (wall clock, CPU): count per upper bound."""
+    buckets: dict[str, dict[float, float]] = {"wall": {}, "cpu": {}}
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        m = re.match(
+            r'miaopi_rule_evaluation_(cpu_)?seconds_bucket\{.*le="([^"]+)".*\} ([0-9.e+]+)', line
+        )
         if m:
-            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
-            buckets[le] = buckets.get(le, 0) + float(m.group(2))
-    if not buckets:
+            kind = buckets["cpu" if m.group(1) else "wall"]
+            le = float("inf") if m.group(2) == "+Inf" else float(m.group(2))
+            kind[le] = kind.get(le, 0) + float(m.group(3))
+    return buckets
+
+
+def rule_quantiles(
+    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]], kind: str
+) -> str:
+    """p50 and p99 of rule evaluation during one phase, as bucket bounds of the histogram."""
+    delta = {le: after[kind].get(le, 0) - before[kind].get(le, 0) for le in after[kind]}
+    total = delta.get(float("inf"), 0)
+    if not total:
         return "n/a"
-    total = buckets[float("inf")]
-    for le in sorted(buckets):
-        if buckets[le] >= 0.99 * total:
-            return f"≤ {le * 1000:g} ms ({buckets[le] / total:.2%} of {total:.0f} within)"
-    return "n/a"
+
+    def bound(q: float) -> str:
+        le = min(le for le in delta if delta[le] >= q * total)
+        return "> 50 ms" if le == float("inf") else f"≤ {le * 1000:g} ms"
+
+    return f"p50 {bound(0.5)}, p99 {bound(0.99)} ({total:.0f} evaluations)"
 
 
 def make_keys(env: dict[str, str], n: int) -> list[str]:
@@ -328,11 +341,11 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
         split0, mocks0, load0 = cpu_split(service.pid), sum(cpu_split(mocks.pid)), own_cpu()
-        busy0 = machine_busy()
+        busy0, rules0 = machine_busy(), rule_buckets(base)
         full = asyncio.run(drive(base, keys, bodies[5000:], concurrency=args.concurrency,
                                  duration_s=args.duration))  # fmt: skip
         split1, mocks1, load1 = cpu_split(service.pid), sum(cpu_split(mocks.pid)), own_cpu()
-        busy1 = machine_busy()
+        busy1, rules1 = machine_busy(), rule_buckets(base)
         cpu = sum(split1) - sum(split0)
         if spy is not None:
             spy.wait()
@@ -349,7 +362,12 @@ def main() -> None:
               f"({(busy1[0] - busy0[0]) / (busy1[1] - busy0[1]):.0%} busy)")  # fmt: skip
         paced = asyncio.run(drive(base, keys, bodies[100_000:], concurrency=args.concurrency,
                                   duration_s=args.duration, rate=args.rate))  # fmt: skip
+        rules2 = rule_buckets(base)
         print(paced.line(f"decisions paced at {args.rate:g}/s"))
+        for kind, what in (("wall", "wall clock"), ("cpu", "CPU of the evaluating thread")):
+            print(f"rule evaluation, {what}: at concurrency {args.concurrency} "
+                  f"{rule_quantiles(rules0, rules1, kind)}; "
+                  f"paced {rule_quantiles(rules1, rules2, kind)}")  # fmt: skip
         health = asyncio.run(drive(base, keys, bodies, concurrency=args.concurrency,
                                    duration_s=min(args.duration, 10), path="/healthz"))  # fmt: skip
         print(health.line(f"GET /healthz at concurrency {args.concurrency}"))
@@ -357,8 +375,6 @@ def main() -> None:
             len(health.latencies_ms) / health.seconds
         )
         print(f"decisions/s ÷ healthz/s: {ratio:.2f}")
-        metrics = httpx.get(f"{base}/metrics", timeout=10).text
-        print(f"rule evaluation p99: {rule_p99_ms(metrics)}")
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

@@ -49,6 +49,13 @@ RULE_SECONDS = Histogram(
     ["business_type"],
     buckets=RULE_BUCKETS,
 )
+RULE_CPU_SECONDS = Histogram(
+    "miaopi_rule_evaluation_cpu_seconds",
+    "CPU time the evaluating thread spent on one application's rules (waits for the GIL, "
+    "which the wall-clock histogram includes, do not count)",
+    ["business_type"],
+    buckets=RULE_BUCKETS,
+)
 REGISTRY_SECONDS = Histogram(
     "miaopi_registry_query_seconds",
     "Time of one registry query, its retry included",
@@ -85,6 +92,7 @@ def observe_decision(decision: Any, purpose: str) -> None:
     DECISIONS.labels(business_type, decision.outcome, purpose).inc()
     DECISION_SECONDS.labels(business_type).observe(decision.elapsed_ms / 1000)
     RULE_SECONDS.labels(business_type).observe(decision.rules_ms / 1000)
+    RULE_CPU_SECONDS.labels(business_type).observe(decision.rules_cpu_ms / 1000)
     for evidence in decision.evidence:
         if evidence.registry == "revocations":
             continue  # our own database, not a registry

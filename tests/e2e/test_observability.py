@@ -56,6 +56,10 @@ async def test_metrics_count_decisions_registries_and_rules(
                 purpose="dry_run") == 1  # fmt: skip
     assert grew("miaopi_decision_seconds_count", business_type="graduate") == 2
     assert grew("miaopi_rule_evaluation_seconds_count", business_type="graduate") == 2
+    assert grew("miaopi_rule_evaluation_cpu_seconds_count", business_type="graduate") == 2
+    # The evaluating thread's CPU is part of the wall-clock time (two clocks: a little slack).
+    cpu = grew("miaopi_rule_evaluation_cpu_seconds_sum", business_type="graduate")
+    assert 0 < cpu <= grew("miaopi_rule_evaluation_seconds_sum", business_type="graduate") + 0.001
     assert grew("miaopi_registry_query_seconds_count", registry="police", query="person") == 2
     assert grew("miaopi_registry_queries_total", registry="education", status="ok") == 2
     assert grew("miaopi_http_requests_total", method="POST", route="/v1/applications",

@@ -42,6 +42,7 @@ class Decision:
     decided_at: datetime
     elapsed_ms: float
     rules_ms: float
+    rules_cpu_ms: float
     entitlements: tuple[tuple[str, Any], ...] = ()
 
     def _employer(self, field: str) -> Any:
@@ -78,6 +79,7 @@ class Judgement:
     records: dict[Query, dict[str, Any]]
     criteria: tuple[CriterionOutcome, ...]
     elapsed_ms: float  # rule evaluation only
+    cpu_ms: float
 
 
 def judge(
@@ -99,7 +101,7 @@ def judge(
     )
     facts = derive_facts(set(ruleset.facts), ctx)
     evaluation = evaluate(engine, ruleset, facts)
-    return Judgement(facts, records, evaluation.criteria, evaluation.elapsed_ms)
+    return Judgement(facts, records, evaluation.criteria, evaluation.elapsed_ms, evaluation.cpu_ms)
 
 
 @dataclass
@@ -138,4 +140,5 @@ class Decider:
             decided_at=self.clock(),
             elapsed_ms=(time.perf_counter() - started) * 1000,
             rules_ms=judged.elapsed_ms,
+            rules_cpu_ms=judged.cpu_ms,
         )
