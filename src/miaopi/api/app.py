@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 
 from miaopi import __version__
@@ -17,6 +18,7 @@ from miaopi.api.limits import BodyLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
+from miaopi.records.db import statement_threads
 from miaopi.telemetry import stamp_request_ids
 
 log = logging.getLogger("miaopi.rules")
@@ -50,6 +52,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        anyio.to_thread.current_default_thread_limiter().total_tokens = statement_threads(
+            container.db
+        )
         # SIGHUP reloads the rules on the event loop's thread (durable-rules must stay there).
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)

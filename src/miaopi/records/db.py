@@ -117,6 +117,20 @@ def writing(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+def statement_threads(engine: Engine) -> int:
+    """How many threads of a process should run this database's statements at once.
+
+    Every thread beyond what the database can use only contends for the GIL with the event
+    loop. SQLite takes one writer at a time (plus a reader beside it); PostgreSQL, as many as
+    the connection pool holds, so no thread waits for a connection. Measured with
+    scripts/bench against anyio's default of 40: SQLite 53 -> 59 decisions/s with 2,
+    PostgreSQL with 2 workers 47 -> 58/s and p99 5.7 -> 2.6 s with 10.
+    """
+    if engine.dialect.name == "sqlite":
+        return 2
+    return engine.pool.size()  # type: ignore[attr-defined,no-any-return]
+
+
 def dialect_insert(conn: Connection):  # type: ignore[no-untyped-def]
     """``insert`` with ``ON CONFLICT`` support, for the connection's database."""
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
