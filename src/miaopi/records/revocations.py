@@ -6,12 +6,12 @@ feeds becomes unknown and the case is referred), never an exception that loses t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 
+import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,7 +28,8 @@ class DbRevocationRegister(RevocationRegister):
     async def bars_of(self, id_number: str) -> Evidence:
         queried_at, started = self.clock(), time.perf_counter()
         try:
-            rows = await asyncio.to_thread(bars_of, self.engine, id_number)
+            # The same threads as every other statement (app.py sizes them to the database).
+            rows = await anyio.to_thread.run_sync(bars_of, self.engine, id_number)
         except SQLAlchemyError as exc:
             log.warning("revocation register unavailable: %s", type(exc).__name__)
             return Evidence(
