@@ -8,6 +8,8 @@ values the cases give that fact elsewhere, so both the shortcut and its fall-bac
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,3 +72,62 @@ def test_an_eligible_applicant_takes_the_shortcut(rulebook: RuleBook) -> None:
         facts.update({n: _typed(n, v) for n, v in file.defaults.items()})
         facts["application_date"] = case.as_of
         assert engine.run(ruleset, facts).all_passed, file.business_type
+
+
+def _rule_file(criteria: int, branches: int, conditions: int) -> str:
+    """Criteria whose branches compare facts with facts: each comparison costs durable an
+    expression, so the shortcut must be split across rules (or given up) to register."""
+    same_day = "\n".join(
+        "          - {fact: application_date, " + op + ": {fact: graduation_date}}"
+        for op in (["gte", "lte"] * conditions)[:conditions]
+    )
+    alternative = "        - \n" + same_day
+    body = "\n".join(
+        f"""  - id: c{i}
+    on_fail: reject
+    description: {{zh: 测试, en: Test}}
+    reference: test
+    pass_when:
+      any:
+{chr(10).join([alternative] * branches)}"""
+        for i in range(criteria)
+    )
+    return f"""kind: business_type
+business_type: postdoc
+title: {{zh: 测试, en: Test}}
+versions:
+  - version: "2030.01"
+    effective_from: 2030-01-01
+    reference: test
+    parameters:
+      spot_check_rates: {{A: 0.025, B: 0.05, C: 1, D: 1}}
+      audit_due_days: 90
+      recheck_from_days: 30
+      recheck_until_days: 90
+criteria:
+{body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("criteria", "branches", "conditions", "shortcut"),
+    [
+        (12, 2, 1, True),  # 96 expressions: four rules of at most 31
+        (1, 6, 3, False),  # one criterion of 32: it cannot be one rule, so no shortcut
+    ],
+)
+def test_a_shortcut_too_big_for_one_rule_is_split_or_given_up(
+    tmp_path: Path, criteria: int, branches: int, conditions: int, shortcut: bool
+) -> None:
+    (tmp_path / "postdoc.yaml").write_text(
+        _rule_file(criteria, branches, conditions), encoding="utf-8"
+    )
+    ruleset = RuleBook.load(tmp_path, "4403").rulesets[0]
+    facts = dict.fromkeys(ruleset.facts)
+    day = date(2030, 6, 30)
+    facts.update(application_date=day, graduation_date=day)
+    engine = RuleEngine()
+    assert engine.run(ruleset, facts).all_passed is shortcut
+    assert {c.result for c in evaluate(engine, ruleset, facts).criteria} == {"pass"}
+    facts["graduation_date"] = date(2030, 7, 1)  # now application_date < graduation_date
+    assert {c.result for c in evaluate(engine, ruleset, facts).criteria} == {"fail"}

@@ -140,9 +140,9 @@ def _compile(ruleset: Ruleset) -> _Compiled:
     def rule_for(matchers: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
         return {"all": [{"m": {"$and": [{"t": _TYPE}, *guarded(matchers, fields)]}}]}
 
-    every_criterion: list[dict[str, Any]] = []
+    every_criterion: list[list[dict[str, Any]]] = []
     for criterion in ruleset.criteria:
-        alternatives: list[dict[str, Any]] = []
+        alternatives: list[list[dict[str, Any]]] = []
         for b, conditions in enumerate(criterion.branches):
             rule = f"{criterion.id}__{b}"
             matchers: list[dict[str, Any]] = []
