@@ -66,8 +66,9 @@ class NewCase:
 # Statements are built once and given their values at execution: SQLAlchemy then reuses the
 # compiled form instead of rebuilding and re-hashing it (values and all) for every case.
 _INSERT_CASE = insert(cases)
+# The row as stored, which the ledger hashes: an approval gets it when it is numbered, below.
+_INSERT_CASE_RETURNING = _INSERT_CASE.returning(*cases.c)
 _INSERT_IDEMPOTENCY_KEY = insert(idempotency_keys)
-_SELECT_CASE = select(cases).where(cases.c.id == bindparam("case_id"))
 _NUMBER_CASE = (
     update(cases)
     .where(cases.c.id == bindparam("case_id"))
@@ -120,8 +121,9 @@ def record(
                         "first_used_at": new.decided_at,
                     },
                 )
-            conn.execute(
-                _INSERT_CASE,
+            approved = new.status == "approved"
+            inserted = conn.execute(
+                _INSERT_CASE if approved else _INSERT_CASE_RETURNING,
                 {
                     "id": case_id,
                     "status": new.status,
@@ -143,6 +145,8 @@ def record(
                     "elapsed_ms": new.elapsed_ms,
                 },
             )
+            if not approved:
+                row = inserted.one()
             if idempotency is not None:
                 client_id, key, request_hash = idempotency
                 conn.execute(
@@ -157,7 +161,7 @@ def record(
                 )
             log_queries(conn, new.evidence, "decision", new.submitted_by, case_id=case_id)
             add_event(conn, case_id, new.decided_at, "decided", new.status, new.submitted_by, {})
-            if new.status == "approved":
+            if approved:
                 # Policy §8: every approval is queued for supervision in the same transaction.
                 enqueue_approval(
                     conn,
@@ -177,8 +181,6 @@ def record(
                     _NUMBER_CASE,
                     {"case_id": case_id, "number": f"{city_prefix}-{year}-{number:06d}"},
                 ).one()
-            else:
-                row = conn.execute(_SELECT_CASE, {"case_id": case_id}).one()
             ledger.append(conn, "decision", case_id, case_id, decision_record(row), new.decided_at)
         known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
