@@ -17,7 +17,7 @@ from miaopi.decision.outcome import outcome
 from miaopi.domain import Application, Outcome
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.engine import RuleEngine
-from miaopi.eligibility.evaluate import CriterionOutcome, evaluate
+from miaopi.eligibility.evaluate import CriterionOutcome, Evaluation, evaluate
 from miaopi.eligibility.ruleset import RuleBook, Ruleset
 from miaopi.evidence.facts import CREDIT_EMPLOYER, FactContext, Query, derive_facts
 from miaopi.evidence.gather import Registries, gather
@@ -77,9 +77,11 @@ class Decision:
 class Judgement:
     facts: dict[str, Any]
     records: dict[Query, dict[str, Any]]
-    criteria: tuple[CriterionOutcome, ...]
-    elapsed_ms: float  # rule evaluation only
-    cpu_ms: float
+    evaluation: Evaluation
+
+    @property
+    def criteria(self) -> tuple[CriterionOutcome, ...]:
+        return self.evaluation.criteria
 
 
 def judge(
@@ -100,8 +102,7 @@ def judge(
         city_prefix=ruleset.definition["settings"]["city_prefix"],
     )
     facts = derive_facts(set(ruleset.facts), ctx)
-    evaluation = evaluate(engine, ruleset, facts)
-    return Judgement(facts, records, evaluation.criteria, evaluation.elapsed_ms, evaluation.cpu_ms)
+    return Judgement(facts, records, evaluate(engine, ruleset, facts))
 
 
 @dataclass
@@ -139,6 +140,6 @@ class Decider:
             submitted_at=submitted_at,
             decided_at=self.clock(),
             elapsed_ms=(time.perf_counter() - started) * 1000,
-            rules_ms=judged.elapsed_ms,
-            rules_cpu_ms=judged.cpu_ms,
+            rules_ms=judged.evaluation.elapsed_ms,
+            rules_cpu_ms=judged.evaluation.cpu_ms,
         )
