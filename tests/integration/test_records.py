@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
+import threading
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine, select
 
-from miaopi.records.db import make_engine, upgrade
+from miaopi.records import db
+from miaopi.records.clients import create_client
+from miaopi.records.db import make_engine, upgrade, writing
 from miaopi.records.sealing import DataKey
-from miaopi.records.tables import metadata
+from miaopi.records.tables import clients, metadata
 from tests.conftest import DATA_KEY
 
 
@@ -25,4 +33,79 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/w.db", DataKey(DATA_KEY))
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def _client_names(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(clients.c.name)).scalars())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("holder", ["thread", "process"])
+async def test_a_short_write_waits_for_another_writer_off_the_event_loop(
+    tmp_path: Path, holder: str
+) -> None:
+    """On SQLite ``db.run`` writes on the loop's thread, but never makes the loop wait."""
+    database = tmp_path / "w.db"
+    engine = make_engine(f"sqlite:///{database}", DataKey(DATA_KEY))
+    upgrade(engine)
+    held, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        if holder == "thread":
+            with writing(engine):
+                held.set()
+                release.wait(10)
+            return
+        # Another process's writer: its own open file description of the queue file.
+        fd = os.open(f"{database}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held.set()
+            release.wait(10)
+        finally:
+            os.close(fd)
+
+    other = threading.Thread(target=other_writer)
+    other.start()
+    assert held.wait(10)
+    threads: list[int] = []
+
+    def work() -> str:
+        threads.append(threading.get_ident())
+        create_client(engine, "channel", "written once")
+        return "done"
+
+    try:
+        task = asyncio.ensure_future(db.run(engine, work))
+        await asyncio.sleep(0.2)  # the loop keeps running while the work waits its turn
+        assert not task.done()
+        release.set()
+        assert await asyncio.wait_for(task, 10) == "done"
+    finally:
+        release.set()
+        other.join()
+    loop_thread = threading.get_ident()
+    assert threads[0] == loop_thread  # tried on the loop first ...
+    assert len(threads) == 2  # ... then once more, on a thread
+    assert threads[1] != loop_thread
+    assert _client_names(engine) == ["written once"]
+    engine.dispose()
+
+
+@pytest.mark.anyio
+async def test_a_short_write_on_a_free_database_commits_on_the_loop(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/w.db", DataKey(DATA_KEY))
+    upgrade(engine)
+    threads: list[int] = []
+
+    def work() -> None:
+        threads.append(threading.get_ident())
+        create_client(engine, "channel", "first")
+        create_client(engine, "channel", "second")  # a second transaction in the same work
+
+    await db.run(engine, work)
+    assert threads == [threading.get_ident()]
+    assert sorted(_client_names(engine)) == ["first", "second"]
     engine.dispose()

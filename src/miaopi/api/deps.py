@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from miaopi.api.errors import Problem, invalid
 from miaopi.bootstrap import Container
 from miaopi.domain import Role
+from miaopi.records import db
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client, authenticate
 from miaopi.records.paging import decode_cursor
@@ -67,7 +67,7 @@ async def _client(
     cache: RecentKeys = request.app.state.recent_keys
     client = cache.get(credentials.credentials)
     if client is None:
-        client = await run_in_threadpool(authenticate, container.db, credentials.credentials)
+        client = await db.run(container.db, authenticate, container.db, credentials.credentials)
         if client is None:
             raise unauthorized
         cache.put(credentials.credentials, client)

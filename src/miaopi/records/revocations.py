@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from miaopi.adapters.ports import Evidence, RevocationRegister
+from miaopi.records import db
 from miaopi.records.supervision import bars_of
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,7 @@ class DbRevocationRegister(RevocationRegister):
     async def bars_of(self, id_number: str) -> Evidence:
         queried_at, started = self.clock(), time.perf_counter()
         try:
-            # The same threads as every other statement (app.py sizes them to the database).
-            rows = await anyio.to_thread.run_sync(bars_of, self.engine, id_number)
+            rows = await db.run(self.engine, bars_of, self.engine, id_number)
         except SQLAlchemyError as exc:
             log.warning("revocation register unavailable: %s", type(exc).__name__)
             return Evidence(

@@ -26,7 +26,7 @@ from miaopi.decision.replay import TamperedRuleset, replay
 from miaopi.decision.service import Decision, NoRulesInForce
 from miaopi.domain import Application, BusinessType, CaseStatus
 from miaopi.eligibility.ruleset import canonical_json
-from miaopi.records import access_log, cases
+from miaopi.records import access_log, cases, db
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
 from miaopi.records.paging import new_id
@@ -83,7 +83,7 @@ def _request_hash(body: ApplicationIn) -> str:
 
 async def _case_in_scope(container: ContainerDep, client: Client, case_id: str) -> Any:
     """The case, if the client may see it; 404 otherwise, never revealing that it exists."""
-    row = await run_in_threadpool(cases.get, container.db, case_id, scope_of(client))
+    row = await db.run(container.db, cases.get, container.db, case_id, scope_of(client))
     if row is None:
         raise Problem(404, "case not found")
     return row
@@ -93,7 +93,7 @@ async def _replay_if_seen(
     container: ContainerDep, client: Client, key: str, request_hash: str
 ) -> JSONResponse | None:
     """The case already recorded under this key, or None; 422 if the body differs."""
-    seen = await run_in_threadpool(cases.find_idempotent, container.db, client.id, key)
+    seen = await db.run(container.db, cases.find_idempotent, container.db, client.id, key)
     if seen is None:
         return None
     if seen[0] != request_hash:
@@ -158,8 +158,8 @@ async def submit(
     )
     idem = (client.id, idempotency_key, request_hash) if idempotency_key else None
     try:
-        row = await run_in_threadpool(
-            cases.record, container.db, new, container.settings.city_prefix, idem
+        row = await db.run(
+            container.db, cases.record, container.db, new, container.settings.city_prefix, idem
         )
     except IdempotencyRace:
         # A concurrent request with the same key committed first: answer with its case.
@@ -184,14 +184,15 @@ async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep
     observe_decision(decision, "dry_run")
     evaluation_id = new_id()
     # A dry run records no case, but the queries it made about a person are logged all the same.
-    await run_in_threadpool(
+    await db.run(
+        container.db,
         lambda: access_log.record_queries(
             container.db,
             decision.evidence_json(),
             "dry_run",
             requested_by=client.id,
             evaluation_id=evaluation_id,
-        )
+        ),
     )
     return {"evaluation_id": evaluation_id, **evaluation_body(decision, client)}
 

@@ -25,7 +25,7 @@ from miaopi.api.schemas import (
 )
 from miaopi.bootstrap import Container
 from miaopi.eligibility.dates import today_in_shanghai
-from miaopi.records import cases, supervision
+from miaopi.records import cases, db, supervision
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client
 from miaopi.supervision.draw import has_ended, parse_period, seed_commitment
@@ -45,14 +45,14 @@ def _today(container: Container) -> Any:
 
 
 async def _task(container: Container, client: Client, task_id: str) -> Any:
-    row = await run_in_threadpool(supervision.get_task, container.db, task_id, _own(client))
+    row = await db.run(container.db, supervision.get_task, container.db, task_id, _own(client))
     if row is None:
         raise Problem(404, "task not found")
     return row
 
 
 async def _detail(container: Container, client: Client, task: Any) -> dict[str, Any]:
-    case = await run_in_threadpool(cases.get, container.db, task.case_id, Scope("all"))
+    case = await db.run(container.db, cases.get, container.db, task.case_id, Scope("all"))
     history = await run_in_threadpool(supervision.case_history, container.db, task.case_id)
     body = task_body(task, _today(container))
     body["case"] = audited_case_body(case, history, client)
