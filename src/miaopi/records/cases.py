@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
@@ -66,14 +67,11 @@ class NewCase:
 # Statements are built once and given their values at execution: SQLAlchemy then reuses the
 # compiled form instead of rebuilding and re-hashing it (values and all) for every case.
 _INSERT_CASE = insert(cases)
-# The row as stored, which the ledger hashes: an approval gets it when it is numbered, below.
-_INSERT_CASE_RETURNING = _INSERT_CASE.returning(*cases.c)
 _INSERT_IDEMPOTENCY_KEY = insert(idempotency_keys)
 _NUMBER_CASE = (
     update(cases)
     .where(cases.c.id == bindparam("case_id"))
     .values(approval_number=bindparam("number"))
-    .returning(*cases.c)
 )
 _by_dialect: dict[str, tuple[Any, Any]] = {}
 # Rule versions each database is known to hold, so the definition is written once, not per case.
@@ -103,8 +101,14 @@ def record(
     new: NewCase,
     city_prefix: str,
     idempotency: tuple[int, str, str] | None = None,
-) -> Row[Any]:
-    """Store the case, its approval number and its supervision entry, all or nothing."""
+) -> SimpleNamespace:
+    """Store the case, its approval number and its supervision entry, all or nothing.
+
+    Returns the case as stored, with the columns of a row read back (``get``), from the values
+    in hand: reading the row back would only open again what was just sealed. The ledger hashes
+    these values; ``ledger.verify`` recomputes the hash from the stored row, so a value that did
+    not store exactly as given would show as a broken chain.
+    """
     case_id = new_id()
     known = _stored_rulesets.setdefault(engine, set())
     try:
@@ -122,31 +126,27 @@ def record(
                     },
                 )
             approved = new.status == "approved"
-            inserted = conn.execute(
-                _INSERT_CASE if approved else _INSERT_CASE_RETURNING,
-                {
-                    "id": case_id,
-                    "status": new.status,
-                    "outcome": new.status,
-                    "business_type": new.business_type,
-                    "applicant_name": new.applicant_name,
-                    "applicant_id_number": new.applicant_id_number,
-                    "employer_uscc": new.employer_uscc,
-                    "employer_name": new.employer_name,
-                    "submitted_by": new.submitted_by,
-                    "approval_number": None,  # numbered last, below
-                    "application_date": new.application_date,
-                    "ruleset_fingerprint": new.ruleset_fingerprint,
-                    "request": new.request,
-                    "decision": new.decision,
-                    "evidence": new.evidence,
-                    "submitted_at": new.submitted_at,
-                    "decided_at": new.decided_at,
-                    "elapsed_ms": new.elapsed_ms,
-                },
-            )
-            if not approved:
-                row = inserted.one()
+            values = {
+                "id": case_id,
+                "status": new.status,
+                "outcome": new.status,
+                "business_type": new.business_type,
+                "applicant_name": new.applicant_name,
+                "applicant_id_number": new.applicant_id_number,
+                "employer_uscc": new.employer_uscc,
+                "employer_name": new.employer_name,
+                "submitted_by": new.submitted_by,
+                "approval_number": None,  # numbered last, below
+                "application_date": new.application_date,
+                "ruleset_fingerprint": new.ruleset_fingerprint,
+                "request": new.request,
+                "decision": new.decision,
+                "evidence": new.evidence,
+                "submitted_at": new.submitted_at,
+                "decided_at": new.decided_at,
+                "elapsed_ms": new.elapsed_ms,
+            }
+            conn.execute(_INSERT_CASE, values)
             if idempotency is not None:
                 client_id, key, request_hash = idempotency
                 conn.execute(
@@ -177,10 +177,11 @@ def record(
                 # number, the ledger entry and the commit, not the whole case.
                 year = new.application_date.year
                 number = conn.execute(next_number, {"year": year, "last": 1}).scalar_one()
-                row = conn.execute(
-                    _NUMBER_CASE,
-                    {"case_id": case_id, "number": f"{city_prefix}-{year}-{number:06d}"},
-                ).one()
+                values["approval_number"] = f"{city_prefix}-{year}-{number:06d}"
+                conn.execute(
+                    _NUMBER_CASE, {"case_id": case_id, "number": values["approval_number"]}
+                )
+            row = SimpleNamespace(**values, revoked_at=None, revocation_reason=None)
             ledger.append(conn, "decision", case_id, case_id, decision_record(row), new.decided_at)
         known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
