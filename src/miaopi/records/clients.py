@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from miaopi.domain import Role
 from miaopi.records.db import reading, writing
@@ -65,12 +65,15 @@ def create_client(
     return Client(client_id, role, name, prefix, uscc, district), key
 
 
+_BY_PREFIX = select(clients).where(clients.c.key_prefix == bindparam("prefix"))
+
+
 def authenticate(engine: Engine, key: str) -> Client | None:
     parts = key.split("_", 2)  # the secret itself may contain "_"
     if len(parts) != 3 or parts[0] != "mp" or not parts[1] or not parts[2]:
         return None
     with reading(engine) as conn:
-        row = conn.execute(select(clients).where(clients.c.key_prefix == parts[1])).first()
+        row = conn.execute(_BY_PREFIX, {"prefix": parts[1]}).first()
     if row is None:
         # Spend the same work as a real comparison so timing does not reveal valid prefixes.
         hmac.compare_digest(_hash("00" * 16, key), "0" * 64)

@@ -368,16 +368,20 @@ def close_task(
         )
 
 
+# Asked for every decision: built once, so SQLAlchemy finds its compiled form without
+# rebuilding the statement and its cache key each time.
+_BARS_OF = (
+    select(fraud_bars.c.barred_on, fraud_bars.c.case_id)
+    .where(fraud_bars.c.id_hash == bindparam("id_hash"))
+    .order_by(fraud_bars.c.barred_on)
+)
+
+
 def bars_of(engine: Engine, id_number: str) -> list[Row[Any]]:
     """The fraud bars this city issued against a person, oldest first."""
     with reading(engine) as conn:
-        return list(
-            conn.execute(
-                select(fraud_bars.c.barred_on, fraud_bars.c.case_id)
-                .where(fraud_bars.c.id_hash == key_of(conn.dialect).lookup_hash(id_number))
-                .order_by(fraud_bars.c.barred_on)
-            )
-        )
+        id_hash = key_of(conn.dialect).lookup_hash(id_number)
+        return list(conn.execute(_BARS_OF, {"id_hash": id_hash}))
 
 
 # --- the published period ------------------------------------------------------------------
