@@ -26,12 +26,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = problem_response(
-            413, f"the request body is over {self.max_bytes} bytes", "body-too-large"
-        )
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await too_large(scope, receive, send)
+                await self._too_large(scope, receive, send)
                 return
         seen, answered = 0, False
 
@@ -44,7 +41,7 @@ class BodyLimit:
                     # Answer now, and tell the app the client went away: whatever it answers
                     # to that is dropped below.
                     answered = True
-                    await too_large(scope, receive, send)
+                    await self._too_large(scope, receive, send)
                     return {"type": "http.disconnect"}
             return message
 
@@ -53,6 +50,13 @@ class BodyLimit:
                 await send(message)
 
         await self.app(scope, counted, guarded)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Built when needed: every request paid for a JSON answer almost none of them send.
+        too_large = problem_response(
+            413, f"the request body is over {self.max_bytes} bytes", "body-too-large"
+        )
+        await too_large(scope, receive, send)
 
 
 class RateLimiter:
