@@ -84,24 +84,32 @@ def serve(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"rules: {book.source} ({', '.join(book.business_types())})", err=True)
+    metrics_dir = None
     if workers > 1:
         # Each worker writes its metrics here and /metrics sums them (telemetry.py). A fresh
         # directory per start: samples of processes from an earlier run must not count.
         import os
         import tempfile
 
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="miaopi-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="miaopi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from miaopi.telemetry import logging_config
 
-    uvicorn.run(
-        "miaopi.api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=logging_config(),
-        access_log=False,  # miaopi.http logs each request, with its id and route template
-    )
+    try:
+        uvicorn.run(
+            "miaopi.api.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=logging_config(),
+            access_log=False,  # miaopi.http logs each request, with its id and route template
+        )
+    finally:
+        if metrics_dir is not None:  # every restart would otherwise leave one behind
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @clients_app.command("create")

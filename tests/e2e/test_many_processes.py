@@ -172,3 +172,22 @@ async def test_recheck_runners_in_several_processes_claim_disjoint_work(
         )
     claimed = [case_id for result in results for case_id in result]
     assert sorted(claimed) == sorted(c["case_id"] for c in made)  # each case exactly once
+
+
+def test_workers_leave_no_metrics_directory_behind(database_url: str, tmp_path: Path) -> None:
+    """Each start with --workers makes a directory for the workers' metrics; a stop removes it."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**_env(database_url), "TMPDIR": str(scratch)}
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_ready(port, server)
+        assert len(list(scratch.glob("miaopi-metrics-*"))) == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert list(scratch.glob("miaopi-metrics-*")) == []
