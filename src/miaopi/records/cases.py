@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -181,7 +181,10 @@ def record(
                 conn.execute(
                     _NUMBER_CASE, {"case_id": case_id, "number": values["approval_number"]}
                 )
-            row = SimpleNamespace(**values, revoked_at=None, revocation_reason=None)
+            # As it reads back: timestamps are stored, and returned, in UTC.
+            stored = {**values, "submitted_at": new.submitted_at.astimezone(UTC)}
+            stored["decided_at"] = new.decided_at.astimezone(UTC)
+            row = SimpleNamespace(**stored, revoked_at=None, revocation_reason=None)
             ledger.append(conn, "decision", case_id, case_id, decision_record(row), new.decided_at)
         known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
