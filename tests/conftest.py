@@ -32,6 +32,47 @@ OTHER_EMPLOYER = "91440305MA5G2K7N95"
 DATA_KEY = generate_key()
 
 
+def _stale_install() -> list[str]:
+    """Files of the checkout whose installed copy differs (scripts/test installs plainly).
+
+    After an edit, a plain install still holds the old code, and the suite would pass or fail
+    on code that is not the checkout's. An editable install is the checkout itself.
+    """
+    import miaopi
+    import miaopi.adapters
+    import miaopi.bundled_rules
+
+    roots = {
+        REPO / "src" / "miaopi": Path(miaopi.__file__).parent,
+        REPO / "adapters": Path(miaopi.adapters.__file__).parent,
+        RULES: Path(miaopi.bundled_rules.__file__).parent,
+    }
+    stale = []
+    for source, installed in roots.items():
+        if source.resolve() == installed.resolve():
+            continue
+        for file in sorted(source.rglob("*")):
+            if not file.is_file() or "__pycache__" in file.parts:
+                continue
+            twin = installed / file.relative_to(source)
+            # Every module is installed; data files only as pyproject's package-data says.
+            if file.suffix != ".py" and not twin.exists():
+                continue
+            if not twin.is_file() or twin.read_bytes() != file.read_bytes():
+                stale.append(str(file.relative_to(REPO)))
+    return stale
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stale = _stale_install()
+    if stale:
+        raise pytest.UsageError(
+            f"the installed miaopi is not this checkout ({', '.join(stale[:3])}"
+            f"{', ...' if len(stale) > 3 else ''} differ): run scripts/test, which installs it "
+            "first, or make an editable install (pip install -e .)"
+        )
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
