@@ -72,7 +72,7 @@ async def test_a_short_write_waits_for_another_writer_off_the_event_loop(
     assert held.wait(10)
     threads: list[int] = []
 
-    def work() -> str:
+    def work(engine: Engine) -> str:
         threads.append(threading.get_ident())
         create_client(engine, "channel", "written once")
         return "done"
@@ -100,7 +100,7 @@ async def test_a_short_write_on_a_free_database_commits_on_the_loop(tmp_path: Pa
     upgrade(engine)
     threads: list[int] = []
 
-    def work() -> None:
+    def work(engine: Engine) -> None:
         threads.append(threading.get_ident())
         create_client(engine, "channel", "first")
         create_client(engine, "channel", "second")  # a second transaction in the same work

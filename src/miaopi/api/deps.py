@@ -67,7 +67,7 @@ async def _client(
     cache: RecentKeys = request.app.state.recent_keys
     client = cache.get(credentials.credentials)
     if client is None:
-        client = await db.run(container.db, authenticate, container.db, credentials.credentials)
+        client = await db.run(container.db, authenticate, credentials.credentials)
         if client is None:
             raise unauthorized
         cache.put(credentials.credentials, client)

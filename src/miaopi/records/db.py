@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import anyio.to_thread
 from alembic import command
@@ -144,8 +144,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-async def run(engine: Engine, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """``work(*args)``: one short unit of database work, such as one case's statements.
+async def run(
+    engine: Engine, work: Callable[Concatenate[Engine, P], T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """``work(engine, *args)``: one short unit of database work, such as one case's statements.
 
     On SQLite it runs right here, on the event loop's thread. Its statements take tens of
     microseconds each; a hand-off to a statement thread and back cost more than all of them,
@@ -159,18 +161,16 @@ async def run(engine: Engine, work: Callable[P, T], *args: P.args, **kwargs: P.k
     On PostgreSQL every statement is a network round trip, so it always runs on a thread.
     """
     if engine.dialect.name != "sqlite":
-        return await anyio.to_thread.run_sync(lambda: work(*args, **kwargs))
+        return await anyio.to_thread.run_sync(lambda: work(engine, *args, **kwargs))
     state = _inline.__dict__
-    if state.get("active"):  # nested: already on the loop's thread, inside ``run``
-        return work(*args, **kwargs)
     state.update(active=True, wrote=False)
     try:
-        return work(*args, **kwargs)
+        return work(engine, *args, **kwargs)
     except WriterBusy:
         pass
     finally:
         state.update(active=False, wrote=False)
-    return await anyio.to_thread.run_sync(lambda: work(*args, **kwargs))
+    return await anyio.to_thread.run_sync(lambda: work(engine, *args, **kwargs))
 
 
 def statement_threads(engine: Engine) -> int:

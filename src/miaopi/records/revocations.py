@@ -28,7 +28,7 @@ class DbRevocationRegister(RevocationRegister):
     async def bars_of(self, id_number: str) -> Evidence:
         queried_at, started = self.clock(), time.perf_counter()
         try:
-            rows = await db.run(self.engine, bars_of, self.engine, id_number)
+            rows = await db.run(self.engine, bars_of, id_number)
         except SQLAlchemyError as exc:
             log.warning("revocation register unavailable: %s", type(exc).__name__)
             return Evidence(

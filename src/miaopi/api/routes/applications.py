@@ -83,7 +83,7 @@ def _request_hash(body: ApplicationIn) -> str:
 
 async def _case_in_scope(container: ContainerDep, client: Client, case_id: str) -> Any:
     """The case, if the client may see it; 404 otherwise, never revealing that it exists."""
-    row = await db.run(container.db, cases.get, container.db, case_id, scope_of(client))
+    row = await db.run(container.db, cases.get, case_id, scope_of(client))
     if row is None:
         raise Problem(404, "case not found")
     return row
@@ -93,7 +93,7 @@ async def _replay_if_seen(
     container: ContainerDep, client: Client, key: str, request_hash: str
 ) -> JSONResponse | None:
     """The case already recorded under this key, or None; 422 if the body differs."""
-    seen = await db.run(container.db, cases.find_idempotent, container.db, client.id, key)
+    seen = await db.run(container.db, cases.find_idempotent, client.id, key)
     if seen is None:
         return None
     if seen[0] != request_hash:
@@ -158,9 +158,7 @@ async def submit(
     )
     idem = (client.id, idempotency_key, request_hash) if idempotency_key else None
     try:
-        row = await db.run(
-            container.db, cases.record, container.db, new, container.settings.city_prefix, idem
-        )
+        row = await db.run(container.db, cases.record, new, container.settings.city_prefix, idem)
     except IdempotencyRace:
         # A concurrent request with the same key committed first: answer with its case.
         # (Only raised when a key was given.)
@@ -186,13 +184,11 @@ async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep
     # A dry run records no case, but the queries it made about a person are logged all the same.
     await db.run(
         container.db,
-        lambda: access_log.record_queries(
-            container.db,
-            decision.evidence_json(),
-            "dry_run",
-            requested_by=client.id,
-            evaluation_id=evaluation_id,
-        ),
+        access_log.record_queries,
+        decision.evidence_json(),
+        "dry_run",
+        requested_by=client.id,
+        evaluation_id=evaluation_id,
     )
     return {"evaluation_id": evaluation_id, **evaluation_body(decision, client)}
 

@@ -45,14 +45,14 @@ def _today(container: Container) -> Any:
 
 
 async def _task(container: Container, client: Client, task_id: str) -> Any:
-    row = await db.run(container.db, supervision.get_task, container.db, task_id, _own(client))
+    row = await db.run(container.db, supervision.get_task, task_id, _own(client))
     if row is None:
         raise Problem(404, "task not found")
     return row
 
 
 async def _detail(container: Container, client: Client, task: Any) -> dict[str, Any]:
-    case = await db.run(container.db, cases.get, container.db, task.case_id, Scope("all"))
+    case = await db.run(container.db, cases.get, task.case_id, Scope("all"))
     history = await run_in_threadpool(supervision.case_history, container.db, task.case_id)
     body = task_body(task, _today(container))
     body["case"] = audited_case_body(case, history, client)
