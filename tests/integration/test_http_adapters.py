@@ -135,3 +135,36 @@ async def test_a_cookie_a_registry_sets_never_rides_along_on_the_next_lookup() -
         await http.aclose()
     assert not any("cookie" in call.request.headers for call in route.calls)
     assert len(http.cookies) == 0
+
+
+async def test_a_lookup_goes_through_the_transport_the_client_mounts_for_the_registry() -> None:
+    # Lookups skip ``client.send``; the client's choice of transport per URL must still hold,
+    # or a proxy or mount an operator configures would be bypassed.
+    async with respx.mock(base_url=BASE) as router:
+        router.post("persons/lookup").respond(200, json={"reference": "POL-1", "record": PERSON})
+        unreachable = httpx.MockTransport(lambda request: httpx.Response(502))
+        client = httpx.AsyncClient(
+            base_url=BASE,
+            transport=unreachable,
+            mounts={"https://police.registry.test": httpx.MockTransport(router.async_handler)},
+        )
+        evidence = await HttpPoliceRegistry(RegistryHttpClient("police", client, 0.5)).person(
+            "420102200203151232"
+        )
+    assert (evidence.status, evidence.reference) == ("ok", "POL-1")
+
+
+async def test_a_lookup_on_a_closed_client_is_refused_not_sent() -> None:
+    async with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        route = router.post("persons/lookup").respond(
+            200, json={"reference": "x", "record": PERSON}
+        )
+        client = httpx.AsyncClient(
+            base_url=BASE, transport=httpx.MockTransport(router.async_handler)
+        )
+        await client.aclose()
+        with pytest.raises(RuntimeError, match="closed"):
+            await HttpPoliceRegistry(RegistryHttpClient("police", client, 0.5)).person(
+                "420102200203151232"
+            )
+    assert not route.called
