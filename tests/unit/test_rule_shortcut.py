@@ -1,4 +1,7 @@
-"""The "every criterion holds" shortcut decides exactly what asking branch by branch decides.
+"""The engine's shortcuts decide exactly what asking branch by branch, with every fact, decides.
+
+The shortcuts: one rule that every criterion holds, asked first; and the conditions of
+undecided branches asked with those conditions' facts alone.
 
 Facts start from the rule files' own test cases (eligible applicants and every edge they
 name); hypothesis then blanks some (a registry that did not answer) and swaps others for
@@ -35,7 +38,7 @@ for _, file in FILES:
 
 @pytest.fixture(scope="module")
 def engines() -> tuple[RuleEngine, RuleEngine]:
-    return RuleEngine(), RuleEngine(all_pass_first=False)
+    return RuleEngine(), RuleEngine(shortcuts=False)
 
 
 @settings(

@@ -15,6 +15,9 @@ How the engine is used, and why (each point was learned from a failure):
   rule per condition (run only when a branch did not fire and some of its facts are missing,
   to tell a branch that is proven false from one that is merely unknown). The first is the
   conjunction of the branch rules, with the same guards, so it passes exactly when they do.
+  The conditions are asked with only the fields of those undecided branches' conditions: every
+  condition rule is guarded by ``$ex`` on each field it reads, so the others cannot fire, and
+  the round trip each fired rule costs is paid for the conditions that matter alone.
 * Rule dicts are deep-copied before registering (registration mutates them) and each ruleset's
   name carries its fingerprint (a registered name can never be replaced).
 * The stock ``Host`` starts timer threads that dispatch queued actions; we use neither timers
@@ -38,6 +41,7 @@ from miaopi.eligibility.dates import add_years
 from miaopi.eligibility.ruleset import Condition, Const, DateAdd, FactRef, Lookup, Ruleset
 
 _TYPE = "application"
+_ALWAYS = frozenset({"t", "id"})  # the fields every fact carries: the type guard and its id
 # durable-rules compiles each rule's conditions into at most 31 expressions: a nested $and or
 # $or takes two, a comparison with another field one, a comparison with a constant none.
 _MAX_EXPRESSIONS = 31
@@ -272,9 +276,10 @@ def _leaf(
 class RuleEngine:
     """Evaluates rulesets with durable-rules. One instance per process; one thread only."""
 
-    def __init__(self, *, all_pass_first: bool = True) -> None:
-        # all_pass_first=False always asks branch by branch: tests compare the two.
-        self._all_pass_first = all_pass_first
+    def __init__(self, *, shortcuts: bool = True) -> None:
+        # shortcuts=False asks branch by branch, and every condition with every fact: the plain
+        # reading of the rules, which tests compare the shortcuts with.
+        self._shortcuts = shortcuts
         self._host = _ThreadlessHost()
         self._compiled: dict[str, _Compiled] = {}
         self._fired: list[str] = []
@@ -330,7 +335,7 @@ class RuleEngine:
         fact, operands = self._fact(compiled, facts)
         present = frozenset(fact)
         if (
-            self._all_pass_first
+            self._shortcuts
             and compiled.all_hold
             and compiled.all_hold <= self._assert(compiled.all_name, fact)
         ):
@@ -338,11 +343,18 @@ class RuleEngine:
         fired = self._assert(compiled.name, fact)
         # Only a criterion with no passing branch can hinge on which condition is false.
         passed = {b.criterion for b in compiled.branches if b.rule in fired}
-        undecided = any(
-            b.criterion not in passed and not present.issuperset(b.fields)
+        undecided = [
+            b
             for b in compiled.branches
-        )
-        true_conditions = self._assert(compiled.conditions_name, fact) if undecided else frozenset()
+            if b.criterion not in passed and not present.issuperset(b.fields)
+        ]
+        true_conditions: frozenset[str] = frozenset()
+        if undecided:
+            asked = fact
+            if self._shortcuts:
+                needed = _ALWAYS.union(*(c.fields for b in undecided for c in b.conditions))
+                asked = {k: v for k, v in fact.items() if k in needed}
+            true_conditions = self._assert(compiled.conditions_name, asked)
         return BranchResults(False, fired, present, operands, true_conditions)
 
     def entitled(self, ruleset: Ruleset, facts: dict[str, Any]) -> list[tuple[str, Any]]:
