@@ -30,7 +30,21 @@ from prometheus_client import multiprocess as _multiprocess
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10)
-RULE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0025, 0.005, 0.01, 0.05)
+RULE_BUCKETS = (
+    0.0001,
+    0.0002,
+    0.0003,
+    0.0004,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.005,
+    0.01,
+    0.05,
+)
 
 DECISIONS = Counter(
     "miaopi_decisions_total",
