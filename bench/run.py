@@ -371,9 +371,15 @@ def main() -> None:
             print(f"rule evaluation, {what}: at concurrency {args.concurrency} "
                   f"{rule_quantiles(rules0, rules1, kind)}; "
                   f"paced {rule_quantiles(rules1, rules2, kind)}")  # fmt: skip
+        split2 = cpu_split(service.pid)
         health = asyncio.run(drive(base, keys, bodies, concurrency=args.concurrency,
                                    duration_s=min(args.duration, 10), path="/healthz"))  # fmt: skip
+        health_cpu = sum(cpu_split(service.pid)) - sum(split2)
         print(health.line(f"GET /healthz at concurrency {args.concurrency}"))
+        # What serving any request costs (HTTP, middlewares, metrics, logs): the floor under
+        # every decision's own work.
+        print(f"service CPU per /healthz request: "
+              f"{health_cpu * 1000 / max(len(health.latencies_ms), 1):.2f} ms")  # fmt: skip
         ratio = (len(full.latencies_ms) / full.seconds) / (
             len(health.latencies_ms) / health.seconds
         )
