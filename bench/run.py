@@ -41,6 +41,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import stages  # bench/stages.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 MIAOPI = [sys.executable, "-m", "miaopi.cli"]
@@ -359,6 +360,9 @@ def main() -> None:
             f"(user {split1[0] - split0[0]:.1f} s, system {split1[1] - split0[1]:.1f} s)"
         )
         per = 1000 / max(len(full.latencies_ms), 1)
+        if args.profile:
+            print(f"where the service's CPU went (py-spy, {args.profile}):")
+            print(stages.report(Path(args.profile), cpu * per))
         print(f"sharing the machine: mock registries {(mocks1 - mocks0) * per:.2f} ms, "
               f"load generator {(load1 - load0) * per:.2f} ms of CPU per decision; "
               f"machine {(busy1[0] - busy0[0]) * per:.2f} ms in all "
