@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -31,7 +32,8 @@ contract for roles, scopes and error formats.
 """
 
 
-def create_app(container: Container | None = None) -> FastAPI:
+def create_app(container: Container | None = None, *, serving: bool = False) -> FastAPI:
+    """The app; ``serving`` for a server process that runs it until it stops (see lifespan)."""
     container = container or bootstrap()
 
     async def reload() -> None:
@@ -60,6 +62,8 @@ def create_app(container: Container | None = None) -> FastAPI:
             loop.add_signal_handler(signal.SIGHUP, on_sighup)
         interval = container.settings.recheck_interval_s
         scheduler = loop.create_task(recheck_every(container, interval)) if interval else None
+        if serving:
+            settle_for_serving(container)
         yield
         if scheduler is not None:
             scheduler.cancel()
@@ -92,6 +96,23 @@ def create_app(container: Container | None = None) -> FastAPI:
     return app
 
 
+def settle_for_serving(container: Container) -> None:
+    """Compile the rules in force, then exempt what startup built from garbage collection.
+
+    A full collection walks every object the process holds, and startup builds most of them
+    (modules, the app, schemas, compiled rules): about 180,000, which took ~100 ms per full
+    collection, every few seconds under load, with the event loop stopped and every request
+    in flight waiting. That pause was the p99 overhead at moderate load. Frozen, they are
+    left out: a full collection took ~5 ms (measured in process, 1,500 decisions). Only for
+    a server process: frozen objects are never collected, so a process that builds apps
+    again and again (the test suite) would keep every one of them.
+    """
+    for ruleset in container.rulebook.rulesets:
+        container.rule_engine.prepare(ruleset)  # on the loop's thread, as durable-rules needs
+    gc.collect()
+    gc.freeze()
+
+
 async def recheck_every(container: Container, interval_s: float) -> None:
     """The optional in-process scheduler of the periodic re-check; a failed run is logged."""
     while True:
@@ -105,4 +126,4 @@ async def recheck_every(container: Container, interval_s: float) -> None:
 
 def create_app_from_env() -> FastAPI:
     """Uvicorn factory for worker processes; ``miaopi serve`` has already migrated."""
-    return create_app(bootstrap(migrate=False))
+    return create_app(bootstrap(migrate=False), serving=True)
