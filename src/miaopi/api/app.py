@@ -33,7 +33,8 @@ contract for roles, scopes and error formats.
 
 
 def create_app(container: Container | None = None, *, serving: bool = False) -> FastAPI:
-    """The app; ``serving`` for a server process that runs it until it stops (see lifespan)."""
+    """The app; ``serving`` for a server process that runs it until it stops (see
+    ``settle_for_serving``)."""
     container = container or bootstrap()
 
     async def reload() -> None:
