@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import Engine
 
 from miaopi.adapters.http.base import RegistryClient, RegistryHttpClient
@@ -20,6 +19,7 @@ from miaopi.adapters.http.registries import (
     HttpPoliceRegistry,
     HttpSocialSecurityRegistry,
 )
+from miaopi.adapters.http.transport import RegistryTransport
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import MOCK_APPS
 from miaopi.adapters.ports import REGISTRY_NAMES
@@ -124,14 +124,12 @@ def registry_client(
     url = settings.registry_url(name)
     base_url = (url or f"http://{name}.registry").rstrip("/") + "/"
     if transport is None and url:
-        # httpcore's pool rescans every connection per request and collapses under load;
-        # aiohttp's connector keeps the httpx API and holds up (measured, see README).
         limits = httpx.Limits(
             max_connections=200,
             max_keepalive_connections=100,
             keepalive_expiry=settings.registry_keepalive_s,
         )
-        transport = AiohttpTransport(limits=limits)
+        transport = RegistryTransport(limits=limits)
     elif transport is None:
         app = MOCK_APPS[name](dataset(), settings.latency().get(name, 0))
         transport = httpx.ASGITransport(app=app)

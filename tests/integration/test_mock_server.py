@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from httpx_aiohttp import AiohttpTransport
 
 from miaopi.adapters.http.base import RegistryHttpClient
 from miaopi.adapters.http.registries import (
@@ -17,6 +16,8 @@ from miaopi.adapters.http.registries import (
 )
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import serve
+from miaopi.bootstrap import registry_client
+from miaopi.settings import Settings
 
 pytestmark = pytest.mark.anyio
 LI_MING = "420102200203151232"
@@ -41,7 +42,9 @@ async def client(base_url: str) -> AsyncIterator[Callable[[str], RegistryHttpCli
     opened: list[httpx.AsyncClient] = []
 
     def make(registry: str) -> RegistryHttpClient:
-        http = httpx.AsyncClient(base_url=f"{base_url}/{registry}/", transport=AiohttpTransport())
+        url = {f"registry_{registry}_url": f"{base_url}/{registry}"}
+        settings = Settings(_env_file=None, **url)  # type: ignore[call-arg]
+        http = registry_client(registry, settings, Dataset.bundled)
         opened.append(http)
         return RegistryHttpClient(registry, http, timeout_s=1.0)  # type: ignore[arg-type]
 

@@ -1,0 +1,75 @@
+"""The transport registry clients use in production: httpx's API over aiohttp's connection pool.
+
+httpx's own pool (httpcore) rescans every connection per request and collapses under load;
+``httpx-aiohttp`` keeps the httpx API and holds up (measured, see README). Its transport hands
+each answer back as a stream that httpx then reads through three async wrappers; a registry's
+answer is a small JSON document that is always read whole, so this one reads it in aiohttp and
+hands httpx the bytes. With the cheaper request of ``RegistryHttpClient._request``: 614 → 522
+µs of CPU per lookup at 64 lookups in flight (aiohttp alone: 319), median of 10 rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
+
+
+@contextmanager
+def _refusals_as_connect_errors() -> Iterator[None]:
+    # httpx-aiohttp's table maps a refused connection to ConnectTimeout (the first of two
+    # matching entries), so the evidence would say a registry that refused "timed out".
+    try:
+        yield
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError(str(exc)) from exc
+
+
+class RegistryTransport(AiohttpTransport):
+    """``AiohttpTransport`` that reads each answer whole and keeps no cookies."""
+
+    def get_client(self) -> aiohttp.ClientSession:
+        # Lookups are stateless (see RegistryClient). aiohttp's own jar would keep a cookie a
+        # registry set while answering about one applicant and send it with the next lookup.
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+            limit=self.limits.max_connections or 0,
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        timeout = request.extensions.get("timeout", {})
+        headers = request.headers.raw
+        with map_aiohttp_exceptions(), _refusals_as_connect_errors():
+            async with self.client.request(
+                request.method,
+                str(request.url),
+                # httpx has already set Host and Content-Length; aiohttp keeps them.
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
+                data=request.content or None,
+                allow_redirects=False,
+                auto_decompress=False,  # httpx decodes, by the headers it is given
+                compress=False,
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                    connect=timeout.get("pool"),
+                ),
+            ) as answer:
+                content = await answer.read()
+        response = httpx.Response(
+            answer.status,
+            headers=answer.raw_headers,
+            stream=httpx.ByteStream(content),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+        response.read()  # decoded as its headers say; reading it later finds it read
+        return response

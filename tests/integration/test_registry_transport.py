@@ -1,0 +1,125 @@
+"""The production registry client (bootstrap's, over aiohttp) against a real HTTP server."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from miaopi.adapters.http.base import RegistryHttpClient
+from miaopi.adapters.http.registries import HttpPoliceRegistry
+from miaopi.adapters.mock.dataset import Dataset
+from miaopi.bootstrap import registry_client
+from miaopi.settings import Settings
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.anyio
+PERSON = {
+    "id_number": "420102200203151232",
+    "name": "李明",
+    "birth_date": "2002-03-15",
+    "status": "normal",
+    "hukou_region": "420102",
+    "criminal_records": [],
+}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    """Serve one handler at /police/persons/lookup on loopback; gives the registry's URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> str:
+        app = web.Application()
+        app.router.add_post("/police/persons/lookup", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        # By name: a client's cookie jar may refuse cookies from bare IP addresses.
+        return f"http://localhost:{port}/police"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def police(url: str) -> tuple[HttpPoliceRegistry, Callable[[], Awaitable[None]]]:
+    settings = Settings(registry_police_url=url, _env_file=None)  # type: ignore[call-arg]
+    http = registry_client("police", settings, Dataset.bundled)
+    return HttpPoliceRegistry(RegistryHttpClient("police", http, 2.0)), http.aclose
+
+
+async def test_a_cookie_a_registry_sets_is_never_sent_back_over_the_wire(serve) -> None:  # type: ignore[no-untyped-def]
+    sent: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        sent.append(request.headers.get("Cookie"))
+        answer = web.json_response({"reference": "POL-1", "record": PERSON})
+        answer.set_cookie("session", "about-li-ming", path="/")
+        return answer
+
+    registry, close = police(await serve(handler))
+    try:
+        first = await registry.person("420102200203151232")
+        second = await registry.person("110101199003074477")
+    finally:
+        await close()
+    assert (first.status, second.status) == ("ok", "ok")
+    assert sent == [None, None]
+
+
+async def test_the_lookup_arrives_as_json_with_its_length_and_request_id(serve) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((dict(request.headers), await request.read()))
+        return web.json_response({"reference": "POL-2"}, status=404)
+
+    url = await serve(handler)
+    registry, close = police(url)
+    try:
+        evidence = await registry.person("420102200203151232")
+    finally:
+        await close()
+    assert (evidence.status, evidence.reference) == ("no_record", "POL-2")
+    [(headers, body)] = seen
+    assert json.loads(body) == {"id_number": "420102200203151232"}
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Content-Length"] == str(len(body))
+    assert headers["Host"] == url.removeprefix("http://").removesuffix("/police")
+    assert "Transfer-Encoding" not in headers
+    assert headers["X-Request-ID"]
+
+
+async def test_a_compressed_answer_is_read_as_the_registry_meant_it(serve) -> None:  # type: ignore[no-untyped-def]
+    async def handler(request: web.Request) -> web.Response:
+        payload = json.dumps({"reference": "POL-3", "record": PERSON}).encode()
+        return web.Response(
+            body=gzip.compress(payload),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    registry, close = police(await serve(handler))
+    try:
+        evidence = await registry.person("420102200203151232")
+    finally:
+        await close()
+    assert (evidence.status, evidence.reference) == ("ok", "POL-3")
+    assert (evidence.record or {}).get("name") == "李明"
+
+
+async def test_a_registry_that_refuses_the_connection_is_unavailable_not_an_error() -> None:
+    registry, close = police(f"http://127.0.0.1:{free_port()}/police")
+    try:
+        evidence = await registry.person("420102200203151232")
+    finally:
+        await close()
+    assert evidence.status == "unavailable"
+    assert evidence.detail == "transport error: ConnectError"
+    assert evidence.attempts == 2  # retried once: refusing says nothing about the applicant
