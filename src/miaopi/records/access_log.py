@@ -8,10 +8,11 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Row, insert, select
 
 from miaopi.records.db import reading, writing
+from miaopi.records.prepared import Prepared
 from miaopi.records.tables import clients, registry_queries
 
 Purpose = Literal["decision", "dry_run", "recheck"]
-_INSERT = insert(registry_queries)
+_INSERT = Prepared(insert(registry_queries))  # run for every decision (see prepared.py)
 
 
 def log_queries(
@@ -25,8 +26,8 @@ def log_queries(
     """One row per query, from the evidence it produced (JSON form, as cases store it)."""
     if not evidence:
         return
-    conn.execute(
-        _INSERT,
+    _INSERT.execute(
+        conn,
         [
             {
                 "case_id": case_id,

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
+from sqlalchemy import Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
@@ -17,6 +17,7 @@ from miaopi.records.access_log import log_queries
 from miaopi.records.db import dialect_insert, reading, writing
 from miaopi.records.ledger import decision_record
 from miaopi.records.paging import new_id, newest_first
+from miaopi.records.prepared import Prepared
 from miaopi.records.supervision import add_event, enqueue_approval
 from miaopi.records.tables import (
     approval_counters,
@@ -64,36 +65,33 @@ class NewCase:
     supervision: SupervisionTerms
 
 
-# Statements are built once and given their values at execution: SQLAlchemy then reuses the
-# compiled form instead of rebuilding and re-hashing it (values and all) for every case.
-_INSERT_CASE = insert(cases)
-_INSERT_IDEMPOTENCY_KEY = insert(idempotency_keys)
-_NUMBER_CASE = (
+# The statements of a case, each compiled once per database (see prepared.py).
+_INSERT_CASE = Prepared(insert(cases))
+_INSERT_IDEMPOTENCY_KEY = Prepared(insert(idempotency_keys))
+_NUMBER_CASE = Prepared(
     update(cases)
     .where(cases.c.id == bindparam("case_id"))
     .values(approval_number=bindparam("number"))
 )
-_by_dialect: dict[str, tuple[Any, Any]] = {}
+_STORE_RULESET = Prepared(
+    lambda dialect: dialect_insert(dialect)(rulesets).on_conflict_do_nothing(
+        index_elements=[rulesets.c.fingerprint]
+    )
+)
+# The counter row stays locked by this transaction until it commits; a rollback takes the
+# increment back with it, so numbers stay gap-free.
+_NEXT_NUMBER = Prepared(
+    lambda dialect: (
+        dialect_insert(dialect)(approval_counters)
+        .on_conflict_do_update(
+            index_elements=[approval_counters.c.year],
+            set_={"last": approval_counters.c.last + 1},
+        )
+        .returning(approval_counters.c.last)
+    )
+)
 # Rule versions each database is known to hold, so the definition is written once, not per case.
 _stored_rulesets: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
-
-
-def _upserts(conn: Connection) -> tuple[Any, Any]:
-    name = conn.dialect.name
-    if name not in _by_dialect:
-        upsert = dialect_insert(conn)
-        _by_dialect[name] = (
-            upsert(rulesets).on_conflict_do_nothing(index_elements=[rulesets.c.fingerprint]),
-            # The counter row stays locked by this transaction until it commits; a rollback
-            # takes the increment back with it, so numbers stay gap-free.
-            upsert(approval_counters)
-            .on_conflict_do_update(
-                index_elements=[approval_counters.c.year],
-                set_={"last": approval_counters.c.last + 1},
-            )
-            .returning(approval_counters.c.last),
-        )
-    return _by_dialect[name]
 
 
 def record(
@@ -113,10 +111,9 @@ def record(
     known = _stored_rulesets.setdefault(engine, set())
     try:
         with writing(engine) as conn:
-            store_ruleset, next_number = _upserts(conn)
             if new.ruleset_fingerprint not in known:
-                conn.execute(
-                    store_ruleset,
+                _STORE_RULESET.execute(
+                    conn,
                     {
                         "fingerprint": new.ruleset_fingerprint,
                         "business_type": new.business_type,
@@ -146,11 +143,11 @@ def record(
                 "decided_at": new.decided_at,
                 "elapsed_ms": new.elapsed_ms,
             }
-            conn.execute(_INSERT_CASE, values)
+            _INSERT_CASE.execute(conn, values)
             if idempotency is not None:
                 client_id, key, request_hash = idempotency
-                conn.execute(
-                    _INSERT_IDEMPOTENCY_KEY,
+                _INSERT_IDEMPOTENCY_KEY.execute(
+                    conn,
                     {
                         "client_id": client_id,
                         "key": key,
@@ -176,10 +173,10 @@ def record(
                 # every approval in every worker waits for it, so the wait covers only the
                 # number, the ledger entry and the commit, not the whole case.
                 year = new.application_date.year
-                number = conn.execute(next_number, {"year": year, "last": 1}).scalar_one()
+                number = _NEXT_NUMBER.scalar(conn, {"year": year, "last": 1})
                 values["approval_number"] = f"{city_prefix}-{year}-{number:06d}"
-                conn.execute(
-                    _NUMBER_CASE, {"case_id": case_id, "number": values["approval_number"]}
+                _NUMBER_CASE.execute(
+                    conn, {"case_id": case_id, "number": values["approval_number"]}
                 )
             # As it reads back: timestamps are stored, and returned, in UTC.
             stored = {**values, "submitted_at": new.submitted_at.astimezone(UTC)}

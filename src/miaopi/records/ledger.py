@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
 
 from miaopi.records.db import reading
+from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import SealBroken
 from miaopi.records.tables import audit_tasks, cases, ledger, ledger_head
 
@@ -86,24 +87,28 @@ def _entry_hash(
 
 
 _HEAD = select(ledger_head.c.last_seq, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
-_LOCK_HEAD = _HEAD.with_for_update()
-_MOVE_HEAD = (
+# Run for every decision (see prepared.py).
+_LOCK_HEAD = Prepared(_HEAD.with_for_update())
+_MOVE_HEAD = Prepared(
     update(ledger_head)
     .where(ledger_head.c.id == 1)
     .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
 )
-_INSERT = insert(ledger)
+_INSERT = Prepared(insert(ledger))
 
 
 def append(
     conn: Connection, kind: str, case_id: str, subject_id: str, record: dict[str, Any], at: datetime
 ) -> None:
     """Add an entry, inside the transaction that makes the change it records."""
-    last_seq, last_hash = conn.execute(_LOCK_HEAD).one()
+    head = _LOCK_HEAD.first(conn, {})
+    if head is None:
+        raise LookupError("the ledger has no head row; the migrations make it")
+    last_seq, last_hash = head
     seq, stamp, record_hash = last_seq + 1, _iso(at) or "", _sha256(record)
     entry_hash = _entry_hash(last_hash, seq, stamp, kind, case_id, subject_id, record_hash)
-    conn.execute(
-        _INSERT,
+    _INSERT.execute(
+        conn,
         {
             "seq": seq,
             "at": at,
@@ -115,7 +120,7 @@ def append(
             "entry_hash": entry_hash,
         },
     )
-    conn.execute(_MOVE_HEAD, {"seq": seq, "hash": entry_hash})
+    _MOVE_HEAD.execute(conn, {"seq": seq, "hash": entry_hash})
 
 
 @dataclass(frozen=True)

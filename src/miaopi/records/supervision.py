@@ -19,6 +19,7 @@ from miaopi.records import ledger
 from miaopi.records.db import dialect_insert, reading, writing
 from miaopi.records.ledger import closure_record, revocation_record
 from miaopi.records.paging import new_id, newest_first
+from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import key_of
 from miaopi.records.tables import (
     audit_periods,
@@ -41,10 +42,33 @@ class TaskClosed(Exception):
     """The task was closed already; a closure is final."""
 
 
-_INSERT_EVENT = insert(case_events)
-_INSERT_QUEUED = insert(supervision_queue)
-_INSERT_DRAW = insert(spot_check_draws)
+# Run for every approval (see prepared.py).
+_INSERT_EVENT = Prepared(insert(case_events))
+_INSERT_QUEUED = Prepared(insert(supervision_queue))
+_INSERT_DRAW = Prepared(insert(spot_check_draws))
 _SELECT_SEED = select(audit_periods.c.seed).where(audit_periods.c.period == bindparam("period"))
+_SEED = Prepared(_SELECT_SEED)
+_NEW_SEED = Prepared(
+    lambda dialect: dialect_insert(dialect)(audit_periods).on_conflict_do_nothing(
+        index_elements=[audit_periods.c.period]
+    )
+)
+_AUDITORS_OUTSIDE = Prepared(
+    select(clients.c.id).where(
+        clients.c.role == "auditor",
+        clients.c.active.is_(True),
+        clients.c.district.is_not(None),
+        clients.c.district != bindparam("region"),
+    )
+)
+_NEW_TASK = Prepared(
+    lambda dialect: (
+        dialect_insert(dialect)(audit_tasks)
+        .on_conflict_do_nothing(index_elements=[audit_tasks.c.case_id, audit_tasks.c.kind])
+        # RETURNING, not rowcount: psycopg does not count a row an implicit RETURNING fetched.
+        .returning(audit_tasks.c.id)
+    )
+)
 
 
 def add_event(
@@ -56,8 +80,8 @@ def add_event(
     actor_id: int | None,
     detail: dict[str, Any],
 ) -> None:
-    conn.execute(
-        _INSERT_EVENT,
+    _INSERT_EVENT.execute(
+        conn,
         {
             "case_id": case_id,
             "at": at,
@@ -74,33 +98,18 @@ def add_event(
 
 def _seed(conn: Connection, period: str, now: datetime) -> str:
     # Made by the first approval of the month; concurrent first approvals agree on one seed.
-    seed = conn.execute(_SELECT_SEED, {"period": period}).scalar_one_or_none()
+    seed = _SEED.scalar(conn, {"period": period})
     if seed is not None:
-        return seed
-    conn.execute(
-        dialect_insert(conn)(audit_periods)
-        .values(period=period, seed=new_seed(), created_at=now)
-        .on_conflict_do_nothing(index_elements=[audit_periods.c.period])
-    )
-    return conn.execute(_SELECT_SEED, {"period": period}).scalar_one()
+        return seed  # type: ignore[no-any-return]
+    _NEW_SEED.execute(conn, {"period": period, "seed": new_seed(), "created_at": now})
+    return _SEED.scalar(conn, {"period": period})  # type: ignore[no-any-return]
 
 
 def _pick_auditor(conn: Connection, employer_region: str | None) -> int | None:
     """An active auditor from another district, at random (交叉检查); None if there is none."""
     if not employer_region:
         return None  # recusal cannot be checked without the employer's district
-    candidates = (
-        conn.execute(
-            select(clients.c.id).where(
-                clients.c.role == "auditor",
-                clients.c.active.is_(True),
-                clients.c.district.is_not(None),
-                clients.c.district != employer_region,
-            )
-        )
-        .scalars()
-        .all()
-    )
+    candidates = _AUDITORS_OUTSIDE.scalars(conn, {"region": employer_region})
     return secrets.choice(candidates) if candidates else None
 
 
@@ -118,26 +127,22 @@ def _open_task(
     """A new task, assigned if an auditor is eligible; None if the case has one of this kind."""
     auditor = _pick_auditor(conn, employer_region)
     task_id = new_id()
-    result = conn.execute(
-        dialect_insert(conn)(audit_tasks)
-        .values(
-            id=task_id,
-            case_id=case_id,
-            kind=kind,
-            status="open" if auditor else "unassigned",
-            auditor_id=auditor,
-            employer_region=employer_region,
-            period=period,
-            due_date=due_date,
-            created_at=now,
-            assigned_at=now if auditor else None,
-            discrepancy=discrepancy,
-        )
-        .on_conflict_do_nothing(index_elements=[audit_tasks.c.case_id, audit_tasks.c.kind])
-        # RETURNING, not rowcount: psycopg does not count a row an implicit RETURNING fetched.
-        .returning(audit_tasks.c.id)
+    return _NEW_TASK.scalar(  # type: ignore[no-any-return]
+        conn,
+        {
+            "id": task_id,
+            "case_id": case_id,
+            "kind": kind,
+            "status": "open" if auditor else "unassigned",
+            "auditor_id": auditor,
+            "employer_region": employer_region,
+            "period": period,
+            "due_date": due_date,
+            "created_at": now,
+            "assigned_at": now if auditor else None,
+            "discrepancy": discrepancy,
+        },
     )
-    return result.scalar_one_or_none()
 
 
 def enqueue_approval(
@@ -151,12 +156,12 @@ def enqueue_approval(
     terms: SupervisionTerms,
 ) -> None:
     """Queue an approval for re-check, draw it for a spot check, and open its task if drawn."""
-    conn.execute(_INSERT_QUEUED, {"case_id": case_id, "queued_at": now, "state": "queued"})
+    _INSERT_QUEUED.execute(conn, {"case_id": case_id, "queued_at": now, "state": "queued"})
     period = period_of(approval_date)
     rate = terms.rate_for(risk_class)
     selected = is_selected(_seed(conn, period, now), case_id, rate)
-    conn.execute(
-        _INSERT_DRAW,
+    _INSERT_DRAW.execute(
+        conn,
         {
             "case_id": case_id,
             "period": period,

@@ -1,0 +1,120 @@
+"""The statements every decision runs, compiled once per database and sent to its driver directly.
+
+SQLAlchemy compiles each of these statements once and caches it, but executing the cached form
+still costs about 50 µs of Python (an execution context, events, parameter processing, a result
+object): under load that was a fifth of the service's CPU, with SQLite's own work a twentieth
+of it (py-spy, scripts/bench). A ``Prepared`` statement keeps what SQLAlchemy compiled for a
+database, SQL text, parameter order and each parameter's bind processor, and hands the values
+straight to the DBAPI cursor of the connection's transaction. The bind processors are the
+columns' own, so a sealed column is sealed and a date is stored exactly as through SQLAlchemy.
+
+Only for statements with plain results (ids, counters, hashes): rows come back as the driver
+gives them, without SQLAlchemy's result processing. Driver errors are raised as SQLAlchemy's
+(an ``IntegrityError`` is still an ``IntegrityError``), without their parameters, which hold
+personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.base import Executable
+
+Params = Mapping[str, Any]
+
+
+_GIVEN = object()  # a parameter whose value comes with each execution
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # the parameters, in the order a positional driver takes them
+    fixed: tuple[Any, ...]  # a value the statement itself holds (``role == "auditor"``), or _GIVEN
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+
+    def values(self, params: Params) -> Sequence[Any] | dict[str, Any]:
+        processed = [
+            value if process is None else process(value)
+            for value, process in zip(
+                [
+                    params[name] if fixed is _GIVEN else fixed
+                    for name, fixed in zip(self.names, self.fixed, strict=True)
+                ],
+                self.processors,
+                strict=True,
+            )
+        ]
+        return processed if self.positional else dict(zip(self.names, processed, strict=True))
+
+
+class Prepared:
+    """A statement, or one built per dialect (``ON CONFLICT`` differs), ready for its driver."""
+
+    def __init__(self, statement: Executable | Callable[[Dialect], Executable]) -> None:
+        self._build = statement if callable(statement) else (lambda _dialect: statement)
+        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+
+    def _for(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+        found = self._compiled.get((dialect.name, keys))
+        if found is not None:
+            return found
+        # An INSERT takes its columns from the values given, as SQLAlchemy compiles it.
+        compiled = self._build(dialect).compile(dialect=dialect, column_keys=list(keys))
+        positional = bool(compiled.positional)
+        rendered = {name: bind for bind, name in compiled.bind_names.items()}
+        names = tuple(compiled.positiontup or ()) if positional else tuple(rendered)
+        binds = [rendered[name] for name in names]
+        found = _Compiled(
+            sql=str(compiled),
+            names=names,
+            fixed=tuple(_GIVEN if b.required else b.effective_value for b in binds),
+            processors=tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds),
+            positional=positional,
+        )
+        self._compiled[(dialect.name, keys)] = found
+        return found
+
+    def _run(self, conn: Connection, params: Params | Sequence[Params]) -> Any:
+        many = not isinstance(params, Mapping)
+        first = params[0] if many else params  # type: ignore[index]
+        compiled = self._for(conn.dialect, tuple(first))  # type: ignore[arg-type]
+        dbapi = conn.dialect.loaded_dbapi
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if many:
+                cursor.executemany(compiled.sql, [compiled.values(p) for p in params])  # type: ignore[union-attr]
+            else:
+                cursor.execute(compiled.sql, compiled.values(first))  # type: ignore[arg-type]
+        except dbapi.Error as exc:
+            cursor.close()
+            raise DBAPIError.instance(
+                compiled.sql, None, exc, dbapi.Error, hide_parameters=True, dialect=conn.dialect
+            ) from exc
+        return cursor
+
+    def execute(self, conn: Connection, params: Params | Sequence[Params]) -> None:
+        """Run it with one set of values, or once per set (``executemany``)."""
+        self._run(conn, params).close()
+
+    def first(self, conn: Connection, params: Params) -> tuple[Any, ...] | None:
+        """The first row, as the driver returns it; None if there is none."""
+        with closing(self._run(conn, params)) as cursor:
+            row = cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def scalar(self, conn: Connection, params: Params) -> Any:
+        """The first column of the first row; None if there is no row."""
+        row = self.first(conn, params)
+        return row[0] if row is not None else None
+
+    def scalars(self, conn: Connection, params: Params) -> list[Any]:
+        with closing(self._run(conn, params)) as cursor:
+            return [row[0] for row in cursor.fetchall()]

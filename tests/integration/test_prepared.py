@@ -1,0 +1,138 @@
+"""Statements sent to the driver directly store exactly what SQLAlchemy would, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from miaopi.records.clients import create_client
+from miaopi.records.db import make_engine, upgrade, writing
+from miaopi.records.prepared import Prepared
+from miaopi.records.sealing import DataKey
+from miaopi.records.supervision import _AUDITORS_OUTSIDE
+from miaopi.records.tables import cases, registry_queries, rulesets
+from tests.conftest import DATA_KEY
+
+ID_NUMBER = "420102200203151232"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url, DataKey(DATA_KEY))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _case(engine: Engine, case_id: str) -> dict[str, Any]:
+    client, _ = create_client(engine, "channel", "x")
+    shanghai = timezone(timedelta(hours=8))
+    return {
+        "id": case_id,
+        "status": "approved",
+        "outcome": "approved",
+        "business_type": "graduate",
+        "applicant_name": "李明",
+        "applicant_id_number": ID_NUMBER,
+        "employer_uscc": "91440300MA5F1234X1",
+        "employer_name": None,
+        "submitted_by": client.id,
+        "approval_number": None,
+        "application_date": date(2026, 11, 22),
+        "ruleset_fingerprint": "fp",
+        "request": {"claims": {"diploma_no": "1055"}, "name": "李明"},
+        "decision": {"outcome": "approved", "criteria": [{"id": "age", "passed": True}]},
+        "evidence": [{"registry": "police", "record": {"name": "李明"}}],
+        "submitted_at": datetime(2026, 11, 22, 9, 30, 1, 123456, tzinfo=shanghai),
+        "decided_at": datetime(2026, 11, 22, 1, 30, 1, 223456, tzinfo=UTC),
+        "elapsed_ms": 412.5,
+    }
+
+
+def _ruleset(engine: Engine) -> None:
+    with writing(engine) as conn:
+        conn.execute(
+            insert(rulesets),
+            {
+                "fingerprint": "fp",
+                "business_type": "graduate",
+                "version": "1",
+                "definition": {"criteria": []},
+                "first_used_at": datetime(2026, 1, 1, tzinfo=UTC),
+            },
+        )
+
+
+def test_a_row_written_directly_reads_back_as_one_written_through_sqlalchemy(
+    engine: Engine,
+) -> None:
+    _ruleset(engine)
+    through_sqlalchemy, direct = _case(engine, "a" * 32), _case(engine, "b" * 32)
+    direct["submitted_by"] = through_sqlalchemy["submitted_by"]
+    with writing(engine) as conn:
+        conn.execute(insert(cases), through_sqlalchemy)
+        Prepared(insert(cases)).execute(conn, direct)
+    with engine.connect() as conn:
+        rows = {r.id: r._asdict() for r in conn.execute(select(cases))}
+        raw = dict(conn.exec_driver_sql("SELECT id, applicant_id_number FROM cases").all())
+    first, second = rows.pop("a" * 32), rows.pop("b" * 32)
+    for row in (first, second):
+        row.pop("id"), row.pop("seq")
+    assert first == second
+    assert second["applicant_id_number"] == ID_NUMBER
+    assert second["submitted_at"] == direct["submitted_at"]
+    assert second["request"] == direct["request"]
+    assert raw["b" * 32].startswith("s1.")  # sealed at rest, not the number itself
+
+
+def test_a_constraint_the_driver_reports_is_sqlalchemys_error_without_the_values(
+    engine: Engine,
+) -> None:
+    _ruleset(engine)
+    case = _case(engine, "c" * 32)
+    with writing(engine) as conn:
+        Prepared(insert(cases)).execute(conn, case)
+    with pytest.raises(IntegrityError) as raised, writing(engine) as conn:
+        Prepared(insert(cases)).execute(conn, case)
+    assert ID_NUMBER not in str(raised.value)
+    assert "s1." not in str(raised.value)
+    with engine.connect() as conn:  # the failed transaction left nothing behind
+        assert conn.execute(select(cases.c.id)).scalars().all() == ["c" * 32]
+
+
+def test_values_the_statement_holds_itself_are_sent_with_the_given_ones(engine: Engine) -> None:
+    districts = ("440303", "440304")
+    auditors = [create_client(engine, "auditor", f"a {d}", district=d)[0] for d in districts]
+    create_client(engine, "employer", "not an auditor", uscc="91440300MA5F1234X1")
+    with engine.connect() as conn:
+        outside = _AUDITORS_OUTSIDE.scalars(conn, {"region": "440303"})
+    assert outside == [auditors[1].id]
+
+
+def test_many_rows_go_in_one_call(engine: Engine) -> None:
+    at = datetime(2026, 11, 22, 1, 30, tzinfo=UTC)
+    rows = [
+        {
+            "case_id": None,
+            "evaluation_id": "e1",
+            "purpose": "dry_run",
+            "requested_by": None,
+            "registry": registry,
+            "query": "person",
+            "queried_at": at + timedelta(milliseconds=n),
+            "elapsed_ms": 40.0 + n,
+            "status": "ok",
+            "attempts": 1,
+        }
+        for n, registry in enumerate(("police", "credit", "education"))
+    ]
+    with writing(engine) as conn:
+        Prepared(insert(registry_queries)).execute(conn, rows)
+    with engine.connect() as conn:
+        stored = conn.execute(select(registry_queries).order_by(registry_queries.c.seq)).all()
+    assert [r._asdict() | {"seq": None} for r in stored] == [r | {"seq": None} for r in rows]
