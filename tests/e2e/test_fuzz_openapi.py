@@ -98,6 +98,10 @@ class Service:
             headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             headers["Authorization"] = f"Bearer {self.keys[role]}"
 
+        # A malformed header may hold bytes outside ASCII, which httpx refuses to encode from
+        # str; sent as bytes, the way any client could put them on the wire.
+        headers = {k: v if v.isascii() else v.encode() for k, v in headers.items()}
+
         async def call() -> httpx.Response:
             return await self.client.request(
                 kwargs["method"], kwargs["url"], headers=headers, params=kwargs.get("params"),
