@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.records.clients import create_client
@@ -88,6 +88,21 @@ def test_a_row_written_directly_reads_back_as_one_written_through_sqlalchemy(
     assert second["submitted_at"] == direct["submitted_at"]
     assert second["request"] == direct["request"]
     assert raw["b" * 32].startswith("s1.")  # sealed at rest, not the number itself
+
+
+def test_rows_read_directly_are_the_rows_sqlalchemy_reads(engine: Engine) -> None:
+    _ruleset(engine)
+    case = _case(engine, "d" * 32)
+    with writing(engine) as conn:
+        conn.execute(insert(cases), case)
+    query = select(cases).where(cases.c.id == bindparam("id"))
+    with engine.connect() as conn:
+        through_sqlalchemy = conn.execute(query, {"id": case["id"]}).one()._asdict()
+        [direct] = Prepared(query).rows(conn, {"id": case["id"]})
+        missing = Prepared(query).first(conn, {"id": "e" * 32})
+    assert direct._asdict() == through_sqlalchemy
+    assert (direct.applicant_id_number, direct.application_date) == (ID_NUMBER, date(2026, 11, 22))
+    assert missing is None
 
 
 def test_a_constraint_the_driver_reports_is_sqlalchemys_error_without_the_values(

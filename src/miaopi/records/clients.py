@@ -17,6 +17,7 @@ from sqlalchemy import Engine, bindparam, insert, select, update
 
 from miaopi.domain import Role
 from miaopi.records.db import reading, writing
+from miaopi.records.prepared import Prepared
 from miaopi.records.tables import clients
 
 
@@ -65,7 +66,9 @@ def create_client(
     return Client(client_id, role, name, prefix, uscc, district), key
 
 
-_BY_PREFIX = select(clients).where(clients.c.key_prefix == bindparam("prefix"))
+_BY_PREFIX = Prepared(  # asked for every request (see prepared.py)
+    select(clients).where(clients.c.key_prefix == bindparam("prefix"))
+)
 
 
 def authenticate(engine: Engine, key: str) -> Client | None:
@@ -73,7 +76,7 @@ def authenticate(engine: Engine, key: str) -> Client | None:
     if len(parts) != 3 or parts[0] != "mp" or not parts[1] or not parts[2]:
         return None
     with reading(engine) as conn:
-        row = conn.execute(_BY_PREFIX, {"prefix": parts[1]}).first()
+        row = _BY_PREFIX.first(conn, {"prefix": parts[1]})
     if row is None:
         # Spend the same work as a real comparison so timing does not reveal valid prefixes.
         hmac.compare_digest(_hash("00" * 16, key), "0" * 64)

@@ -8,14 +8,14 @@ database, SQL text, parameter order and each parameter's bind processor, and han
 straight to the DBAPI cursor of the connection's transaction. The bind processors are the
 columns' own, so a sealed column is sealed and a date is stored exactly as through SQLAlchemy.
 
-Only for statements with plain results (ids, counters, hashes): rows come back as the driver
-gives them, without SQLAlchemy's result processing. Driver errors are raised as SQLAlchemy's
-(an ``IntegrityError`` is still an ``IntegrityError``), without their parameters, which hold
-personal data.
+Rows come back as named tuples, each value through its column's result processor (a sealed
+value opened, a date parsed). Driver errors are raised as SQLAlchemy's (an ``IntegrityError``
+is still an ``IntegrityError``), without their parameters, which hold personal data.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.types import TypeEngine
 
 Params = Mapping[str, Any]
 
@@ -32,13 +33,33 @@ Params = Mapping[str, Any]
 _GIVEN = object()  # a parameter whose value comes with each execution
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Compiled:
     sql: str
     names: tuple[str, ...]  # the parameters, in the order a positional driver takes them
     fixed: tuple[Any, ...]  # a value the statement itself holds (``role == "auditor"``), or _GIVEN
     processors: tuple[Callable[[Any], Any] | None, ...]
     positional: bool
+    dialect: Dialect
+    returned: tuple[TypeEngine[Any], ...]  # the types of the columns it returns, if any
+    row: type[tuple[Any, ...]]  # a named tuple of those columns
+    # Each column's result processor, from the first result: some drivers' processors depend
+    # on the type the database reported (PostgreSQL's numbers).
+    readers: tuple[Callable[[Any], Any] | None, ...] | None = None
+
+    def read(self, cursor: Any, raws: Sequence[Sequence[Any]]) -> list[Any]:
+        if self.readers is None:
+            self.readers = tuple(
+                kind.dialect_impl(self.dialect).result_processor(self.dialect, described[1])
+                for kind, described in zip(self.returned, cursor.description, strict=True)
+            )
+        return [
+            self.row._make(  # type: ignore[attr-defined]
+                value if read is None or value is None else read(value)
+                for value, read in zip(raw, self.readers, strict=True)
+            )
+            for raw in raws
+        ]
 
     def values(self, params: Params) -> Sequence[Any] | dict[str, Any]:
         processed = [
@@ -67,7 +88,9 @@ class Prepared:
         if found is not None:
             return found
         # An INSERT takes its columns from the values given, as SQLAlchemy compiles it.
-        compiled = self._build(dialect).compile(dialect=dialect, column_keys=list(keys))
+        statement = self._build(dialect)
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        returned = list(statement.exported_columns)  # type: ignore[attr-defined]
         positional = bool(compiled.positional)
         rendered = {name: bind for bind, name in compiled.bind_names.items()}
         names = tuple(compiled.positiontup or ()) if positional else tuple(rendered)
@@ -78,11 +101,14 @@ class Prepared:
             fixed=tuple(_GIVEN if b.required else b.effective_value for b in binds),
             processors=tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds),
             positional=positional,
+            dialect=dialect,
+            returned=tuple(c.type for c in returned),
+            row=namedtuple("Row", [c.key for c in returned], rename=True),  # type: ignore[misc]
         )
         self._compiled[(dialect.name, keys)] = found
         return found
 
-    def _run(self, conn: Connection, params: Params | Sequence[Params]) -> Any:
+    def _run(self, conn: Connection, params: Params | Sequence[Params]) -> tuple[_Compiled, Any]:
         many = not isinstance(params, Mapping)
         first = params[0] if many else params  # type: ignore[index]
         compiled = self._for(conn.dialect, tuple(first))  # type: ignore[arg-type]
@@ -98,23 +124,30 @@ class Prepared:
             raise DBAPIError.instance(
                 compiled.sql, None, exc, dbapi.Error, hide_parameters=True, dialect=conn.dialect
             ) from exc
-        return cursor
+        return compiled, cursor
 
     def execute(self, conn: Connection, params: Params | Sequence[Params]) -> None:
         """Run it with one set of values, or once per set (``executemany``)."""
-        self._run(conn, params).close()
+        self._run(conn, params)[1].close()
 
-    def first(self, conn: Connection, params: Params) -> tuple[Any, ...] | None:
-        """The first row, as the driver returns it; None if there is none."""
-        with closing(self._run(conn, params)) as cursor:
-            row = cursor.fetchone()
-        return tuple(row) if row is not None else None
+    def rows(self, conn: Connection, params: Params) -> list[Any]:
+        """Every row it returns, each a named tuple of its columns' values."""
+        compiled, cursor = self._run(conn, params)
+        with closing(cursor):
+            return compiled.read(cursor, cursor.fetchall())
+
+    def first(self, conn: Connection, params: Params) -> Any:
+        """The first row; None if there is none."""
+        compiled, cursor = self._run(conn, params)
+        with closing(cursor):
+            raw = cursor.fetchone()
+            return None if raw is None else compiled.read(cursor, [raw])[0]
 
     def scalar(self, conn: Connection, params: Params) -> Any:
         """The first column of the first row; None if there is no row."""
         row = self.first(conn, params)
-        return row[0] if row is not None else None
+        return None if row is None else row[0]
 
     def scalars(self, conn: Connection, params: Params) -> list[Any]:
-        with closing(self._run(conn, params)) as cursor:
-            return [row[0] for row in cursor.fetchall()]
+        """The first column of every row."""
+        return [row[0] for row in self.rows(conn, params)]

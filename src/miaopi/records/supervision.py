@@ -373,20 +373,19 @@ def close_task(
         )
 
 
-# Asked for every decision: built once, so SQLAlchemy finds its compiled form without
-# rebuilding the statement and its cache key each time.
-_BARS_OF = (
+_BARS_OF = Prepared(  # asked for every decision (see prepared.py)
     select(fraud_bars.c.barred_on, fraud_bars.c.case_id)
     .where(fraud_bars.c.id_hash == bindparam("id_hash"))
     .order_by(fraud_bars.c.barred_on)
 )
 
 
-def bars_of(engine: Engine, id_number: str) -> list[Row[Any]]:
-    """The fraud bars this city issued against a person, oldest first."""
+def bars_of(engine: Engine, id_number: str) -> list[Any]:
+    """The fraud bars this city issued against a person (``barred_on``, ``case_id``), oldest
+    first."""
     with reading(engine) as conn:
         id_hash = key_of(conn.dialect).lookup_hash(id_number)
-        return list(conn.execute(_BARS_OF, {"id_hash": id_hash}))
+        return _BARS_OF.rows(conn, {"id_hash": id_hash})
 
 
 # --- the published period ------------------------------------------------------------------
