@@ -15,16 +15,9 @@ from miaopi.adapters.mock.dataset import Dataset
 from miaopi.bootstrap import registry_client
 from miaopi.settings import Settings
 from tests.conftest import free_port
+from tests.integration.test_http_adapters import PERSON
 
 pytestmark = pytest.mark.anyio
-PERSON = {
-    "id_number": "420102200203151232",
-    "name": "李明",
-    "birth_date": "2002-03-15",
-    "status": "normal",
-    "hukou_region": "420102",
-    "criminal_records": [],
-}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
