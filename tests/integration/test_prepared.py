@@ -11,7 +11,7 @@ from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.records.clients import create_client
-from miaopi.records.db import make_engine, upgrade, writing
+from miaopi.records.db import make_engine, reading_one, upgrade, writing
 from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import DataKey
 from miaopi.records.tables import cases, clients, registry_queries, rulesets
@@ -155,3 +155,62 @@ def test_many_sets_of_values_in_one_execution_are_each_stored_as_given(engine: E
     with engine.connect() as conn:
         stored = conn.execute(select(registry_queries).order_by(registry_queries.c.seq)).all()
     assert [r._asdict() | {"seq": None} for r in stored] == [r | {"seq": None} for r in rows]
+
+
+def _insert_then_fail(engine: Engine, case: dict[str, Any], *, pipelined: bool) -> None:
+    with writing(engine, pipelined=pipelined) as conn:
+        Prepared(insert(cases)).execute(conn, case)
+        raise ValueError("after the insert")
+
+
+def test_sqlalchemys_own_statements_are_refused_in_a_pipelined_transaction(
+    engine: Engine,
+) -> None:
+    # In psycopg's pipeline mode SQLAlchemy would read no rows from a SELECT; refused on both
+    # databases, so a test on SQLite catches it as well.
+    _ruleset(engine)
+    case = _case(engine, "f" * 32)
+
+    def insert_then_select() -> None:
+        with writing(engine, pipelined=True) as conn:
+            Prepared(insert(cases)).execute(conn, case)
+            conn.execute(select(cases.c.id))
+
+    with pytest.raises(RuntimeError, match="Prepared statements only"):
+        insert_then_select()
+    with writing(engine) as conn:  # the connection is an ordinary one again
+        assert conn.execute(select(cases.c.id)).scalars().all() == []
+
+
+def test_a_failure_after_statements_were_sent_ahead_takes_them_all_back(engine: Engine) -> None:
+    _ruleset(engine)
+    case = _case(engine, "f" * 32)
+    with pytest.raises(ValueError, match="after the insert"):
+        _insert_then_fail(engine, case, pipelined=True)
+    with writing(engine, pipelined=True) as conn:
+        ids = Prepared(select(cases.c.id)).scalars(conn, {})
+    assert ids == []
+
+
+def test_a_pipelined_transaction_reads_its_own_writes_and_commits_them(engine: Engine) -> None:
+    _ruleset(engine)
+    case = _case(engine, "f" * 32)
+    with writing(engine, pipelined=True) as conn:
+        Prepared(insert(cases)).execute(conn, case)
+        inside = Prepared(select(cases.c.id, cases.c.applicant_id_number)).rows(conn, {})
+    with engine.connect() as conn:
+        outside = conn.execute(select(cases.c.id, cases.c.applicant_id_number)).all()
+    assert [tuple(r) for r in inside] == [tuple(r) for r in outside] == [("f" * 32, ID_NUMBER)]
+
+
+def test_a_connection_that_served_a_single_read_is_transactional_again(engine: Engine) -> None:
+    # On PostgreSQL the read runs outside a transaction; its connection goes back to the pool
+    # and must not keep that mode, or the next case's statements would each commit alone.
+    _ruleset(engine)
+    with reading_one(engine) as conn:
+        assert Prepared(select(cases.c.id)).scalars(conn, {}) == []
+    case = _case(engine, "f" * 32)
+    with pytest.raises(ValueError, match="after the insert"):
+        _insert_then_fail(engine, case, pipelined=False)
+    with engine.connect() as conn:
+        assert conn.execute(select(cases.c.id)).scalars().all() == []

@@ -110,7 +110,7 @@ def record(
     case_id = new_id()
     known = _stored_rulesets.setdefault(engine, set())
     try:
-        with writing(engine) as conn:
+        with writing(engine, pipelined=True) as conn:
             if new.ruleset_fingerprint not in known:
                 _STORE_RULESET.execute(
                     conn,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, bindparam, insert, select, update
 
 from miaopi.domain import Role
-from miaopi.records.db import reading, writing
+from miaopi.records.db import reading_one, writing
 from miaopi.records.prepared import Prepared
 from miaopi.records.tables import clients
 
@@ -75,7 +75,7 @@ def authenticate(engine: Engine, key: str) -> Client | None:
     parts = key.split("_", 2)  # the secret itself may contain "_"
     if len(parts) != 3 or parts[0] != "mp" or not parts[1] or not parts[2]:
         return None
-    with reading(engine) as conn:
+    with reading_one(engine) as conn:
         row = _BY_PREFIX.first(conn, {"prefix": parts[1]})
     if row is None:
         # Spend the same work as a real comparison so timing does not reveal valid prefixes.

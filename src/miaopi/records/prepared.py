@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import closing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -28,6 +27,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeEngine
 
 Params = Mapping[str, Any]
+T = TypeVar("T")
 
 
 _GIVEN = object()  # a parameter whose value comes with each execution
@@ -108,7 +108,12 @@ class Prepared:
         self._compiled[(dialect.name, keys)] = found
         return found
 
-    def _run(self, conn: Connection, params: Params | Sequence[Params]) -> tuple[_Compiled, Any]:
+    def _run(
+        self,
+        conn: Connection,
+        params: Params | Sequence[Params],
+        fetch: Callable[[_Compiled, Any], T] | None = None,
+    ) -> T | None:
         many = not isinstance(params, Mapping)
         first = params[0] if many else params  # type: ignore[index]
         compiled = self._for(conn.dialect, tuple(first))  # type: ignore[arg-type]
@@ -119,29 +124,25 @@ class Prepared:
                 cursor.executemany(compiled.sql, [compiled.values(p) for p in params])  # type: ignore[union-attr]
             else:
                 cursor.execute(compiled.sql, compiled.values(first))  # type: ignore[arg-type]
+            # In a pipeline (db.writing) an error arrives with the next result read, which may
+            # be this statement's or a later one's.
+            return None if fetch is None else fetch(compiled, cursor)
         except dbapi.Error as exc:
+            raise driver_error(conn.dialect, compiled.sql, exc) from exc
+        finally:
             cursor.close()
-            raise DBAPIError.instance(
-                compiled.sql, None, exc, dbapi.Error, hide_parameters=True, dialect=conn.dialect
-            ) from exc
-        return compiled, cursor
 
     def execute(self, conn: Connection, params: Params | Sequence[Params]) -> None:
         """Run it with one set of values, or once per set (``executemany``)."""
-        self._run(conn, params)[1].close()
+        self._run(conn, params)
 
     def rows(self, conn: Connection, params: Params) -> list[Any]:
         """Every row it returns, each a named tuple of its columns' values."""
-        compiled, cursor = self._run(conn, params)
-        with closing(cursor):
-            return compiled.read(cursor, cursor.fetchall())
+        return self._run(conn, params, _all) or []
 
     def first(self, conn: Connection, params: Params) -> Any:
         """The first row; None if there is none."""
-        compiled, cursor = self._run(conn, params)
-        with closing(cursor):
-            raw = cursor.fetchone()
-            return None if raw is None else compiled.read(cursor, [raw])[0]
+        return self._run(conn, params, _first)
 
     def scalar(self, conn: Connection, params: Params) -> Any:
         """The first column of the first row; None if there is no row."""
@@ -151,3 +152,19 @@ class Prepared:
     def scalars(self, conn: Connection, params: Params) -> list[Any]:
         """The first column of every row."""
         return [row[0] for row in self.rows(conn, params)]
+
+
+def _all(compiled: _Compiled, cursor: Any) -> list[Any]:
+    return compiled.read(cursor, cursor.fetchall())
+
+
+def _first(compiled: _Compiled, cursor: Any) -> Any:
+    raw = cursor.fetchone()
+    return None if raw is None else compiled.read(cursor, [raw])[0]
+
+
+def driver_error(dialect: Dialect, sql: str, exc: Exception) -> DBAPIError:
+    """The driver's error as SQLAlchemy's (an ``IntegrityError`` stays one), parameters hidden."""
+    return DBAPIError.instance(
+        sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+    )

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, insert, or_, select, 
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records import ledger
-from miaopi.records.db import dialect_insert, reading, writing
+from miaopi.records.db import dialect_insert, reading, reading_one, writing
 from miaopi.records.ledger import closure_record, revocation_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
@@ -383,7 +383,7 @@ _BARS_OF = Prepared(  # asked for every decision (see prepared.py)
 def bars_of(engine: Engine, id_number: str) -> list[Any]:
     """The fraud bars this city issued against a person (``barred_on``, ``case_id``), oldest
     first."""
-    with reading(engine) as conn:
+    with reading_one(engine) as conn:
         id_hash = key_of(conn.dialect).lookup_hash(id_number)
         return _BARS_OF.rows(conn, {"id_hash": id_hash})
 
