@@ -104,14 +104,16 @@ def test_rows_read_directly_are_the_rows_sqlalchemy_reads(engine: Engine) -> Non
     assert missing is None
 
 
+@pytest.mark.parametrize("pipelined", [False, True])
 def test_a_constraint_the_driver_reports_is_sqlalchemys_error_without_the_values(
-    engine: Engine,
+    engine: Engine, pipelined: bool
 ) -> None:
+    # Pipelined on PostgreSQL, the failure is only read with the COMMIT.
     _ruleset(engine)
     case = _case(engine, "c" * 32)
     with writing(engine) as conn:
         Prepared(insert(cases)).execute(conn, case)
-    with pytest.raises(IntegrityError) as raised, writing(engine) as conn:
+    with pytest.raises(IntegrityError) as raised, writing(engine, pipelined=pipelined) as conn:
         Prepared(insert(cases)).execute(conn, case)
     assert ID_NUMBER not in str(raised.value)
     assert "s1." not in str(raised.value)

@@ -178,9 +178,10 @@ def _pipelined(engine: Engine) -> Iterator[Connection]:
     """A PostgreSQL transaction in psycopg's pipeline mode, committed inside the pipeline."""
     with engine.connect() as conn, _prepared_only(conn, True):
         dbapi = conn.dialect.loaded_dbapi
+        raw = conn.connection.dbapi_connection
         transaction = conn.begin()
         try:
-            with conn.connection.dbapi_connection.pipeline() as pipeline:  # type: ignore[union-attr]
+            with raw.pipeline() as pipeline:  # type: ignore[union-attr]
                 try:
                     yield conn
                     transaction.commit()  # COMMIT goes with the statements still unanswered
@@ -190,11 +191,27 @@ def _pipelined(engine: Engine) -> Iterator[Connection]:
                     with suppress(dbapi.Error):
                         pipeline.sync()
                     raise
-        except dbapi.Error as exc:  # an answer read as the pipeline ended
-            raise driver_error(conn.dialect, "(pipeline)", exc) from exc
-        finally:
-            if transaction.is_active:
-                transaction.rollback()
+        except BaseException as exc:
+            _roll_back(conn, transaction)
+            if isinstance(exc, dbapi.Error):  # an answer read as the pipeline ended
+                raise driver_error(conn.dialect, "(pipeline)", exc) from exc
+            raise
+
+
+def _roll_back(conn: Connection, transaction: Any) -> None:
+    """Roll back, outside the pipeline, also after a failed COMMIT.
+
+    SQLAlchemy counts a transaction whose COMMIT failed as ended, and its pool then skips the
+    rollback it does on return: the connection would go back in the pool with its transaction
+    open in error, and fail whoever took it next.
+    """
+    if transaction.is_active:
+        transaction.rollback()
+        return
+    try:
+        conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+    except conn.dialect.loaded_dbapi.Error:
+        conn.invalidate()  # a connection that cannot roll back is not handed out again
 
 
 _PREPARED_ONLY = "miaopi.prepared_only"
