@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from miaopi.bootstrap import open_database
+from miaopi.records.ledger import verify as ledger_verify
 from miaopi.records.sealing import DataKey
 from miaopi.records.tables import cases, ledger
 from miaopi.settings import Settings
@@ -135,6 +136,7 @@ async def test_approval_numbers_stay_unique_and_gap_free_across_processes(
     with engine.connect() as conn:  # every decision in the ledger, one chain, no fork
         assert conn.execute(select(func.count()).select_from(ledger)).scalar_one() == n
         assert conn.execute(select(func.max(ledger.c.seq))).scalar_one() == n
+    assert ledger_verify(engine).intact  # each entry's hashes hold, recomputed from the rows
     engine.dispose()
 
 
