@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
-
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -12,56 +9,16 @@ from miaopi.eligibility.ruleset import RuleBook
 from miaopi.records import cases, ledger
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import create_client
-from miaopi.records.db import make_engine, upgrade
-from miaopi.records.sealing import DataKey
 from miaopi.records.tables import approval_counters, case_events, registry_queries
 from miaopi.records.tables import cases as case_table
 from miaopi.records.tables import ledger as ledger_table
-from tests.conftest import DATA_KEY, NOW
+from tests.integration.conftest import new_case
+
+REGISTRIES = ("police", "education", "credit")
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url, DataKey(DATA_KEY))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-def _case(rulebook: RuleBook, client_id: int, status: str) -> NewCase:
-    ruleset = rulebook.in_force("graduate", date(2026, 11, 22))
-    assert ruleset is not None
-    return NewCase(
-        status=status,
-        business_type="graduate",
-        applicant_name="李明",
-        applicant_id_number="420102200203151232",
-        employer_uscc="91440305MA5F1Q2RXK",
-        employer_name="前海智造",
-        submitted_by=client_id,
-        application_date=date(2026, 11, 22),
-        ruleset_fingerprint=ruleset.fingerprint,
-        ruleset_definition=ruleset.definition,
-        ruleset_version=ruleset.version,
-        request={"business_type": "graduate"},
-        decision={"outcome": status, "criteria": []},
-        evidence=[
-            {
-                "registry": registry,
-                "query": "person",
-                "queried_at": NOW.isoformat(),
-                "elapsed_ms": 40.0,
-                "status": "ok",
-            }
-            for registry in ("police", "education", "credit")
-        ],
-        submitted_at=NOW,
-        decided_at=NOW,
-        elapsed_ms=120.0,
-        risk_class="B",
-        employer_region="440305",
-        supervision=ruleset.supervision,
-    )
+def _case(rulebook: RuleBook, client_id: int, status: str = "approved") -> NewCase:
+    return new_case(rulebook, client_id, status=status, registries=REGISTRIES)
 
 
 def _counts(engine: Engine) -> dict[str, object]:
@@ -80,18 +37,28 @@ def test_a_key_another_case_took_is_a_race_and_the_losing_case_leaves_nothing(
     engine: Engine, rulebook: RuleBook, status: str
 ) -> None:
     client, _ = create_client(engine, "channel", "portal")
-    first = cases.record(engine, _case(rulebook, client.id, status), "4403", (client.id, "k", "h"))
+    first = cases.record(
+        engine,
+        _case(rulebook, client.id, status),
+        "4403",
+        (client.id, "k", "h"),
+    )
     before = _counts(engine)
 
     # The key's insert fails on the server; the statements sent after it must not count.
     with pytest.raises(IdempotencyRace):
-        cases.record(engine, _case(rulebook, client.id, status), "4403", (client.id, "k", "h"))
+        cases.record(
+            engine,
+            _case(rulebook, client.id, status),
+            "4403",
+            (client.id, "k", "h"),
+        )
 
     assert _counts(engine) == before
     assert ledger.verify(engine).intact
     assert cases.find_idempotent(engine, client.id, "k") == ("h", first.id)
     # The next approval takes the next number: the loser's increment was taken back.
-    after = cases.record(engine, _case(rulebook, client.id, "approved"), "4403")
+    after = cases.record(engine, _case(rulebook, client.id), "4403")
     expected = 2 if status == "approved" else 1
     assert after.approval_number == f"4403-2026-{expected:06d}"
 
@@ -108,7 +75,7 @@ def test_cases_recorded_one_after_another_are_each_stored_numbered_and_chained(
     with engine.connect() as conn:
         stored = dict(conn.execute(select(case_table.c.id, case_table.c.approval_number)).all())
     assert stored == {r.id: r.approval_number for r in recorded}
-    assert _counts(engine)["queries"] == 3 * len(statuses)
+    assert _counts(engine)["queries"] == len(REGISTRIES) * len(statuses)
     verdict = ledger.verify(engine)
     assert verdict.intact
     assert verdict.entries == len(statuses)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -11,21 +10,11 @@ from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.records.clients import create_client
-from miaopi.records.db import make_engine, reading_one, upgrade, writing
+from miaopi.records.db import reading_one, writing
 from miaopi.records.prepared import Prepared
-from miaopi.records.sealing import DataKey
 from miaopi.records.tables import cases, clients, registry_queries, rulesets
-from tests.conftest import DATA_KEY
 
 ID_NUMBER = "420102200203151232"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url, DataKey(DATA_KEY))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _case(engine: Engine, case_id: str) -> dict[str, Any]:

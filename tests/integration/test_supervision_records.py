@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
-
 import pytest
 from alembic import command
 from sqlalchemy import Engine, func, select
 
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.records import cases
-from miaopi.records.cases import NewCase
 from miaopi.records.clients import create_client
 from miaopi.records.db import alembic_config, make_engine, upgrade
 from miaopi.records.sealing import DataKey
 from miaopi.records.tables import audit_tasks, case_events, spot_check_draws, supervision_queue
 from miaopi.records.tables import cases as case_table
 from miaopi.supervision.draw import is_selected
-from tests.conftest import DATA_KEY, NOW, stored_bytes
-
-
-def _approval(rulebook: RuleBook, client_id: int, risk_class: str) -> NewCase:
-    ruleset = rulebook.in_force("graduate", date(2026, 11, 22))
-    assert ruleset is not None
-    return NewCase(
-        status="approved",
-        business_type="graduate",
-        applicant_name="李明",
-        applicant_id_number="420102200203151232",
-        employer_uscc="91440305MA5F1Q2RXK",
-        employer_name="x",
-        submitted_by=client_id,
-        application_date=date(2026, 11, 22),
-        ruleset_fingerprint=ruleset.fingerprint,
-        ruleset_definition=ruleset.definition,
-        ruleset_version=ruleset.version,
-        request={},
-        decision={"outcome": "approved", "criteria": []},
-        evidence=[],
-        submitted_at=NOW,
-        decided_at=NOW,
-        elapsed_ms=1.0,
-        risk_class=risk_class,
-        employer_region="440305",
-        supervision=ruleset.supervision,
-    )
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url, DataKey(DATA_KEY))
-    upgrade(engine)
-    yield engine
-    engine.dispose()  # no pooled connection outlives the test's database
+from tests.conftest import DATA_KEY, stored_bytes
+from tests.integration.conftest import new_case
 
 
 @pytest.mark.slow
@@ -63,7 +25,7 @@ def test_approvals_are_drawn_at_their_risk_class_rate(engine: Engine, rulebook: 
     batch = {"A": 3000, "B": 3000, "C": 150, "D": 150}
     for risk_class, n in batch.items():
         for _ in range(n):
-            cases.record(engine, _approval(rulebook, client.id, risk_class), "4403")
+            cases.record(engine, new_case(rulebook, client.id, risk_class=risk_class), "4403")
 
     with engine.connect() as conn:
         drawn = dict(

@@ -1,0 +1,67 @@
+"""What the integration tests of the records share: a migrated database and a case to record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+from sqlalchemy import Engine
+
+from miaopi.eligibility.ruleset import RuleBook
+from miaopi.records.cases import NewCase
+from miaopi.records.db import make_engine, upgrade
+from miaopi.records.sealing import DataKey
+from tests.conftest import DATA_KEY, NOW
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url, DataKey(DATA_KEY))
+    upgrade(engine)
+    yield engine
+    engine.dispose()  # no pooled connection outlives the test's database
+
+
+def new_case(
+    rulebook: RuleBook,
+    client_id: int,
+    *,
+    status: str = "approved",
+    risk_class: str = "B",
+    registries: tuple[str, ...] = (),
+) -> NewCase:
+    """A graduate's case under the rules in force, with one answered query per registry."""
+    ruleset = rulebook.in_force("graduate", date(2026, 11, 22))
+    assert ruleset is not None
+    return NewCase(
+        status=status,
+        business_type="graduate",
+        applicant_name="李明",
+        applicant_id_number="420102200203151232",
+        employer_uscc="91440305MA5F1Q2RXK",
+        employer_name="前海智造",
+        submitted_by=client_id,
+        application_date=date(2026, 11, 22),
+        ruleset_fingerprint=ruleset.fingerprint,
+        ruleset_definition=ruleset.definition,
+        ruleset_version=ruleset.version,
+        request={"business_type": "graduate"},
+        decision={"outcome": status, "criteria": []},
+        evidence=[
+            {
+                "registry": registry,
+                "query": "person",
+                "queried_at": NOW.isoformat(),
+                "elapsed_ms": 40.0,
+                "status": "ok",
+            }
+            for registry in registries
+        ],
+        submitted_at=NOW,
+        decided_at=NOW,
+        elapsed_ms=120.0,
+        risk_class=risk_class,
+        employer_region="440305",
+        supervision=ruleset.supervision,
+    )
