@@ -129,6 +129,20 @@ async def test_an_auditor_revokes_a_case_and_the_applicant_is_barred(
     assert bar["facts"]["latest_fraud_bar_on"] == "2026-11-22"
     assert bar["registries"] == ["credit", "revocations"]
 
+    # The same number typed in full-width digits, as Chinese input methods may, is the same
+    # person: still barred, and asked about and recorded in its standard form.
+    wide = LI_MING["id_number"].translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
+    assert wide != LI_MING["id_number"]
+    typed = await api.post(
+        "/v1/applications",
+        json=application(uscc=FUTIAN, **{**LI_MING, "id_number": wide}),
+        headers=employer,
+    )
+    bar = next(c for c in typed.json()["decision"]["criteria"] if c["id"] == "no_fraud_bar")
+    assert (typed.json()["status"], bar["result"]) == ("rejected", "fail")
+    seen = await api.get(f"/v1/applications/{typed.json()['case_id']}", headers=make_key("admin"))
+    assert seen.json()["applicant"]["id_number"] == LI_MING["id_number"]
+
 
 async def test_findings_are_validated_and_only_the_assigned_auditor_closes(
     api: httpx.AsyncClient, make_key: Keys
