@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 from stdnum.cn import ric, uscc
+from stdnum.exceptions import ValidationError
+from stdnum.util import isdigits
+
+_NOT_A_RESIDENT_ID = "not a valid resident ID number (GB 11643-1999 check digit or date)"
+
+
+@lru_cache(maxsize=8192)
+def _area_in_use(area: str, year: int) -> bool:
+    """Whether GB 2260 had the six-digit area code in that year, by stdnum's table.
+
+    Looking an area up in that table is four fifths of ``ric.validate`` (about 40 µs); there are
+    a few thousand areas, so each (area, year) is looked up once. Neither says who anyone is.
+    """
+    try:
+        ric.get_birth_place(f"{area}{year:04d}0101")  # reads the area and the year, nothing else
+    except ValidationError:
+        return False
+    return True
 
 
 def resident_id(value: str) -> str:
     """A GB 11643-1999 resident ID number in its standard form; ValueError if it is not one.
 
-    stdnum accepts full-width digits, as Chinese input methods type them; the number is given
-    back in ASCII, upper-cased, so that registries, fraud bars and the stored case all see one
-    person.
+    Accepts exactly what ``ric.is_valid`` accepts (tests/unit/test_identifiers.py), in its
+    order: length and digits, check digit, birth date, then the area at that date. stdnum also
+    accepts full-width digits, as Chinese input methods type them; the number is given back in
+    ASCII, upper-cased, so that registries, fraud bars and the stored case all see one person.
     """
-    if not ric.is_valid(value):
-        raise ValueError("not a valid resident ID number (GB 11643-1999 check digit or date)")
-    return ric.compact(value)
+    number = ric.compact(value)
+    try:
+        if len(number) != 18 or not isdigits(number[:-1]):
+            raise ValueError(_NOT_A_RESIDENT_ID)
+        if number[-1] != ric.calc_check_digit(number):
+            raise ValueError(_NOT_A_RESIDENT_ID)
+        born = ric.get_birth_date(number)
+    except ValidationError:
+        raise ValueError(_NOT_A_RESIDENT_ID) from None
+    if not _area_in_use(number[:6], born.year):
+        raise ValueError(_NOT_A_RESIDENT_ID)
+    return number
 
 
 def credit_code(value: str) -> str:

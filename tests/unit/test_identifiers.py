@@ -1,8 +1,74 @@
-"""Resident ID numbers and credit codes are taken in their standard form."""
+"""Resident ID numbers and credit codes: stdnum's verdict, in their standard form.
+
+``resident_id`` runs stdnum's steps itself so that it can cache the area lookup; these tests
+hold it to ``ric.is_valid``'s verdict on numbers near the edges: areas that existed only in
+some years, impossible dates, wrong check digits, stray characters.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.cn import ric
+
 from miaopi.identifiers import credit_code, resident_id
+
+# Areas that existed throughout, only until 2010, only from 1986, and codes never assigned.
+AREAS = ("420102", "440305", "110103", "110104", "110111", "110112", "999999", "420100", "000000")
+
+
+def _accepted(value: str) -> bool:
+    try:
+        resident_id(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _with_check_digit(body: str) -> str:
+    return body + ric.calc_check_digit(body + "0")
+
+
+@settings(max_examples=400)
+@given(
+    area=st.sampled_from(AREAS),
+    born=st.dates(min_value=date(1900, 1, 1), max_value=date(2030, 12, 31)),
+    serial=st.integers(0, 999),
+    check_digit_right=st.booleans(),
+)
+def test_numbers_with_real_and_unassigned_areas_at_any_date(
+    area: str, born: date, serial: int, check_digit_right: bool
+) -> None:
+    number = _with_check_digit(f"{area}{born:%Y%m%d}{serial:03d}")
+    if not check_digit_right:
+        number = number[:-1] + ("0" if number[-1] != "0" else "1")
+    assert _accepted(number) == ric.is_valid(number)
+
+
+@settings(max_examples=400)
+@given(st.text(alphabet="0123456789Xx ", min_size=18, max_size=18))
+def test_any_eighteen_characters(value: str) -> None:
+    assert _accepted(value) == ric.is_valid(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("420102200203151232", True),
+        ("420102200203151233", False),  # check digit
+        ("420102200202301235", False),  # 30 February
+        (_with_check_digit("11010320150101123"), False),  # Chongwen district was merged in 2010
+        (_with_check_digit("11010320050101123"), True),
+        ("４20102200203151232", True),  # full-width digits, as Chinese input methods type
+        ("42010219900101123x", False),
+    ],
+)
+def test_examples(value: str, valid: bool) -> None:
+    assert _accepted(value) is valid
+    assert ric.is_valid(value) is valid
 
 
 def test_numbers_come_back_in_their_standard_form() -> None:
