@@ -35,7 +35,7 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 
 from miaopi.records.prepared import driver_error
-from miaopi.records.sealing import DataKey, bind_key, bound_key
+from miaopi.records.sealing import DataKey, bind_key, bound_key, json_text
 
 
 def make_engine(url: str, data_key: DataKey | None = None) -> Engine:
@@ -50,11 +50,15 @@ def make_engine(url: str, data_key: DataKey | None = None) -> Engine:
 def _engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=json_text
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=json_text
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
