@@ -1,0 +1,168 @@
+"""Instructions per decision, counted by valgrind's callgrind: a figure that does not move with
+the machine's load, for comparing two builds of the service.
+
+On this shared VM the CPU per decision of two runs of one build differs by up to 40 %, so a
+change worth 2 % cannot be seen in `scripts/bench`. The instructions the service executes for
+the same applications differ by about 1 % between runs. Instructions are not time (a cache
+miss costs more than an addition), but for a change in what the code does they are the
+steadiest measure this machine has; it has no hardware counters for `perf`.
+
+The service's app is called in process over ASGI (uvicorn's share is not counted), with its
+production settings, SQLite in a temporary directory and the registries over HTTP to `miaopi
+mock serve` in another process, without latency. Instrumentation is switched on for the
+measured decisions only, after a warm-up: imports, startup and the warm-up are not counted.
+The same applications are decided, in the same order, on every run.
+
+  python bench/instructions.py                  # needs valgrind on the PATH; about a minute
+  python bench/instructions.py -n 200 --concurrency 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import run as bench  # bench/run.py, beside this script
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Under callgrind: decide applications, counting only the measured ones."""
+    work = Path(tempfile.mkdtemp(prefix="miaopi-instructions-"))
+    population = work / "population.json"
+    subprocess.run([*bench.MIAOPI, "mock", "generate", "--seed", "7", "--persons", "20000",
+                    "-o", str(population)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    mock_port = bench.free_port()
+    mocks = subprocess.Popen(
+        [*bench.MIAOPI, "mock", "serve", "--port", str(mock_port)],
+        env={**os.environ, "MIAOPI_MOCK_DATASET": str(population)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    key = subprocess.run([*bench.MIAOPI, "keys", "generate"], check=True,
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    env = {
+        "MIAOPI_ENVIRONMENT": "production",
+        "MIAOPI_DATA_KEY": key,
+        "MIAOPI_DATABASE_URL": f"sqlite:///{work}/miaopi.db",
+        "MIAOPI_RULES_DIR": str(REPO / "rules"),
+        # Everything runs ~50x slower under valgrind; a lookup must not run out of time.
+        "MIAOPI_REGISTRY_TIMEOUT_S": "60",
+        **{f"MIAOPI_REGISTRY_{name.upper()}_URL": f"http://127.0.0.1:{mock_port}/{name}"
+           for name in ("police", "education", "overseas_credentials", "social_security",
+                        "credit", "hrss")},
+    }  # fmt: skip
+    os.environ.update(env)
+    os.chdir(work)
+    try:
+        bench.wait_ready(f"http://127.0.0.1:{mock_port}/police/openapi.json", mocks, 300)
+        asyncio.run(_decide(args, json.loads(population.read_text(encoding="utf-8")), env))
+    finally:
+        mocks.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _decide(
+    args: argparse.Namespace, population: dict[str, Any], env: dict[str, str]
+) -> None:
+    from miaopi.api.app import create_app, settle_for_serving
+    from miaopi.bootstrap import bootstrap
+
+    container = bootstrap()
+    keys = bench.make_keys(env, args.concurrency)
+    app = create_app(container, serving=True)
+    total = args.warmup + args.n
+    bodies = [json.dumps(b, ensure_ascii=False).encode()
+              for b in bench.applications(population, total, 2)]  # fmt: skip
+
+    async def post(body: bytes, key: str) -> tuple[int, str]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
+                   (b"authorization", f"Bearer {key}".encode()),
+                   (b"content-length", str(len(body)).encode())]  # fmt: skip
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "POST", "scheme": "http", "path": "/v1/applications",
+                 "raw_path": b"/v1/applications", "query_string": b"", "root_path": "",
+                 "headers": headers, "client": ("127.0.0.1", 50000),
+                 "server": ("127.0.0.1", 80), "state": {}}  # fmt: skip
+        await app(scope, receive, send)
+        answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        status = sent[0]["status"]
+        return status, json.loads(answer)["status"] if status == 201 else str(status)
+
+    async def decide(start: int, stop: int) -> dict[str, int]:
+        outcomes: dict[str, int] = {}
+        queue = iter(range(start, stop))
+
+        async def worker(w: int) -> None:
+            for i in queue:
+                _, outcome = await post(bodies[i], keys[w % len(keys)])
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+        await asyncio.gather(*(worker(w) for w in range(args.concurrency)))
+        return outcomes
+
+    async with app.router.lifespan_context(app):
+        settle_for_serving(container)
+        await decide(0, args.warmup)
+        # Blocking on purpose: nothing else may run while counting is switched.
+        toggle = ["callgrind_control", "--instr"]
+        subprocess.run([*toggle, "on", str(os.getpid())], check=True, stdout=subprocess.DEVNULL)  # noqa: ASYNC221
+        outcomes = await decide(args.warmup, total)
+        subprocess.run([*toggle, "off", str(os.getpid())], check=True, stdout=subprocess.DEVNULL)  # noqa: ASYNC221
+    print(json.dumps(outcomes, sort_keys=True), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=100, help="decisions counted")
+    parser.add_argument("--warmup", type=int, default=40, help="decisions before counting")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inner:
+        measure(args)
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("bench/instructions.py needs valgrind (and its callgrind_control) on the PATH")
+    out = Path(tempfile.mkdtemp(prefix="miaopi-callgrind-"))
+    try:
+        inner = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={out}/callgrind.%p", sys.executable, __file__, "--inner",
+             "-n", str(args.n), "--warmup", str(args.warmup),
+             "--concurrency", str(args.concurrency)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if inner.returncode != 0:
+            sys.exit(f"the measured run failed:\n{inner.stdout}\n{inner.stderr[-3000:]}")
+        total = sum(
+            int(line.split()[1])
+            for dump in out.glob("callgrind.*")
+            for line in dump.read_text().splitlines()
+            if line.startswith("totals:")
+        )
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    outcomes = inner.stdout.strip().splitlines()[-1]
+    print(f"{total / args.n / 1e6:.2f} million instructions per decision "
+          f"({args.n} decisions, concurrency {args.concurrency}, outcomes {outcomes})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
