@@ -19,6 +19,9 @@ from miaopi.telemetry import HTTP_REQUESTS, HTTP_SECONDS, REQUEST_ID
 log = logging.getLogger("miaopi.http")
 # A caller's id is kept only when it cannot smuggle anything into a log line or a header.
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# HTTP/1.1 takes any token as a method; as a metric label each one a client invents would be
+# a time series of its own, kept for good, so the rest are counted together.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestTelemetry:
@@ -50,8 +53,9 @@ class RequestTelemetry:
         finally:
             elapsed = time.perf_counter() - started
             route = _route(scope)
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_SECONDS.labels(scope["method"], route).observe(elapsed)
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_SECONDS.labels(method, route).observe(elapsed)
             if route not in ("/metrics", "/healthz", "/readyz"):
                 log.info(
                     "%s %s %d", scope["method"], route, status,
