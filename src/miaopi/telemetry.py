@@ -14,6 +14,7 @@ import logging
 import os
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from prometheus_client import (
@@ -100,20 +101,32 @@ HTTP_SECONDS = Histogram(
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 
 
+@cache
+def series(metric: Any, *labels: str) -> Any:
+    """The metric's time series for these label values, looked up once.
+
+    ``labels()`` takes a lock and checks its arguments on every call, about 2 µs, and a
+    decision made some twenty such calls. Every label value here comes from a closed set
+    (business types, outcomes, registries, statuses, route templates, HTTP's methods), so
+    this stays small.
+    """
+    return metric.labels(*labels)
+
+
 def observe_decision(decision: Any, purpose: str) -> None:
     """Record one decision: its outcome, its time, its rules' time and every registry answer."""
     business_type = decision.application.business_type
-    DECISIONS.labels(business_type, decision.outcome, purpose).inc()
-    DECISION_SECONDS.labels(business_type).observe(decision.elapsed_ms / 1000)
-    RULE_SECONDS.labels(business_type).observe(decision.rules_ms / 1000)
-    RULE_CPU_SECONDS.labels(business_type).observe(decision.rules_cpu_ms / 1000)
+    series(DECISIONS, business_type, decision.outcome, purpose).inc()
+    series(DECISION_SECONDS, business_type).observe(decision.elapsed_ms / 1000)
+    series(RULE_SECONDS, business_type).observe(decision.rules_ms / 1000)
+    series(RULE_CPU_SECONDS, business_type).observe(decision.rules_cpu_ms / 1000)
     for evidence in decision.evidence:
         if evidence.registry == "revocations":
             continue  # our own database, not a registry
-        REGISTRY_SECONDS.labels(evidence.registry, evidence.query).observe(
+        series(REGISTRY_SECONDS, evidence.registry, evidence.query).observe(
             evidence.elapsed_ms / 1000
         )
-        REGISTRY_QUERIES.labels(evidence.registry, evidence.status).inc()
+        series(REGISTRY_QUERIES, evidence.registry, evidence.status).inc()
 
 
 def exposition() -> tuple[bytes, str]:

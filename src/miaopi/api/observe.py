@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from miaopi.telemetry import HTTP_REQUESTS, HTTP_SECONDS, REQUEST_ID
+from miaopi.telemetry import HTTP_REQUESTS, HTTP_SECONDS, REQUEST_ID, series
 
 log = logging.getLogger("miaopi.http")
 # A caller's id is kept only when it cannot smuggle anything into a log line or a header.
@@ -54,8 +54,8 @@ class RequestTelemetry:
             elapsed = time.perf_counter() - started
             route = _route(scope)
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_SECONDS.labels(method, route).observe(elapsed)
+            series(HTTP_REQUESTS, method, route, str(status)).inc()
+            series(HTTP_SECONDS, method, route).observe(elapsed)
             if route not in ("/metrics", "/healthz", "/readyz"):
                 log.info(
                     "%s %s %d", scope["method"], route, status,
