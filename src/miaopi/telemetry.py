@@ -26,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.metrics import MetricWrapperBase
 
 # The id of the request being served, for log lines and the registries' X-Request-ID header.
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
@@ -102,7 +103,7 @@ BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 @cache
-def series(metric: Any, *labels: str) -> Any:
+def series(metric: MetricWrapperBase, *labels: str) -> Any:
     """The metric's time series for these label values, looked up once.
 
     ``labels()`` takes a lock and checks its arguments on every call, about 2 µs, and a
