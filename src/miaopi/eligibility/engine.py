@@ -18,16 +18,20 @@ How the engine is used, and why (each point was learned from a failure):
   The conditions are asked with only the fields of those undecided branches' conditions: every
   condition rule is guarded by ``$ex`` on each field it reads, so the others cannot fire, and
   the round trip each fired rule costs is paid for the conditions that matter alone.
-* Rule dicts are deep-copied before registering (registration mutates them) and each ruleset's
-  name carries its fingerprint (a registered name can never be replaced).
-* The stock ``Host`` starts timer threads that dispatch queued actions; we use neither timers
-  nor queued actions, and those threads racing the caller crashed a prototype, so our host
-  starts none. All calls must come from one thread, the event loop's; this is enforced.
+* Each ruleset's name carries its fingerprint (a registered name can never be replaced).
+* The rules run in durable-rules' C engine (``durable_rules_engine``, the extension its Python
+  layer drives), and we drive it directly: a rule that fires is a name to record, nothing
+  more. The Python layer's ``Host`` and ``Closure`` turn each fired rule into a round trip of
+  about 40 µs: the session state and the matched fact parsed from JSON, the state encoded
+  again and re-asserted through the whole network (``update_state``), callbacks and promises.
+  We read the rule's name off the front of the engine's answer and ask for the next one. Its
+  ``Host`` also started timer threads that raced the caller and crashed a prototype; none
+  runs now. All calls must still come from one thread, the event loop's; this is enforced.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import re
 import threading
 import uuid
@@ -35,7 +39,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from durable import engine as _durable
+import durable_rules_engine as _rete
 
 from miaopi.eligibility.dates import add_years
 from miaopi.eligibility.ruleset import Condition, Const, DateAdd, FactRef, Lookup, Ruleset
@@ -47,9 +51,33 @@ _ALWAYS = frozenset({"t", "id"})  # the fields every fact carries: the type guar
 _MAX_EXPRESSIONS = 31
 
 
-class _ThreadlessHost(_durable.Host):
-    def _run(self) -> None:  # the stock host starts dispatch timer threads here
-        return None
+class _Network:
+    """One ruleset compiled into durable-rules' C engine."""
+
+    def __init__(self, name: str, definition: dict[str, Any]) -> None:
+        self.name = name
+        self._handle = _rete.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+
+    def fired(self, fact: dict[str, Any]) -> frozenset[str]:
+        """The rules the fact matches, asserted in a session of its own that is then deleted."""
+        sid = uuid.uuid4().hex
+        handle = self._handle
+        code, state = _rete.assert_fact(
+            handle, json.dumps({**fact, "sid": sid}, ensure_ascii=False)
+        )
+        try:
+            if code != 0:  # 1: no rule matched, which the catch-all rule rules out
+                raise RuntimeError(f"durable-rules refused the fact in {self.name}: code {code}")
+            fired: list[str] = []
+            started = _rete.start_action_for_state(handle, state)
+            # Each answer is the JSON {"<rule>": <matched facts>}; rule names are identifiers.
+            message = None if started is None else started[1]
+            while message is not None:
+                fired.append(message[2 : message.index('"', 2)])
+                message = _rete.complete_and_start_action(handle, state)
+            return frozenset(fired)
+        finally:
+            _rete.delete_state(handle, sid)
 
 
 def _field(fact: str) -> str:
@@ -280,9 +308,8 @@ class RuleEngine:
         # shortcuts=False asks branch by branch, and every condition with every fact: the plain
         # reading of the rules, which tests compare the shortcuts with.
         self._shortcuts = shortcuts
-        self._host = _ThreadlessHost()
         self._compiled: dict[str, _Compiled] = {}
-        self._fired: list[str] = []
+        self._networks: dict[str, _Network] = {}
         self._owner: int | None = None
 
     def _check_thread(self) -> None:
@@ -301,32 +328,18 @@ class RuleEngine:
         if ruleset.fingerprint in self._compiled:
             return
         compiled = _compile(ruleset)
-        fired = self._fired
-
-        def action(rule: str) -> Any:
-            return lambda _closure: fired.append(rule)
-
         for name, rules in (
             (compiled.all_name, compiled.all_definition),
             (compiled.name, compiled.definition),
             (compiled.conditions_name, compiled.conditions_definition),
             (compiled.entitlements_name, compiled.entitlements_definition),
         ):
-            definition = copy.deepcopy(rules)
-            for rule, body in definition.items():
-                body["run"] = action(rule)
-            self._host.register_rulesets({name: definition})
+            self._networks[name] = _Network(name, rules)
         self._compiled[ruleset.fingerprint] = compiled
 
     def _assert(self, ruleset_name: str, fact: dict[str, Any]) -> frozenset[str]:
-        sid = uuid.uuid4().hex
-        self._fired.clear()
-        try:
-            self._host.assert_fact(ruleset_name, {**fact, "sid": sid})
-            return frozenset(self._fired)
-        finally:
-            self._fired.clear()
-            self._host.delete_state(ruleset_name, sid)
+        self._check_thread()
+        return self._networks[ruleset_name].fired(fact)
 
     def run(self, ruleset: Ruleset, facts: dict[str, Any]) -> BranchResults:
         """Assert the facts and report which rules fired."""
