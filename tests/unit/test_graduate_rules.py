@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -240,5 +241,19 @@ def test_a_ruleset_holds_no_live_sessions_after_many_evaluations(rulebook) -> No
     engine = RuleEngine()
     for _ in range(1500):  # more than the 1,024 live sessions a durable ruleset allows
         judge(rulebook, engine)
+        # A missing fact takes the evaluation through all three passes, each its own session.
+        judge(rulebook, engine, criminal_record_count=None)
     verdict, _, _ = judge(rulebook, engine)
     assert verdict == "approved"
+    verdict, results, _ = judge(rulebook, engine, criminal_record_count=None)
+    assert (verdict, results["no_criminal_record"]) == ("referred", "unknown")
+
+
+def test_the_engine_refuses_a_thread_other_than_its_first(rulebook) -> None:
+    engine = RuleEngine()
+    judge(rulebook, engine)
+    with ThreadPoolExecutor(1) as pool:
+        refused = pool.submit(judge, rulebook, engine)
+        with pytest.raises(RuntimeError, match="event loop's thread"):
+            refused.result()
+    assert judge(rulebook, engine)[0] == "approved"

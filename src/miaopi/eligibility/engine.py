@@ -338,7 +338,6 @@ class RuleEngine:
         self._compiled[ruleset.fingerprint] = compiled
 
     def _assert(self, ruleset_name: str, fact: dict[str, Any]) -> frozenset[str]:
-        self._check_thread()
         return self._networks[ruleset_name].fired(fact)
 
     def run(self, ruleset: Ruleset, facts: dict[str, Any]) -> BranchResults:
