@@ -13,8 +13,14 @@ mock serve` in another process, without latency. Instrumentation is switched on 
 measured decisions only, after a warm-up: imports, startup and the warm-up are not counted.
 The same applications are decided, in the same order, on every run.
 
+With ``--served`` the app is served by uvicorn in the measured process, as ``miaopi serve``
+serves it, and a client in another process posts the applications over HTTP (keep-alive, one
+connection per worker) and switches counting on and off itself: the HTTP server's share is
+counted too. ``--http`` and ``--loop`` choose uvicorn's protocol and event loop.
+
   python bench/instructions.py                  # needs valgrind on the PATH; about a minute
   python bench/instructions.py -n 200 --concurrency 8
+  python bench/instructions.py --served --http httptools --loop uvloop
 """
 
 from __future__ import annotations
@@ -64,7 +70,10 @@ def measure(args: argparse.Namespace) -> None:
     os.chdir(work)
     try:
         bench.wait_ready(f"http://127.0.0.1:{mock_port}/police/openapi.json", mocks, 300)
-        asyncio.run(_decide(args, json.loads(population.read_text(encoding="utf-8")), env))
+        if args.served:
+            _serve(args, population, env)
+        else:
+            asyncio.run(_decide(args, json.loads(population.read_text(encoding="utf-8")), env))
     finally:
         mocks.terminate()
         shutil.rmtree(work, ignore_errors=True)
@@ -120,12 +129,104 @@ async def _decide(
     async with app.router.lifespan_context(app):
         settle_for_serving(container)
         await decide(0, args.warmup)
-        # Blocking on purpose: nothing else may run while counting is switched.
-        toggle = ["callgrind_control", "--instr"]
-        subprocess.run([*toggle, "on", str(os.getpid())], check=True, stdout=subprocess.DEVNULL)  # noqa: ASYNC221
+        _count(os.getpid(), "on")
         outcomes = await decide(args.warmup, total)
-        subprocess.run([*toggle, "off", str(os.getpid())], check=True, stdout=subprocess.DEVNULL)  # noqa: ASYNC221
+        _count(os.getpid(), "off")
     print(json.dumps(outcomes, sort_keys=True), flush=True)
+
+
+def _count(pid: int, state: str) -> None:
+    """Switch callgrind's counting in process ``pid``. Blocking on purpose: nothing else may
+    run in the caller while counting is switched."""
+    subprocess.run(["callgrind_control", "--instr", state, str(pid)], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+def _serve(args: argparse.Namespace, population: Path, env: dict[str, str]) -> None:
+    """uvicorn serving the app here; a client process posts and switches counting."""
+    import threading
+
+    import uvicorn
+
+    from miaopi.api.app import create_app
+    from miaopi.bootstrap import bootstrap
+    from miaopi.telemetry import logging_config
+
+    keys = bench.make_keys(env, args.concurrency)
+    port = bench.free_port()
+    config = uvicorn.Config(
+        create_app(bootstrap(), serving=True), host="127.0.0.1", port=port, http=args.http,
+        loop=args.loop, log_config=logging_config(), access_log=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    keys_file = population.with_name("keys.json")
+    keys_file.write_text(json.dumps(keys), encoding="utf-8")
+    client = subprocess.Popen(
+        [sys.executable, __file__, "--client", "-n", str(args.n), "--warmup", str(args.warmup),
+         "--concurrency", str(args.concurrency), "--port", str(port),
+         "--population", str(population), "--keys", str(keys_file),
+         "--server-pid", str(os.getpid())],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def stop_when_done() -> None:
+        client.wait()
+        server.should_exit = True
+
+    threading.Thread(target=stop_when_done, daemon=True).start()
+    server.run()
+    lines = client.communicate()[0].strip().splitlines()
+    if client.returncode != 0 or not lines:
+        sys.exit(f"the client failed (exit {client.returncode})")
+    print(lines[-1], flush=True)
+
+
+def _client(args: argparse.Namespace) -> None:
+    """Post the applications to the served app; counting is on for the measured ones only."""
+    import aiohttp
+
+    keys = json.loads(Path(args.keys).read_text(encoding="utf-8"))
+    population = json.loads(Path(args.population).read_text(encoding="utf-8"))
+    total = args.warmup + args.n
+    bodies = [json.dumps(b, ensure_ascii=False).encode()
+              for b in bench.applications(population, total, 2)]  # fmt: skip
+    base = f"http://127.0.0.1:{args.port}"
+
+    async def decide(client: aiohttp.ClientSession, start: int, stop: int) -> dict[str, int]:
+        outcomes: dict[str, int] = {}
+        queue = iter(range(start, stop))
+
+        async def worker(w: int) -> None:
+            headers = {"Authorization": f"Bearer {keys[w % len(keys)]}",
+                       "Content-Type": "application/json"}  # fmt: skip
+            for i in queue:
+                async with client.post("/v1/applications", data=bodies[i], headers=headers) as r:
+                    answer = await r.json()
+                    outcome = answer["status"] if r.status == 201 else str(r.status)
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+        await asyncio.gather(*(worker(w) for w in range(args.concurrency)))
+        return outcomes
+
+    async def main() -> None:
+        timeout = aiohttp.ClientTimeout(total=600)
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as client:
+            for _ in range(600):  # uvicorn starts ~50x slower under valgrind
+                try:
+                    async with client.get("/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.5)
+            await decide(client, 0, args.warmup)
+            _count(args.server_pid, "on")
+            outcomes = await decide(client, args.warmup, total)
+            _count(args.server_pid, "off")
+        print(json.dumps(outcomes, sort_keys=True), flush=True)
+
+    asyncio.run(main())
 
 
 def main() -> None:
@@ -133,8 +234,19 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=100, help="decisions counted")
     parser.add_argument("--warmup", type=int, default=40, help="decisions before counting")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--served", action="store_true", help="serve the app with uvicorn")
+    parser.add_argument("--http", default="h11", help="uvicorn's HTTP protocol (--served)")
+    parser.add_argument("--loop", default="asyncio", help="uvicorn's event loop (--served)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--population", help=argparse.SUPPRESS)
+    parser.add_argument("--keys", help=argparse.SUPPRESS)
+    parser.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:
+        _client(args)
+        return
     if args.inner:
         measure(args)
         return
@@ -146,7 +258,8 @@ def main() -> None:
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              f"--callgrind-out-file={out}/callgrind.%p", sys.executable, __file__, "--inner",
              "-n", str(args.n), "--warmup", str(args.warmup),
-             "--concurrency", str(args.concurrency)],
+             "--concurrency", str(args.concurrency),
+             *(["--served", "--http", args.http, "--loop", args.loop] if args.served else [])],
             capture_output=True, text=True,
         )  # fmt: skip
         if inner.returncode != 0:
@@ -160,8 +273,9 @@ def main() -> None:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     outcomes = inner.stdout.strip().splitlines()[-1]
-    print(f"{total / args.n / 1e6:.2f} million instructions per decision "
-          f"({args.n} decisions, concurrency {args.concurrency}, outcomes {outcomes})")  # fmt: skip
+    how = f"served by uvicorn ({args.http}, {args.loop})" if args.served else "in process"
+    print(f"{total / args.n / 1e6:.2f} million instructions per decision ({args.n} decisions "
+          f"{how}, concurrency {args.concurrency}, outcomes {outcomes})")  # fmt: skip
 
 
 if __name__ == "__main__":
