@@ -18,7 +18,7 @@ How the engine is used, and why (each point was learned from a failure):
   The conditions are asked with only the fields of those undecided branches' conditions: every
   condition rule is guarded by ``$ex`` on each field it reads, so the others cannot fire, and
   the round trip each fired rule costs is paid for the conditions that matter alone.
-* Each ruleset's name carries its fingerprint (a registered name can never be replaced).
+* Each ruleset's name carries its fingerprint, so two versions of a ruleset never share one.
 * The rules run in durable-rules' C engine (``durable_rules_engine``, the extension its Python
   layer drives), and we drive it directly: a rule that fires is a name to record, nothing
   more. The Python layer's ``Host`` and ``Closure`` turn each fired rule into a round trip of
@@ -62,10 +62,9 @@ class _Network:
         """The rules the fact matches, asserted in a session of its own that is then deleted."""
         sid = uuid.uuid4().hex
         handle = self._handle
-        code, state = _rete.assert_fact(
-            handle, json.dumps({**fact, "sid": sid}, ensure_ascii=False)
-        )
+        encoded = json.dumps({**fact, "sid": sid}, ensure_ascii=False)
         try:
+            code, state = _rete.assert_fact(handle, encoded)
             if code != 0:  # 1: no rule matched, which the catch-all rule rules out
                 raise RuntimeError(f"durable-rules refused the fact in {self.name}: code {code}")
             fired: list[str] = []
