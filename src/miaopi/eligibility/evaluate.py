@@ -56,29 +56,34 @@ def evaluate(engine: RuleEngine, ruleset: Ruleset, facts: dict[str, Any]) -> Eva
     started, started_cpu = time.perf_counter(), time.thread_time()
     seen = engine.run(ruleset, facts)
     by_criterion: dict[str, list[CriterionResult]] = {}
-    for branch in engine.branches(ruleset):
-        if seen.all_passed or branch.rule in seen.fired:
-            result: CriterionResult = "pass"
-        elif seen.present.issuperset(branch.fields) or any(
-            seen.present.issuperset(c.fields) and c.rule not in seen.true_conditions
-            for c in branch.conditions
-        ):
-            result = "fail"
-        else:
-            result = "unknown"
-        by_criterion.setdefault(branch.criterion, []).append(result)
+    # When every criterion holds (the engine's first pass), no branch need be asked about.
+    if not seen.all_passed:
+        for branch in engine.branches(ruleset):
+            if branch.rule in seen.fired:
+                result: CriterionResult = "pass"
+            elif seen.present.issuperset(branch.fields) or any(
+                seen.present.issuperset(c.fields) and c.rule not in seen.true_conditions
+                for c in branch.conditions
+            ):
+                result = "fail"
+            else:
+                result = "unknown"
+            by_criterion.setdefault(branch.criterion, []).append(result)
 
+    shown_facts = {name: _display(value) for name, value in facts.items()}
     outcomes = []
     for criterion in ruleset.criteria:
-        results = by_criterion[criterion.id]
+        results = ("pass",) if seen.all_passed else by_criterion[criterion.id]
         if "pass" in results:
             verdict: CriterionResult = "pass"
         elif "unknown" in results:
             verdict = "unknown"
         else:
             verdict = "fail"
-        shown = {f: _display(facts.get(f)) for f in criterion.facts}
-        shown.update({k: _display(v) for k, v in seen.operands.get(criterion.id, {}).items()})
+        shown = {f: shown_facts.get(f) for f in criterion.facts}
+        operands = seen.operands.get(criterion.id)
+        if operands:
+            shown.update({k: _display(v) for k, v in operands.items()})
         outcomes.append(
             CriterionOutcome(
                 id=criterion.id,
