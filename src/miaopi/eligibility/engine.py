@@ -54,12 +54,16 @@ _MAX_EXPRESSIONS = 31
 _sessions = itertools.count(1)
 
 
+def _json(fact: dict[str, Any]) -> str:
+    return json.dumps(fact, ensure_ascii=False)
+
+
 class _Network:
     """One ruleset compiled into durable-rules' C engine."""
 
     def __init__(self, name: str, definition: dict[str, Any]) -> None:
         self.name = name
-        self._handle = _rete.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
+        self._handle = _rete.create_ruleset(name, _json(definition))
 
     def fired(self, fact: str) -> frozenset[str]:
         """The rules a fact (a JSON object) matches, asserted in a session of its own that is
@@ -341,9 +345,8 @@ class RuleEngine:
             self._networks[name] = _Network(name, rules)
         self._compiled[ruleset.fingerprint] = compiled
 
-    def _assert(self, ruleset_name: str, fact: dict[str, Any] | str) -> frozenset[str]:
-        encoded = fact if isinstance(fact, str) else json.dumps(fact, ensure_ascii=False)
-        return self._networks[ruleset_name].fired(encoded)
+    def _assert(self, ruleset_name: str, fact: str) -> frozenset[str]:
+        return self._networks[ruleset_name].fired(fact)
 
     def run(self, ruleset: Ruleset, facts: dict[str, Any]) -> BranchResults:
         """Assert the facts and report which rules fired."""
@@ -351,7 +354,7 @@ class RuleEngine:
         compiled = self._compiled[ruleset.fingerprint]
         fact, operands = self._fact(compiled, facts)
         present = frozenset(fact)
-        encoded = json.dumps(fact, ensure_ascii=False)  # once, for both passes that take it all
+        encoded = _json(fact)  # once, for both passes that take it whole
         if (
             self._shortcuts
             and compiled.all_hold
@@ -372,7 +375,7 @@ class RuleEngine:
             if self._shortcuts:
                 needed = _ALWAYS.union(*(c.fields for b in undecided for c in b.conditions))
                 asked = {k: v for k, v in fact.items() if k in needed}
-            true_conditions = self._assert(compiled.conditions_name, asked)
+            true_conditions = self._assert(compiled.conditions_name, _json(asked))
         return BranchResults(False, fired, present, operands, true_conditions)
 
     def entitled(self, ruleset: Ruleset, facts: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -382,7 +385,7 @@ class RuleEngine:
         self.prepare(ruleset)
         compiled = self._compiled[ruleset.fingerprint]
         fact, _ = self._fact(compiled, facts)
-        fired = self._assert(compiled.entitlements_name, fact)
+        fired = self._assert(compiled.entitlements_name, _json(fact))
         granted = []
         for entitlement in ruleset.entitlements:
             key = facts.get(entitlement.amount.key)

@@ -10,6 +10,7 @@ otherwise.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -73,7 +74,9 @@ def evaluate(engine: RuleEngine, ruleset: Ruleset, facts: dict[str, Any]) -> Eva
     shown_facts = {name: _display(value) for name, value in facts.items()}
     outcomes = []
     for criterion in ruleset.criteria:
-        results = ("pass",) if seen.all_passed else by_criterion[criterion.id]
+        results: Sequence[CriterionResult] = (
+            ("pass",) if seen.all_passed else by_criterion[criterion.id]
+        )
         if "pass" in results:
             verdict: CriterionResult = "pass"
         elif "unknown" in results:
