@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,8 @@ async def _decide(
     bodies = [json.dumps(b, ensure_ascii=False).encode()
               for b in bench.applications(population, total, 2)]  # fmt: skip
 
-    async def post(body: bytes, key: str) -> tuple[int, str]:
+    async def post(i: int, key: str) -> str:
+        body = bodies[i]
         sent: list[dict[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
@@ -112,27 +114,32 @@ async def _decide(
         await app(scope, receive, send)
         answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         status = sent[0]["status"]
-        return status, json.loads(answer)["status"] if status == 201 else str(status)
-
-    async def decide(start: int, stop: int) -> dict[str, int]:
-        outcomes: dict[str, int] = {}
-        queue = iter(range(start, stop))
-
-        async def worker(w: int) -> None:
-            for i in queue:
-                _, outcome = await post(bodies[i], keys[w % len(keys)])
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-
-        await asyncio.gather(*(worker(w) for w in range(args.concurrency)))
-        return outcomes
+        return json.loads(answer)["status"] if status == 201 else str(status)
 
     async with app.router.lifespan_context(app):
         settle_for_serving(container)
-        await decide(0, args.warmup)
+        await _decide_all(post, keys, range(args.warmup), args.concurrency)
         _count(os.getpid(), "on")
-        outcomes = await decide(args.warmup, total)
+        outcomes = await _decide_all(post, keys, range(args.warmup, total), args.concurrency)
         _count(os.getpid(), "off")
     print(json.dumps(outcomes, sort_keys=True), flush=True)
+
+
+async def _decide_all(
+    post: Callable[[int, str], Awaitable[str]], keys: list[str], which: range, concurrency: int
+) -> dict[str, int]:
+    """Post applications ``which`` from ``concurrency`` workers, each with its own key; count
+    the outcomes."""
+    outcomes: dict[str, int] = {}
+    queue = iter(which)
+
+    async def worker(w: int) -> None:
+        for i in queue:
+            outcome = await post(i, keys[w % len(keys)])
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return outcomes
 
 
 def _count(pid: int, state: str) -> None:
@@ -192,26 +199,17 @@ def _client(args: argparse.Namespace) -> None:
               for b in bench.applications(population, total, 2)]  # fmt: skip
     base = f"http://127.0.0.1:{args.port}"
 
-    async def decide(client: aiohttp.ClientSession, start: int, stop: int) -> dict[str, int]:
-        outcomes: dict[str, int] = {}
-        queue = iter(range(start, stop))
-
-        async def worker(w: int) -> None:
-            headers = {"Authorization": f"Bearer {keys[w % len(keys)]}",
-                       "Content-Type": "application/json"}  # fmt: skip
-            for i in queue:
-                async with client.post("/v1/applications", data=bodies[i], headers=headers) as r:
-                    answer = await r.json()
-                    outcome = answer["status"] if r.status == 201 else str(r.status)
-                outcomes[outcome] = outcomes.get(outcome, 0) + 1
-
-        await asyncio.gather(*(worker(w) for w in range(args.concurrency)))
-        return outcomes
-
-    async def main() -> None:
+    async def post_all() -> None:
         timeout = aiohttp.ClientTimeout(total=600)
         connector = aiohttp.TCPConnector(limit=args.concurrency)
         async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as client:
+
+            async def post(i: int, key: str) -> str:
+                headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+                async with client.post("/v1/applications", data=bodies[i], headers=headers) as r:
+                    answer = await r.json()
+                    return answer["status"] if r.status == 201 else str(r.status)
+
             for _ in range(600):  # uvicorn starts ~50x slower under valgrind
                 try:
                     async with client.get("/healthz") as r:
@@ -220,13 +218,13 @@ def _client(args: argparse.Namespace) -> None:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.5)
-            await decide(client, 0, args.warmup)
+            await _decide_all(post, keys, range(args.warmup), args.concurrency)
             _count(args.server_pid, "on")
-            outcomes = await decide(client, args.warmup, total)
+            outcomes = await _decide_all(post, keys, range(args.warmup, total), args.concurrency)
             _count(args.server_pid, "off")
         print(json.dumps(outcomes, sort_keys=True), flush=True)
 
-    asyncio.run(main())
+    asyncio.run(post_all())
 
 
 def main() -> None:
