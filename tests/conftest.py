@@ -18,6 +18,7 @@ from miaopi.bootstrap import Container, bootstrap
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.records.clients import create_client
+from miaopi.records.db import open_on_this_loop
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 
@@ -189,6 +190,7 @@ def container(settings: Settings, clock: Clock) -> Iterator[Container]:
 @pytest.fixture
 async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(container)
+    open_on_this_loop(container.db)  # as the app's lifespan does, which ASGITransport skips
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://miaopi.test"
     ) as client:

@@ -27,7 +27,7 @@ from miaopi.decision.service import Decider
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
-from miaopi.records.db import make_engine, upgrade
+from miaopi.records.db import close_on_this_loop, make_engine, upgrade
 from miaopi.records.revocations import DbRevocationRegister
 from miaopi.records.sealing import check_key, resolve_key
 from miaopi.settings import Settings
@@ -93,6 +93,7 @@ class Container:
     async def aclose(self) -> None:
         for client in self.http_clients:
             await client.aclose()
+        await close_on_this_loop(self.db)
         self.db.dispose()
 
 

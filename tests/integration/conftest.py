@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
+from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import Engine
 
 from miaopi.eligibility.ruleset import RuleBook
+from miaopi.records import db
 from miaopi.records.cases import NewCase
 from miaopi.records.db import make_engine, upgrade
 from miaopi.records.sealing import DataKey
-from tests.conftest import DATA_KEY, NOW
+from tests.conftest import DATA_KEY, NOW, ON_POSTGRES
 
 
 @pytest.fixture
@@ -21,6 +24,30 @@ def engine(database_url: str) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()  # no pooled connection outlives the test's database
+
+
+Work = Callable[[Engine], Any]
+Where = Callable[[Work], Any]
+
+
+@pytest.fixture(params=["thread", "event loop"] if ON_POSTGRES else ["thread"])
+def where(request: pytest.FixtureRequest, engine: Engine) -> Where:
+    """Runs ``work(engine)`` as a statement thread would, or, on PostgreSQL, as the service's
+    event loop does: in ``db.run``'s greenlet, over psycopg's asyncio connections."""
+
+    def on_thread(work: Work) -> Any:
+        return work(engine)
+
+    async def on_loop(work: Work) -> Any:
+        db.open_on_this_loop(engine)
+        try:
+            return await db.run(engine, work)
+        finally:
+            await db.close_on_this_loop(engine)
+
+    if request.param == "thread":
+        return on_thread
+    return lambda work: anyio.run(on_loop, work)
 
 
 def new_case(

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
+import anyio
 import pytest
 from sqlalchemy import Engine, func, select
 
 from miaopi.eligibility.ruleset import RuleBook
-from miaopi.records import cases, ledger
+from miaopi.records import cases, db, ledger
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import create_client
 from miaopi.records.tables import approval_counters, case_events, registry_queries
 from miaopi.records.tables import cases as case_table
 from miaopi.records.tables import ledger as ledger_table
-from tests.integration.conftest import new_case
+from tests.conftest import ON_POSTGRES
+from tests.integration.conftest import Where, new_case
 
 REGISTRIES = ("police", "education", "credit")
 
@@ -34,7 +39,7 @@ def _counts(engine: Engine) -> dict[str, object]:
 
 @pytest.mark.parametrize("status", ["approved", "rejected"])
 def test_a_key_another_case_took_is_a_race_and_the_losing_case_leaves_nothing(
-    engine: Engine, rulebook: RuleBook, status: str
+    engine: Engine, where: Where, rulebook: RuleBook, status: str
 ) -> None:
     client, _ = create_client(engine, "channel", "portal")
     first = cases.record(
@@ -47,11 +52,10 @@ def test_a_key_another_case_took_is_a_race_and_the_losing_case_leaves_nothing(
 
     # The key's insert fails on the server; the statements sent after it must not count.
     with pytest.raises(IdempotencyRace):
-        cases.record(
-            engine,
-            _case(rulebook, client.id, status),
-            "4403",
-            (client.id, "k", "h"),
+        where(
+            lambda on: cases.record(
+                on, _case(rulebook, client.id, status), "4403", (client.id, "k", "h")
+            )
         )
 
     assert _counts(engine) == before
@@ -79,3 +83,38 @@ def test_cases_recorded_one_after_another_are_each_stored_numbered_and_chained(
     verdict = ledger.verify(engine)
     assert verdict.intact
     assert verdict.entries == len(statuses)
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite's cases are written on the loop's thread")
+def test_cases_recorded_at_once_on_the_event_loop_never_leave_its_thread(
+    engine: Engine, rulebook: RuleBook
+) -> None:
+    client, _ = create_client(engine, "channel", "portal")
+    statuses = ["approved", "rejected", "approved", "referred"] * 5
+    threads: set[int] = set()
+
+    def record(on: Engine, status: str) -> object:
+        threads.add(threading.get_ident())
+        return cases.record(on, _case(rulebook, client.id, status), "4403")
+
+    async def all_at_once() -> list[object]:
+        db.open_on_this_loop(engine)
+        try:
+            return await asyncio.gather(*(db.run(engine, record, s) for s in statuses))
+        finally:
+            await db.close_on_this_loop(engine)
+
+    recorded = anyio.run(all_at_once)
+
+    assert threads == {threading.get_ident()}
+    numbers = sorted(r.approval_number for r in recorded if r.status == "approved")
+    assert numbers == [f"4403-2026-{n:06d}" for n in range(1, statuses.count("approved") + 1)]
+    assert ledger.verify(engine).entries == len(statuses)
+    assert ledger.verify(engine).intact
+    engine.dispose()
+    with engine.connect() as conn:  # the loop's connections were closed with it
+        others = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    assert others == 0

@@ -13,6 +13,7 @@ from miaopi.records.clients import create_client
 from miaopi.records.db import reading_one, writing
 from miaopi.records.prepared import Prepared
 from miaopi.records.tables import cases, clients, registry_queries, rulesets
+from tests.integration.conftest import Where
 
 ID_NUMBER = "420102200203151232"
 
@@ -95,15 +96,20 @@ def test_rows_read_directly_are_the_rows_sqlalchemy_reads(engine: Engine) -> Non
 
 @pytest.mark.parametrize("pipelined", [False, True])
 def test_a_constraint_the_driver_reports_is_sqlalchemys_error_without_the_values(
-    engine: Engine, pipelined: bool
+    engine: Engine, where: Where, pipelined: bool
 ) -> None:
     # Pipelined on PostgreSQL, the failure is only read with the COMMIT.
     _ruleset(engine)
     case = _case(engine, "c" * 32)
     with writing(engine) as conn:
         Prepared(insert(cases)).execute(conn, case)
-    with pytest.raises(IntegrityError) as raised, writing(engine, pipelined=pipelined) as conn:
-        Prepared(insert(cases)).execute(conn, case)
+
+    def again(on: Engine) -> None:
+        with writing(on, pipelined=pipelined) as conn:
+            Prepared(insert(cases)).execute(conn, case)
+
+    with pytest.raises(IntegrityError) as raised:
+        where(again)
     assert ID_NUMBER not in str(raised.value)
     assert "s1." not in str(raised.value)
     with engine.connect() as conn:  # the failed transaction left nothing behind
@@ -173,22 +179,33 @@ def test_sqlalchemys_own_statements_are_refused_in_a_pipelined_transaction(
         assert conn.execute(select(cases.c.id)).scalars().all() == []
 
 
-def test_a_failure_after_statements_were_sent_ahead_takes_them_all_back(engine: Engine) -> None:
+def test_a_failure_after_statements_were_sent_ahead_takes_them_all_back(
+    engine: Engine, where: Where
+) -> None:
     _ruleset(engine)
     case = _case(engine, "f" * 32)
     with pytest.raises(ValueError, match="after the insert"):
-        _insert_then_fail(engine, case, pipelined=True)
-    with writing(engine, pipelined=True) as conn:
-        ids = Prepared(select(cases.c.id)).scalars(conn, {})
-    assert ids == []
+        where(lambda on: _insert_then_fail(on, case, pipelined=True))
+
+    def read(on: Engine) -> list[Any]:
+        with writing(on, pipelined=True) as conn:
+            return Prepared(select(cases.c.id)).scalars(conn, {})
+
+    assert where(read) == []
 
 
-def test_a_pipelined_transaction_reads_its_own_writes_and_commits_them(engine: Engine) -> None:
+def test_a_pipelined_transaction_reads_its_own_writes_and_commits_them(
+    engine: Engine, where: Where
+) -> None:
     _ruleset(engine)
     case = _case(engine, "f" * 32)
-    with writing(engine, pipelined=True) as conn:
-        Prepared(insert(cases)).execute(conn, case)
-        inside = Prepared(select(cases.c.id, cases.c.applicant_id_number)).rows(conn, {})
+
+    def write_and_read(on: Engine) -> list[Any]:
+        with writing(on, pipelined=True) as conn:
+            Prepared(insert(cases)).execute(conn, case)
+            return Prepared(select(cases.c.id, cases.c.applicant_id_number)).rows(conn, {})
+
+    inside = where(write_and_read)
     with engine.connect() as conn:
         outside = conn.execute(select(cases.c.id, cases.c.applicant_id_number)).all()
     assert [tuple(r) for r in inside] == [tuple(r) for r in outside] == [("f" * 32, ID_NUMBER)]

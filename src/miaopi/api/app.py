@@ -19,7 +19,7 @@ from miaopi.api.limits import BodyLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
-from miaopi.records.db import statement_threads
+from miaopi.records.db import open_on_this_loop, statement_threads
 from miaopi.telemetry import stamp_request_ids
 
 log = logging.getLogger("miaopi.rules")
@@ -58,6 +58,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
         anyio.to_thread.current_default_thread_limiter().total_tokens = statement_threads(
             container.db
         )
+        open_on_this_loop(container.db)  # closed by container.aclose()
         # SIGHUP reloads the rules on the event loop's thread (durable-rules must stay there).
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)

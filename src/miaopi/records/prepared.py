@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util.concurrency import await_
 
 Params = Mapping[str, Any]
 T = TypeVar("T")
@@ -118,7 +119,7 @@ class Prepared:
         first = params[0] if many else params  # type: ignore[index]
         compiled = self._for(conn.dialect, tuple(first))  # type: ignore[arg-type]
         dbapi = conn.dialect.loaded_dbapi
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = _cursor(conn)
         try:
             if many:
                 cursor.executemany(compiled.sql, [compiled.values(p) for p in params])  # type: ignore[union-attr]
@@ -152,6 +153,44 @@ class Prepared:
     def scalars(self, conn: Connection, params: Params) -> list[Any]:
         """The first column of every row."""
         return [row[0] for row in self.rows(conn, params)]
+
+
+def _cursor(conn: Connection) -> Any:
+    if conn.dialect.is_async:
+        return _Awaited(conn.connection.driver_connection.cursor())  # type: ignore[union-attr]
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+class _Awaited:
+    """An asyncio driver's cursor as a plain one, for work that ``db.run`` runs in a greenlet.
+
+    SQLAlchemy's own adapter of the cursor reads a statement's rows as soon as it runs, which
+    in a pipeline finds none yet: a pipelined read would come back empty.
+    """
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    def execute(self, sql: str, params: Any) -> None:
+        await_(self._cursor.execute(sql, params))
+
+    def executemany(self, sql: str, params: Any) -> None:
+        await_(self._cursor.executemany(sql, params))
+
+    def fetchone(self) -> Any:
+        return await_(self._cursor.fetchone())
+
+    def fetchall(self) -> Any:
+        return await_(self._cursor.fetchall())
+
+    def close(self) -> None:
+        await_(self._cursor.close())
 
 
 def _all(compiled: _Compiled, cursor: Any) -> list[Any]:
