@@ -118,3 +118,27 @@ def test_cases_recorded_at_once_on_the_event_loop_never_leave_its_thread(
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).scalar()
     assert others == 0
+
+
+def test_the_millionth_approval_of_a_year_gets_seven_digits_and_a_chain_that_holds(
+    engine: Engine, where: Where, rulebook: RuleBook
+) -> None:
+    client, _ = create_client(engine, "channel", "portal")
+    first = cases.record(engine, _case(rulebook, client.id), "4403")
+    with engine.begin() as conn:
+        conn.execute(approval_counters.update().values(last=999_999))
+
+    def approve(on: Engine) -> object:
+        return cases.record(on, _case(rulebook, client.id), "4403")
+
+    millionth = where(approve)
+
+    assert first.approval_number == "4403-2026-000001"
+    assert millionth.approval_number == "4403-2026-1000000"
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(case_table.c.approval_number).where(case_table.c.id == millionth.id)
+        ).scalar()
+    assert stored == "4403-2026-1000000"
+    verdict = ledger.verify(engine)
+    assert (verdict.intact, verdict.entries) == (True, 2)

@@ -10,12 +10,13 @@ from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.records.clients import create_client
-from miaopi.records.db import reading_one, writing
+from miaopi.records.db import after_commit, reading_one, writing
 from miaopi.records.prepared import Prepared
 from miaopi.records.tables import cases, clients, registry_queries, rulesets
 from tests.integration.conftest import Where
 
 ID_NUMBER = "420102200203151232"
+insert_case = insert(cases)
 
 
 def _case(engine: Engine, case_id: str) -> dict[str, Any]:
@@ -222,3 +223,24 @@ def test_a_connection_that_served_a_single_read_is_transactional_again(engine: E
         _insert_then_fail(engine, case, pipelined=False)
     with engine.connect() as conn:
         assert conn.execute(select(cases.c.id)).scalars().all() == []
+
+
+def test_work_after_commit_runs_once_it_committed_and_never_after_a_rollback(
+    engine: Engine, where: Where
+) -> None:
+    _ruleset(engine)
+    case = _case(engine, "f" * 32)
+    seen: list[Any] = []
+
+    def insert(on: Engine, fail: bool) -> None:
+        with writing(on, pipelined=True) as conn:
+            read = Prepared(insert_case.returning(cases.c.id)).sent(conn, case)
+            after_commit(conn, lambda: seen.append(read()))
+            if fail:
+                raise ValueError("before the commit")
+
+    with pytest.raises(ValueError, match="before the commit"):
+        where(lambda on: insert(on, fail=True))
+    assert seen == []
+    where(lambda on: insert(on, fail=False))
+    assert seen == ["f" * 32]

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records import ledger
 from miaopi.records.access_log import log_queries
-from miaopi.records.db import dialect_insert, reading, writing
+from miaopi.records.db import after_commit, dialect_insert, reading, writing
 from miaopi.records.ledger import decision_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
@@ -169,20 +169,30 @@ def record(
                     employer_region=new.employer_region,
                     terms=new.supervision,
                 )
-                # Numbered last: the counter row stays locked from here until the commit, and
-                # every approval in every worker waits for it, so the wait covers only the
-                # number, the ledger entry and the commit, not the whole case.
-                year = new.application_date.year
-                number = _NEXT_NUMBER.scalar(conn, {"year": year, "last": 1})
-                values["approval_number"] = f"{city_prefix}-{year}-{number:06d}"
-                _NUMBER_CASE.execute(
-                    conn, {"case_id": case_id, "number": values["approval_number"]}
-                )
             # As it reads back: timestamps are stored, and returned, in UTC.
             stored = {**values, "submitted_at": new.submitted_at.astimezone(UTC)}
             stored["decided_at"] = new.decided_at.astimezone(UTC)
             row = SimpleNamespace(**stored, revoked_at=None, revocation_reason=None)
-            ledger.append(conn, "decision", case_id, case_id, decision_record(row), new.decided_at)
+            year = new.application_date.year
+            if conn.dialect.name == "postgresql":
+                # Number and entry in one statement: no decision waits on its locks for our answer.
+                read_number = ledger.append_on_server(
+                    conn, "decision", case_id, case_id, decision_record(row), new.decided_at,
+                    numbering=(city_prefix, year) if approved else None,
+                )  # fmt: skip
+                if read_number is not None:
+                    after_commit(conn, lambda: setattr(row, "approval_number", read_number()))
+            else:
+                if approved:
+                    # Numbered last: the counter row stays locked from here until the commit,
+                    # and every approval waits for it, so the wait covers only the number, the
+                    # ledger entry and the commit, not the whole case.
+                    number = _NEXT_NUMBER.scalar(conn, {"year": year, "last": 1})
+                    row.approval_number = f"{city_prefix}-{year}-{number:06d}"
+                    _NUMBER_CASE.execute(conn, {"case_id": case_id, "number": row.approval_number})
+                ledger.append(
+                    conn, "decision", case_id, case_id, decision_record(row), new.decided_at
+                )
         known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
         if idempotency is not None and find_idempotent(engine, *idempotency[:2]) is not None:

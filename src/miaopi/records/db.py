@@ -161,7 +161,7 @@ def writing(engine: Engine, *, pipelined: bool = False) -> Iterator[Connection]:
             with _pipelined(engine) as conn:
                 yield conn
             return
-        with engine.connect() as conn, conn.begin():
+        with engine.connect() as conn, _after_commit(conn), conn.begin():
             yield conn
         return
     inline = _inline.__dict__
@@ -169,7 +169,7 @@ def writing(engine: Engine, *, pipelined: bool = False) -> Iterator[Connection]:
     wait = not inline.get("active") or inline.get("wrote", False)
     with _writer_queue(engine).turn(wait), engine.connect() as conn:
         conn = conn.execution_options(sqlite_immediate=True)
-        with _prepared_only(conn, pipelined), conn.begin():
+        with _after_commit(conn), _prepared_only(conn, pipelined), conn.begin():
             yield conn
         if inline.get("active"):
             inline["wrote"] = True
@@ -214,7 +214,7 @@ def _pipelined(engine: Engine) -> Iterator[Connection]:
         dbapi = conn.dialect.loaded_dbapi
         transaction = conn.begin()
         try:
-            with _pipeline(conn) as sync:
+            with _pipeline(conn) as sync, _after_commit(conn):
                 try:
                     yield conn
                     transaction.commit()  # COMMIT goes with the statements still unanswered
@@ -248,6 +248,25 @@ def _roll_back(conn: Connection, transaction: Any) -> None:
 
 
 _PREPARED_ONLY = "miaopi.prepared_only"
+_AFTER_COMMIT = "miaopi.after_commit"
+
+
+def after_commit(conn: Connection, then: Callable[[], None]) -> None:
+    """Call ``then`` once the ``writing`` transaction of ``conn`` has committed, on the same
+    connection (for reading answers a pipeline left unread); never if it rolls back."""
+    conn.info[_AFTER_COMMIT].append(then)
+
+
+@contextmanager
+def _after_commit(conn: Connection) -> Iterator[None]:
+    # conn.info outlives the checkout (it is the pooled connection's): emptied either way.
+    conn.info[_AFTER_COMMIT] = calls = []
+    try:
+        yield
+    finally:
+        del conn.info[_AFTER_COMMIT]
+    for then in calls:
+        then()
 
 
 def _refuse_unprepared(conn: Connection, *_: Any) -> None:

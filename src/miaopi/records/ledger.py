@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Row, String, bindparam, insert, select, text, update
 
 from miaopi.records.db import reading
 from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import SealBroken
-from miaopi.records.tables import audit_tasks, cases, ledger, ledger_head
+from miaopi.records.tables import UTCDateTime, audit_tasks, cases, ledger, ledger_head
 
 GENESIS = "0" * 64
 
@@ -75,9 +76,12 @@ def closure_record(task: Any) -> dict[str, Any]:
     }
 
 
+def _canonical(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _sha256(data: Any) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(_canonical(data).encode()).hexdigest()
 
 
 def _entry_hash(
@@ -121,6 +125,104 @@ def append(
         },
     )
     _MOVE_HEAD.execute(conn, {"seq": seq, "hash": entry_hash})
+
+
+# PostgreSQL: the entry made by the server, in the one statement that takes the head's lock.
+# Its row stays locked until COMMIT, and every decision of every worker waits for it; made by
+# the client, the lock was held while the head's answer travelled back and the client's event
+# loop got round to it, and decisions queued on it (pg_stat_activity, scripts/bench). The
+# server computes exactly what ``append`` does: the record's hash from its canonical JSON,
+# which the client sends in two parts around the approval number the same statement draws,
+# and the entry's hash from the canonical JSON of its fields. ``verify`` checks both.
+_CHAIN = """
+head AS (
+    SELECT last_seq + 1 AS seq, last_hash AS prev FROM ledger_head WHERE id = 1 FOR UPDATE
+), hashed AS (
+    SELECT seq, prev, encode(sha256(convert_to(
+        CAST(:record_head AS text) || {number_json} || CAST(:record_tail AS text), 'UTF8'
+    )), 'hex') AS record_hash
+    FROM head{number_from}
+), entry AS (
+    SELECT seq, prev, record_hash, encode(sha256(convert_to(
+        '["' || prev || '",' || seq || ',' || CAST(:entry_fields AS text) || ',"'
+        || record_hash || '"]', 'UTF8'
+    )), 'hex') AS entry_hash
+    FROM hashed
+), added AS (
+    INSERT INTO ledger (seq, at, kind, case_id, subject_id, record_hash, prev_hash, entry_hash)
+    SELECT seq, :at, :kind, :case_id, :subject_id, record_hash, prev, entry_hash FROM entry
+    RETURNING seq, entry_hash
+)
+UPDATE ledger_head SET last_seq = added.seq, last_hash = added.entry_hash
+FROM added WHERE ledger_head.id = 1
+"""
+# An approval's number, drawn in the same statement: the counter's row, like the head's, is
+# locked until COMMIT (a rollback takes the number back, so numbers stay gap-free).
+_NUMBERED = """
+number AS (
+    INSERT INTO approval_counters (year, last) VALUES (:year, 1)
+    ON CONFLICT (year) DO UPDATE SET last = approval_counters.last + 1
+    RETURNING CAST(:number_prefix AS text)
+        || lpad(last::text, greatest(6, length(last::text)), '0') AS approval_number
+), numbered AS (
+    UPDATE cases SET approval_number = number.approval_number FROM number
+    WHERE cases.id = :case_id RETURNING cases.id
+),"""
+_AT = bindparam("at", type_=UTCDateTime())
+_CHAIN_ON_SERVER = Prepared(
+    text("WITH " + _CHAIN.format(number_json="''", number_from="")).bindparams(_AT)
+)
+_NUMBER_AND_CHAIN_ON_SERVER = Prepared(
+    text(
+        "WITH "  # noqa: S608 - fragments of this module's own SQL; every value is bound
+        + _NUMBERED
+        + _CHAIN.format(number_json="""'"' || approval_number || '"'""", number_from=", number")
+        + "RETURNING (SELECT approval_number FROM number)"
+    )
+    .bindparams(_AT)
+    .columns(approval_number=String)
+)
+
+
+def append_on_server(
+    conn: Connection,
+    kind: str,
+    case_id: str,
+    subject_id: str,
+    record: dict[str, Any],
+    at: datetime,
+    numbering: tuple[str, int] | None = None,
+) -> Callable[[], str] | None:
+    """``append``, made by PostgreSQL in one statement. With ``numbering`` (city prefix, year)
+    it also draws the case's approval number of that year, sets it on the case, and hashes
+    ``record`` with it.
+
+    Returns a function that reads the number once the transaction has committed (reading it
+    earlier would hold the locks while the answer travels), or None without a number.
+    """
+    stamp = _iso(at) or ""
+    params = {
+        "at": at,
+        "kind": kind,
+        "case_id": case_id,
+        "subject_id": subject_id,
+        # The entry's own fields, between its seq and its record's hash in the canonical JSON.
+        "entry_fields": _canonical([stamp, kind, case_id, subject_id])[1:-1],
+    }
+    if numbering is None:
+        params.update(record_head=_canonical(record), record_tail="")
+        _CHAIN_ON_SERVER.execute(conn, params)
+        return None
+    # A placeholder no record can hold, where the number goes in the canonical JSON.
+    placeholder = secrets.token_hex(16)
+    head, found, tail = _canonical({**record, "approval_number": placeholder}).partition(
+        f'"{placeholder}"'
+    )
+    if not found:
+        raise ValueError("the record has no approval_number")
+    city, year = numbering
+    params.update(record_head=head, record_tail=tail, year=year, number_prefix=f"{city}-{year}-")
+    return _NUMBER_AND_CHAIN_ON_SERVER.sent(conn, params)
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ class Prepared:
         # An INSERT takes its columns from the values given, as SQLAlchemy compiles it.
         statement = self._build(dialect)
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        returned = list(statement.exported_columns)  # type: ignore[attr-defined]
+        returned = list(getattr(statement, "exported_columns", ()))  # none from text()
         positional = bool(compiled.positional)
         rendered = {name: bind for bind, name in compiled.bind_names.items()}
         names = tuple(compiled.positiontup or ()) if positional else tuple(rendered)
@@ -132,6 +132,40 @@ class Prepared:
             raise driver_error(conn.dialect, compiled.sql, exc) from exc
         finally:
             cursor.close()
+
+    def sent(self, conn: Connection, params: Params) -> Callable[[], Any]:
+        """Send it now; the function returned reads the first column of its first row later.
+
+        On PostgreSQL in a pipeline (``db.writing``) that can be after COMMIT, so that no lock
+        the statement took waits for its answer to reach the client; read it before the
+        connection goes back to the pool: inside the ``writing`` block, or in
+        ``db.after_commit``. SQLite cannot commit with an answer unread: it is read at once.
+        """
+        compiled = self._for(conn.dialect, tuple(params))
+        dbapi = conn.dialect.loaded_dbapi
+        cursor = _cursor(conn)
+        try:
+            cursor.execute(compiled.sql, compiled.values(params))
+        except dbapi.Error as exc:
+            cursor.close()
+            raise driver_error(conn.dialect, compiled.sql, exc) from exc
+        except BaseException:
+            cursor.close()
+            raise
+
+        def read() -> Any:
+            try:
+                row = _first(compiled, cursor)
+            except dbapi.Error as exc:
+                raise driver_error(conn.dialect, compiled.sql, exc) from exc
+            finally:
+                cursor.close()
+            return None if row is None else row[0]
+
+        if conn.dialect.name == "sqlite":  # SQLite cannot commit with a statement unread
+            value = read()
+            return lambda: value
+        return read
 
     def execute(self, conn: Connection, params: Params | Sequence[Params]) -> None:
         """Run it with one set of values, or once per set (``executemany``)."""
