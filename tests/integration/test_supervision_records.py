@@ -5,13 +5,20 @@ from __future__ import annotations
 import pytest
 from alembic import command
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 from miaopi.eligibility.ruleset import RuleBook
-from miaopi.records import cases
+from miaopi.records import cases, ledger
 from miaopi.records.clients import create_client
 from miaopi.records.db import alembic_config, make_engine, upgrade
 from miaopi.records.sealing import DataKey
-from miaopi.records.tables import audit_tasks, case_events, spot_check_draws, supervision_queue
+from miaopi.records.tables import (
+    audit_tasks,
+    case_events,
+    ledger_head,
+    spot_check_draws,
+    supervision_queue,
+)
 from miaopi.records.tables import cases as case_table
 from miaopi.supervision.draw import is_selected
 from tests.conftest import DATA_KEY, stored_bytes
@@ -132,3 +139,30 @@ def test_upgrading_seals_stored_personal_data_and_keeps_the_ledger_intact(
     engine.dispose()
     assert b"420102200203151232" not in raw
     assert "李明".encode() not in raw
+
+
+def test_a_seed_drawn_by_a_case_that_rolled_back_is_never_used(
+    engine: Engine, rulebook: RuleBook
+) -> None:
+    # The first approval of the period draws its seed, then fails: without the ledger's head
+    # row it cannot be chained, so it must not be recorded at all.
+    client, _ = create_client(engine, "channel", "batch")
+    with engine.begin() as conn:
+        conn.execute(ledger_head.delete())
+    with pytest.raises((LookupError, IntegrityError)):
+        cases.record(engine, new_case(rulebook, client.id), "4403")
+    with engine.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(case_table)).scalar_one() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM audit_periods").scalar_one() == 0
+        conn.execute(ledger_head.insert().values(id=1, last_seq=0, last_hash=ledger.GENESIS))
+
+    # Every later draw of the period follows the seed it stored, not the one taken back
+    # (at risk class B's 5 %, a draw under another seed differs one time in ten or so).
+    for _ in range(100):
+        cases.record(engine, new_case(rulebook, client.id), "4403")
+    with engine.connect() as conn:
+        draws = conn.execute(select(spot_check_draws)).all()
+        seed = conn.exec_driver_sql("SELECT seed FROM audit_periods").scalar_one()
+    assert len(draws) == 100
+    assert all(is_selected(seed, d.case_id, d.rate) == d.selected for d in draws)
+    assert ledger.verify(engine).intact

@@ -147,7 +147,9 @@ head AS (
         '["' || prev || '",' || seq || ',' || CAST(:entry_fields AS text) || ',"'
         || record_hash || '"]', 'UTF8'
     )), 'hex') AS entry_hash
-    FROM hashed
+    -- Without the head row (the migrations make it) an entry of NULLs, which the ledger's
+    -- NOT NULL refuses: the case fails, as append's LookupError fails it, never unchained.
+    FROM (SELECT 1) AS one LEFT JOIN hashed ON true
 ), added AS (
     INSERT INTO ledger (seq, at, kind, case_id, subject_id, record_hash, prev_hash, entry_hash)
     SELECT seq, :at, :kind, :case_id, :subject_id, record_hash, prev, entry_hash FROM entry

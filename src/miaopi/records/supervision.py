@@ -8,6 +8,7 @@ revocation and fraud bar it decides, a re-check's result with the task it opens.
 from __future__ import annotations
 
 import secrets
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, insert, or_, select, 
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records import ledger
-from miaopi.records.db import dialect_insert, reading, reading_one, writing
+from miaopi.records.db import after_commit, dialect_insert, reading, reading_one, writing
 from miaopi.records.ledger import closure_record, revocation_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
@@ -96,13 +97,23 @@ def add_event(
 # --- the draw and the tasks it opens -------------------------------------------------------
 
 
+# A period's seed never changes once committed, so a process reads it once per database: on
+# PostgreSQL the read was the one answer an approval's transaction waited for before COMMIT.
+_committed_seeds: weakref.WeakKeyDictionary[Engine, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
 def _seed(conn: Connection, period: str, now: datetime) -> str:
     # Made by the first approval of the month; concurrent first approvals agree on one seed.
-    seed = _SEED.scalar(conn, {"period": period})
-    if seed is not None:
-        return seed  # type: ignore[no-any-return]
+    known = _committed_seeds.setdefault(conn.engine, {})
+    seed: str | None = known.get(period) or _SEED.scalar(conn, {"period": period})
+    if seed is not None:  # committed: this transaction only reads it
+        known[period] = seed
+        return seed
     _NEW_SEED.execute(conn, {"period": period, "seed": new_seed(), "created_at": now})
-    return _SEED.scalar(conn, {"period": period})  # type: ignore[no-any-return]
+    seed = _SEED.scalar(conn, {"period": period})
+    # Kept only once committed: a rollback takes the seed back, and another one may be drawn.
+    after_commit(conn, lambda: known.setdefault(period, seed))
+    return seed  # type: ignore[return-value]
 
 
 def _pick_auditor(conn: Connection, employer_region: str | None) -> int | None:
