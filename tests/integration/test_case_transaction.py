@@ -90,7 +90,7 @@ def test_cases_recorded_at_once_on_the_event_loop_never_leave_its_thread(
     engine: Engine, rulebook: RuleBook
 ) -> None:
     client, _ = create_client(engine, "channel", "portal")
-    statuses = ["approved", "rejected", "approved", "referred"] * 5
+    statuses = ["approved", "rejected", "approved", "referred"] * 8  # more than the 20 turns
     threads: set[int] = set()
 
     def record(on: Engine, status: str) -> object:

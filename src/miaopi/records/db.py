@@ -26,6 +26,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -305,7 +306,8 @@ async def run(
         twin = _twins.get(engine, {}).get(asyncio.get_running_loop())
         if twin is None:
             return await anyio.to_thread.run_sync(lambda: work(engine, *args, **kwargs))
-        return await greenlet_spawn(work, twin.sync_engine, *args, **kwargs)
+        async with twin.turns:
+            return await greenlet_spawn(work, twin.engine.sync_engine, *args, **kwargs)
     state = _inline.__dict__
     state.update(active=True, wrote=False)
     try:
@@ -317,8 +319,20 @@ async def run(
     return await anyio.to_thread.run_sync(lambda: work(engine, *args, **kwargs))
 
 
+@dataclass(frozen=True)
+class _OnLoop:
+    """An engine's pool on one event loop, and the turns its work takes at it."""
+
+    engine: AsyncEngine
+    # One turn per connection, handed out in the order asked for: waiting in the pool itself,
+    # work that had waited lost its connection to work that had just arrived (asyncio's queue
+    # lets a newcomer take what was put back before the waiter it woke runs), and at
+    # concurrency 64 with 20 connections p99 was 2.9 s against p50 0.8 s (1.3 s with 64).
+    turns: asyncio.Semaphore
+
+
 _twins: weakref.WeakKeyDictionary[
-    Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine]
+    Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _OnLoop]
 ] = weakref.WeakKeyDictionary()
 
 
@@ -335,20 +349,22 @@ def open_on_this_loop(engine: Engine) -> None:
     loop = asyncio.get_running_loop()
     if loop in twins:
         return
-    twin = twins[loop] = create_async_engine(
+    twin = create_async_engine(
         engine.url, json_serializer=json_text, pool_pre_ping=True, **_LOOP_POOL
     )
     event.listen(twin.sync_engine, "before_cursor_execute", _refuse_unprepared)
     key = bound_key(engine)
     if key is not None:
         bind_key(twin.sync_engine, key)
+    # Work holds one connection at a time (a unit of work is one transaction after another).
+    twins[loop] = _OnLoop(twin, asyncio.Semaphore(_LOOP_POOL["pool_size"]))
 
 
 async def close_on_this_loop(engine: Engine) -> None:
     """Close the connections ``open_on_this_loop`` gave the running loop, if any."""
     twin = _twins.get(engine, {}).pop(asyncio.get_running_loop(), None)
     if twin is not None:
-        await twin.dispose()
+        await twin.engine.dispose()
 
 
 def statement_threads(engine: Engine) -> int:
