@@ -174,14 +174,13 @@ def record(
             stored["decided_at"] = new.decided_at.astimezone(UTC)
             row = SimpleNamespace(**stored, revoked_at=None, revocation_reason=None)
             year = new.application_date.year
-            if conn.dialect.name == "postgresql":
+            if approved and conn.dialect.name == "postgresql":
                 # Number and entry in one statement: no decision waits on its locks for our answer.
                 read_number = ledger.append_on_server(
                     conn, "decision", case_id, case_id, decision_record(row), new.decided_at,
-                    numbering=(city_prefix, year) if approved else None,
+                    numbering=(city_prefix, year),
                 )  # fmt: skip
-                if read_number is not None:
-                    after_commit(conn, lambda: setattr(row, "approval_number", read_number()))
+                after_commit(conn, lambda: setattr(row, "approval_number", read_number()))
             else:
                 if approved:
                     # Numbered last: the counter row stays locked from here until the commit,

@@ -104,7 +104,13 @@ _INSERT = Prepared(insert(ledger))
 def append(
     conn: Connection, kind: str, case_id: str, subject_id: str, record: dict[str, Any], at: datetime
 ) -> None:
-    """Add an entry, inside the transaction that makes the change it records."""
+    """Add an entry, inside the transaction that makes the change it records.
+
+    On PostgreSQL the server makes it (``append_on_server``); elsewhere the client does.
+    """
+    if conn.dialect.name == "postgresql":
+        append_on_server(conn, kind, case_id, subject_id, record, at)
+        return
     head = _LOCK_HEAD.first(conn, {})
     if head is None:
         raise LookupError("the ledger has no head row; the migrations make it")
@@ -128,6 +134,7 @@ def append(
 
 
 # PostgreSQL: the entry made by the server, in the one statement that takes the head's lock.
+# (``append`` there, and a case's decision with its approval number in ``cases.record``.)
 # Its row stays locked until COMMIT, and every decision of every worker waits for it; made by
 # the client, the lock was held while the head's answer travelled back and the client's event
 # loop got round to it, and decisions queued on it (pg_stat_activity, scripts/bench). The
