@@ -109,8 +109,8 @@ def test_cases_recorded_at_once_on_the_event_loop_never_leave_its_thread(
     assert threads == {threading.get_ident()}
     numbers = sorted(r.approval_number for r in recorded if r.status == "approved")
     assert numbers == [f"4403-2026-{n:06d}" for n in range(1, statuses.count("approved") + 1)]
-    assert ledger.verify(engine).entries == len(statuses)
-    assert ledger.verify(engine).intact
+    verdict = ledger.verify(engine)
+    assert (verdict.intact, verdict.entries) == (True, len(statuses))
     engine.dispose()
     with engine.connect() as conn:  # the loop's connections were closed with it
         others = conn.exec_driver_sql(

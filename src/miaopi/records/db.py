@@ -57,7 +57,7 @@ _SERVER_POOL = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
 # The loop's own pool (open_on_this_loop): its work is not bounded by statement threads, so
 # under load it used connections beyond the pool's size, and each was opened and closed again
 # per use (a server process forked per case). A fixed pool makes the work wait its turn.
-_LOOP_POOL = {"pool_size": 20, "max_overflow": 0}
+_LOOP_POOL = {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 0}
 
 
 def _engine(url: str) -> Engine:
@@ -303,11 +303,11 @@ async def run(
     11.6 ms on the loop. Elsewhere (the CLI, a bare app in a test) it runs on a thread.
     """
     if engine.dialect.name != "sqlite":
-        twin = _twins.get(engine, {}).get(asyncio.get_running_loop())
-        if twin is None:
+        on_loop = _on_loops.get(engine, {}).get(asyncio.get_running_loop())
+        if on_loop is None:
             return await anyio.to_thread.run_sync(lambda: work(engine, *args, **kwargs))
-        async with twin.turns:
-            return await greenlet_spawn(work, twin.engine.sync_engine, *args, **kwargs)
+        async with on_loop.turns:
+            return await greenlet_spawn(work, on_loop.engine.sync_engine, *args, **kwargs)
     state = _inline.__dict__
     state.update(active=True, wrote=False)
     try:
@@ -331,7 +331,7 @@ class _OnLoop:
     turns: asyncio.Semaphore
 
 
-_twins: weakref.WeakKeyDictionary[
+_on_loops: weakref.WeakKeyDictionary[
     Engine, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _OnLoop]
 ] = weakref.WeakKeyDictionary()
 
@@ -345,26 +345,24 @@ def open_on_this_loop(engine: Engine) -> None:
     """
     if engine.dialect.driver != "psycopg":
         return
-    twins = _twins.setdefault(engine, weakref.WeakKeyDictionary())
+    on_loops = _on_loops.setdefault(engine, weakref.WeakKeyDictionary())
     loop = asyncio.get_running_loop()
-    if loop in twins:
+    if loop in on_loops:
         return
-    twin = create_async_engine(
-        engine.url, json_serializer=json_text, pool_pre_ping=True, **_LOOP_POOL
-    )
-    event.listen(twin.sync_engine, "before_cursor_execute", _refuse_unprepared)
+    pool = create_async_engine(engine.url, json_serializer=json_text, **_LOOP_POOL)
+    event.listen(pool.sync_engine, "before_cursor_execute", _refuse_unprepared)
     key = bound_key(engine)
     if key is not None:
-        bind_key(twin.sync_engine, key)
+        bind_key(pool.sync_engine, key)
     # Work holds one connection at a time (a unit of work is one transaction after another).
-    twins[loop] = _OnLoop(twin, asyncio.Semaphore(_LOOP_POOL["pool_size"]))
+    on_loops[loop] = _OnLoop(pool, asyncio.Semaphore(_LOOP_POOL["pool_size"]))
 
 
 async def close_on_this_loop(engine: Engine) -> None:
     """Close the connections ``open_on_this_loop`` gave the running loop, if any."""
-    twin = _twins.get(engine, {}).pop(asyncio.get_running_loop(), None)
-    if twin is not None:
-        await twin.engine.dispose()
+    on_loop = _on_loops.get(engine, {}).pop(asyncio.get_running_loop(), None)
+    if on_loop is not None:
+        await on_loop.engine.dispose()
 
 
 def statement_threads(engine: Engine) -> int:
