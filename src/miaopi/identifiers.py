@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
+from stdnum import numdb
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
 from stdnum.util import isdigits
@@ -26,6 +27,16 @@ def _area_in_use(area: str, year: int) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def load_tables() -> None:
+    """Read stdnum's table of areas now, not at the first resident ID number checked.
+
+    A server calls it before it exempts what startup built from garbage collection
+    (``settle_for_serving``): read later, the table's ~15,000 objects, which never change,
+    were walked by every full collection, with every request in flight waiting.
+    """
+    numdb.get("cn/loc")  # what ric.get_birth_place reads; stdnum keeps it once read
 
 
 def resident_id(value: str) -> str:

@@ -19,6 +19,7 @@ from miaopi.api.limits import BodyLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
+from miaopi.identifiers import load_tables
 from miaopi.records.db import open_on_this_loop, statement_threads
 from miaopi.telemetry import stamp_request_ids
 
@@ -111,6 +112,7 @@ def settle_for_serving(container: Container) -> None:
     """
     for ruleset in container.rulebook.rulesets:
         container.rule_engine.prepare(ruleset)  # on the loop's thread, as durable-rules needs
+    load_tables()  # else read at the first request, after the freeze
     gc.collect()
     gc.freeze()
 
