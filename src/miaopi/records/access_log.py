@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, insert, select
+from sqlalchemy import Connection, Engine, Row, bindparam, insert, select
 
 from miaopi.records.db import reading, writing
 from miaopi.records.prepared import Prepared
 from miaopi.records.tables import clients, registry_queries
 
 Purpose = Literal["decision", "dry_run", "recheck"]
-_INSERT = Prepared(insert(registry_queries))  # run for every decision (see prepared.py)
+_COLUMNS = ("case_id", "evaluation_id", "purpose", "requested_by", "registry", "query",
+            "queried_at", "elapsed_ms", "status", "attempts")  # fmt: skip
+
+
+@cache
+def _names(row: int) -> tuple[str, ...]:
+    return tuple(f"{column}_{row}" for column in _COLUMNS)
+
+
+@cache
+def _insert(rows: int) -> Prepared:
+    # All of a decision's queries (4-6) in one statement, run for every decision (prepared.py):
+    # on PostgreSQL each statement of a pipeline is a send and a poll of its own in psycopg,
+    # and ``executemany`` is one statement per row.
+    return Prepared(
+        insert(registry_queries).values(
+            [
+                {
+                    column: bindparam(name, type_=registry_queries.c[column].type)
+                    for column, name in zip(_COLUMNS, _names(i), strict=True)
+                }
+                for i in range(rows)
+            ]
+        )
+    )
 
 
 def log_queries(
@@ -26,24 +51,13 @@ def log_queries(
     """One row per query, from the evidence it produced (JSON form, as cases store it)."""
     if not evidence:
         return
-    _INSERT.execute(
-        conn,
-        [
-            {
-                "case_id": case_id,
-                "evaluation_id": evaluation_id,
-                "purpose": purpose,
-                "requested_by": requested_by,
-                "registry": e["registry"],
-                "query": e["query"],
-                "queried_at": datetime.fromisoformat(e["queried_at"]),
-                "elapsed_ms": e["elapsed_ms"],
-                "status": e["status"],
-                "attempts": e.get("attempts", 1),
-            }
-            for e in evidence
-        ],
-    )
+    values: dict[str, Any] = {}
+    for i, e in enumerate(evidence):
+        row = (case_id, evaluation_id, purpose, requested_by, e["registry"], e["query"],
+               datetime.fromisoformat(e["queried_at"]), e["elapsed_ms"], e["status"],
+               e.get("attempts", 1))  # fmt: skip
+        values.update(zip(_names(i), row, strict=True))
+    _insert(len(evidence)).execute(conn, values)
 
 
 def record_queries(
