@@ -33,7 +33,7 @@ def load_tables() -> None:
     """Read stdnum's table of areas now, not at the first resident ID number checked.
 
     A server calls it before it exempts what startup built from garbage collection
-    (``settle_for_serving``): read later, the table's ~15,000 objects, which never change,
+    (``settle_for_serving``): read later, the table's ~14,000 objects, which never change,
     were walked by every full collection, with every request in flight waiting.
     """
     numdb.get("cn/loc")  # what ric.get_birth_place reads; stdnum keeps it once read

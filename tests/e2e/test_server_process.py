@@ -40,7 +40,7 @@ print(len(gc.get_objects()) - before)
 
 def test_checking_ids_leaves_the_collector_nothing_new_to_walk(tmp_path: Path) -> None:
     # Every full collection walks whatever has been kept since the freeze, with every request
-    # in flight waiting: stdnum's area table, read on first use, is ~15,000 objects that never
+    # in flight waiting: stdnum's area table, read on first use, is ~14,000 objects that never
     # change, and the memo of areas by year must not add one per entry.
     env = {
         **os.environ,
