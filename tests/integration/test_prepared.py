@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from miaopi.records.access_log import log_queries
 from miaopi.records.clients import create_client
 from miaopi.records.db import after_commit, reading_one, writing
 from miaopi.records.prepared import Prepared
@@ -131,28 +132,48 @@ def test_values_the_statement_holds_itself_are_sent_with_the_given_ones(engine: 
     assert outside == [auditors[1].id]
 
 
-def test_many_sets_of_values_in_one_execution_are_each_stored_as_given(engine: Engine) -> None:
-    at = datetime(2026, 11, 22, 1, 30, tzinfo=UTC)
-    rows = [
+def test_a_decisions_queries_are_stored_as_given_by_one_statement(
+    engine: Engine, where: Where
+) -> None:
+    # The access log's rows of values, one statement (see access_log._insert), pipelined on
+    # PostgreSQL as a case's transaction is: each row in its order, each value through its
+    # column's own processing (the timestamps in UTC).
+    at = datetime(2026, 11, 22, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+    evidence = [
         {
+            "registry": registry,
+            "query": "person",
+            "queried_at": (at + timedelta(milliseconds=n)).isoformat(),
+            "elapsed_ms": 40.0 + n,
+            "status": "ok",
+            "attempts": 1 + n,
+        }
+        for n, registry in enumerate(("police", "credit", "education"))
+    ]
+
+    def log(engine: Engine) -> None:
+        with writing(engine, pipelined=True) as conn:
+            log_queries(conn, evidence, "dry_run", None, evaluation_id="e1")
+
+    where(log)
+    with engine.connect() as conn:
+        stored = conn.execute(select(registry_queries).order_by(registry_queries.c.seq)).all()
+    assert [r._asdict() for r in stored] == [
+        {
+            "seq": stored[0].seq + n,
             "case_id": None,
             "evaluation_id": "e1",
             "purpose": "dry_run",
             "requested_by": None,
-            "registry": registry,
+            "registry": e["registry"],
             "query": "person",
-            "queried_at": at + timedelta(milliseconds=n),
-            "elapsed_ms": 40.0 + n,
+            "queried_at": datetime.fromisoformat(e["queried_at"]).astimezone(UTC),
+            "elapsed_ms": e["elapsed_ms"],
             "status": "ok",
-            "attempts": 1,
+            "attempts": e["attempts"],
         }
-        for n, registry in enumerate(("police", "credit", "education"))
+        for n, e in enumerate(evidence)
     ]
-    with writing(engine) as conn:
-        Prepared(insert(registry_queries)).execute(conn, rows)
-    with engine.connect() as conn:
-        stored = conn.execute(select(registry_queries).order_by(registry_queries.c.seq)).all()
-    assert [r._asdict() | {"seq": None} for r in stored] == [r | {"seq": None} for r in rows]
 
 
 def _insert_then_fail(engine: Engine, case: dict[str, Any], *, pipelined: bool) -> None:

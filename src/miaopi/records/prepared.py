@@ -112,19 +112,14 @@ class Prepared:
     def _run(
         self,
         conn: Connection,
-        params: Params | Sequence[Params],
+        params: Params,
         fetch: Callable[[_Compiled, Any], T] | None = None,
     ) -> T | None:
-        many = not isinstance(params, Mapping)
-        first = params[0] if many else params  # type: ignore[index]
-        compiled = self._for(conn.dialect, tuple(first))  # type: ignore[arg-type]
+        compiled = self._for(conn.dialect, tuple(params))
         dbapi = conn.dialect.loaded_dbapi
         cursor = _cursor(conn)
         try:
-            if many:
-                cursor.executemany(compiled.sql, [compiled.values(p) for p in params])  # type: ignore[union-attr]
-            else:
-                cursor.execute(compiled.sql, compiled.values(first))  # type: ignore[arg-type]
+            cursor.execute(compiled.sql, compiled.values(params))
             # In a pipeline (db.writing) an error arrives with the next result read, which may
             # be this statement's or a later one's.
             return None if fetch is None else fetch(compiled, cursor)
@@ -167,8 +162,8 @@ class Prepared:
             return lambda: value
         return read
 
-    def execute(self, conn: Connection, params: Params | Sequence[Params]) -> None:
-        """Run it with one set of values, or once per set (``executemany``)."""
+    def execute(self, conn: Connection, params: Params) -> None:
+        """Run it with one set of values (many rows: a statement of many rows of values)."""
         self._run(conn, params)
 
     def rows(self, conn: Connection, params: Params) -> list[Any]:
@@ -213,9 +208,6 @@ class _Awaited:
 
     def execute(self, sql: str, params: Any) -> None:
         await_(self._cursor.execute(sql, params))
-
-    def executemany(self, sql: str, params: Any) -> None:
-        await_(self._cursor.executemany(sql, params))
 
     def fetchone(self) -> Any:
         return await_(self._cursor.fetchone())
