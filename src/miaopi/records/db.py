@@ -42,6 +42,7 @@ from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from miaopi.records.prepared import driver_error
 from miaopi.records.sealing import DataKey, bind_key, bound_key, json_text
+from miaopi.records.wal import Checkpointer
 
 
 def make_engine(url: str, data_key: DataKey | None = None) -> Engine:
@@ -139,11 +140,15 @@ _queues_lock = threading.Lock()
 
 def _writer_queue(engine: Engine) -> _WriterQueue:
     with _queues_lock:
-        queue = _writer_queues.get(engine)
-        if queue is None:
-            queue = _writer_queues[engine] = _WriterQueue(engine.url.database)
-            weakref.finalize(engine, queue.close)
-        return queue
+        return _writer_queue_locked(engine)
+
+
+def _writer_queue_locked(engine: Engine) -> _WriterQueue:
+    queue = _writer_queues.get(engine)
+    if queue is None:
+        queue = _writer_queues[engine] = _WriterQueue(engine.url.database)
+        weakref.finalize(engine, queue.close)
+    return queue
 
 
 @contextmanager
@@ -353,9 +358,13 @@ def open_on_this_loop(engine: Engine) -> None:
     """From now on ``run`` does ``engine``'s work on the running event loop, where it can.
 
     That is PostgreSQL through psycopg: the loop gets a pool of psycopg's asyncio connections
-    of its own, closed by ``close_on_this_loop``, which whoever opens it must await (the app's
-    lifespan does both).
+    of its own. On a SQLite file, whose work already runs on the loop, a thread makes the
+    checkpoints that a case's COMMIT would otherwise make there (wal.py). Whoever opens must
+    await ``close_on_this_loop`` (the app's lifespan does both).
     """
+    if engine.dialect.name == "sqlite":
+        _start_checkpoints(engine)
+        return
     if engine.dialect.driver != "psycopg":
         return
     on_loops = _on_loops.setdefault(engine, weakref.WeakKeyDictionary())
@@ -372,10 +381,44 @@ def open_on_this_loop(engine: Engine) -> None:
 
 
 async def close_on_this_loop(engine: Engine) -> None:
-    """Close the connections ``open_on_this_loop`` gave the running loop, if any."""
+    """Close what ``open_on_this_loop`` opened for the running loop, if anything."""
+    if engine.dialect.name == "sqlite":
+        await anyio.to_thread.run_sync(_stop_checkpoints, engine)
+        return
     on_loop = _on_loops.get(engine, {}).pop(asyncio.get_running_loop(), None)
     if on_loop is not None:
         await on_loop.engine.dispose()
+
+
+# A SQLite file's checkpoint thread, and how many opens it serves (a test may open twice).
+_checkpoints: weakref.WeakKeyDictionary[Engine, tuple[Checkpointer, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _start_checkpoints(engine: Engine) -> None:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return
+    with _queues_lock:
+        running, opens = _checkpoints.get(engine, (None, 0))
+        if running is None:
+            queue = _writer_queue_locked(engine)
+            running = Checkpointer(engine, queue.turn)
+            running.start()
+        _checkpoints[engine] = (running, opens + 1)
+
+
+def _stop_checkpoints(engine: Engine) -> None:
+    with _queues_lock:
+        running, opens = _checkpoints.get(engine, (None, 0))
+        if running is None:
+            return
+        if opens > 1:
+            _checkpoints[engine] = (running, opens - 1)
+            return
+        del _checkpoints[engine]
+    running.stop()
 
 
 def statement_threads(engine: Engine) -> int:
