@@ -14,7 +14,8 @@ One command (``scripts/bench``) runs, on this machine:
    concurrency for a ratio.
 
 It prints throughput, end-to-end p50/p95/p99, p99 *overhead* (end to end minus the slowest
-registry query of that decision, as the service recorded it), the error rate, the service's CPU
+registry query of that decision, as the service recorded it; with its p50, p90 and p99.9, which
+tell a floor every decision pays from stalls a few of them meet), the error rate, the service's CPU
 time per decision from /proc (every process of the service, all work included), the CPU per
 decision of the mocks, the load generator and the whole machine, and rule evaluation p50/p99 per
 phase from the service's own histograms (wall clock, and the evaluating thread's CPU).
@@ -148,7 +149,10 @@ class Run:
             f"end to end p50 {self.pct(self.latencies_ms, 0.5):.1f} ms, "
             f"p95 {self.pct(self.latencies_ms, 0.95):.1f} ms, "
             f"p99 {self.pct(self.latencies_ms, 0.99):.1f} ms; "
-            + (f"p99 overhead {self.pct(self.overheads_ms, 0.99):.1f} ms; "
+            + (f"p99 overhead {self.pct(self.overheads_ms, 0.99):.1f} ms "
+               f"(p50 {self.pct(self.overheads_ms, 0.5):.1f}, "
+               f"p90 {self.pct(self.overheads_ms, 0.9):.1f}, "
+               f"p99.9 {self.pct(self.overheads_ms, 0.999):.1f}); "
                if self.overheads_ms else "")
             + f"errors {self.errors / max(n + self.errors, 1):.2%}"
             + (f"; outcomes {self.outcomes}" if self.outcomes else "")
