@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -104,3 +104,30 @@ def test_a_long_log_is_copied_to_its_end_holding_the_write_slot(engine: Engine) 
                 holder.join(10)
                 checkpointing.join(10)
             assert not checkpointing.is_alive()
+
+
+async def test_a_failed_checkpoint_is_logged_and_tried_again(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    slot_taken: list[bool] = []
+
+    @contextmanager
+    def write_slot() -> Iterator[None]:
+        slot_taken.append(len(slot_taken) > 0)
+        if not slot_taken[-1]:
+            raise OSError("the write slot's lock file is gone")
+        yield
+
+    checkpointer = Checkpointer(engine, write_slot, every_s=0.05, most_frames=0)
+    checkpointer.start()
+    try:
+        _fill(engine, 100)
+        for _ in range(200):
+            if True in slot_taken:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.to_thread(checkpointer.stop)
+    assert slot_taken[:2] == [False, True]  # the round after the failure took the slot
+    assert "checkpoint of the write-ahead log failed" in caplog.text
+    assert "the write slot's lock file is gone" in caplog.text

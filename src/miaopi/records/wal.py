@@ -89,8 +89,9 @@ class Checkpointer:
             while not self._stop.wait(self.every_s):
                 try:
                     self.checkpoint(conn)
-                except sqlite3.Error:
-                    # The next round tries again; until then the log only grows.
+                except Exception:
+                    # Whatever failed (the disk, the write slot's lock file), the thread must
+                    # live to try again next round: without it the log only grows.
                     log.exception("checkpoint of the write-ahead log failed")
         finally:
             conn.close()
