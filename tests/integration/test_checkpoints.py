@@ -40,12 +40,6 @@ def _fill(engine: Engine, pages: int) -> int:
         return int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
 
 
-def _log_frames(engine: Engine) -> int:
-    """Pages in the write-ahead log since it last started again (checkpoints what it can)."""
-    with closing(sqlite3.connect(str(engine.url.database))) as conn:
-        return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
-
-
 def _file_size(engine: Engine) -> int:
     return Path(str(engine.url.database)).stat().st_size
 
@@ -67,8 +61,6 @@ async def test_while_serving_a_commit_on_the_loop_never_checkpoints(engine: Engi
                 break
             await asyncio.sleep(0.05)
         assert _file_size(engine) > size + 1500 * 4000  # copied by the thread
-        await db.run(engine, _fill, 1)  # the next writer starts the log again
-        assert _log_frames(engine) < 10
     finally:
         await db.close_on_this_loop(engine)
     assert _checkpoint_threads() == []

@@ -4,7 +4,7 @@ By default SQLite checkpoints in the COMMIT that takes the write-ahead log past 
 copies the log into the database file and waits for the disk, 8–10 ms here. While the service
 serves, that COMMIT is a case's, run on the event loop (``db.run``), so every request in flight
 waited with it, about once a second at 100 decisions/s. That was most of the p99 overhead:
-scripts/bench, one worker at 100/s, p99 overhead 14.2–15.4 ms in five runs, 6.6 ms in a run
+scripts/bench, one worker at 100/s, p99 overhead 14.2–16.2 ms in seven runs, 6.6 ms in a run
 with no checkpoint at all.
 
 While the service serves, its connections leave checkpoints to a ``Checkpointer``: a thread that
@@ -17,7 +17,7 @@ more than ``most_frames`` pages, the thread checkpoints once more holding the wr
 (``db._WriterQueue``), so that no writer adds to the log meanwhile, and the next writer starts
 it again. Work on the loop that finds the slot taken pauses without stopping the loop and tries
 again (``db.run``); only the writes of those few milliseconds wait. Measured so: p99 overhead
-at 100/s 6.7–10.6 ms in six runs.
+at 100/s 6.7–10.9 ms in seven runs of nine, with one worker and with two (README, Benchmark).
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ log = logging.getLogger("miaopi.records")
 # Every 0.2 s: at 100 decisions/s a checkpoint copies ~200 pages, a few milliseconds of work.
 EVERY_S = 0.2
 # SQLite's own bound (wal_autocheckpoint): 1,000 pages of 4 kB. Measured against 4,000 at
-# 100 decisions/s: p99 overhead 7.6, 6.7 ms against 9.3, 10.6 ms; the slot is held 0–5 ms.
+# 100 decisions/s: p99 overhead 7.6, 6.7 ms against 9.3, 10.6 ms. The slot is then held 6–7 ms
+# on average at concurrency 64, 25 ms at most, about every other round.
 MOST_FRAMES = 1000
 
 
 class Checkpointer:
-    """Checkpoints the WAL of the SQLite database at ``path`` from a thread of its own."""
+    """Checkpoints the WAL of the engine's SQLite file from a thread of its own; ``write_slot``
+    holds the database's only write slot (``db._WriterQueue.turn``)."""
 
     def __init__(
         self,
