@@ -98,6 +98,17 @@ HTTP_SECONDS = Histogram(
     ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
+CHECKPOINT_SECONDS = Histogram(
+    "miaopi_sqlite_checkpoint_seconds",
+    "SQLite's WAL checkpoints by the checkpoint thread; with holding_slot, writers waited",
+    ["holding_slot"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+WAL_PAGES = Gauge(
+    "miaopi_sqlite_wal_pages",
+    "Pages in SQLite's write-ahead log at the checkpoint thread's last round (growing: stuck)",
+    multiprocess_mode="livemax",
+)
 
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -17,7 +18,7 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
 from miaopi.settings import Settings
 from miaopi.telemetry import JsonFormatter
-from tests.conftest import Clock, application
+from tests.conftest import ON_POSTGRES, Clock, application
 
 pytestmark = pytest.mark.anyio
 Keys = Callable[..., dict[str, str]]
@@ -26,9 +27,9 @@ Keys = Callable[..., dict[str, str]]
 def sample(text: str, name: str, **labels: str) -> float:
     """One sample's value from a Prometheus exposition (0 when it is not there yet)."""
     for line in text.splitlines():
-        if not line.startswith(name + "{"):
+        if not line.startswith((name + "{", name + " ")):
             continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0] if "{" in line else ""))
         if all(found.get(k) == v for k, v in labels.items()):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -67,6 +68,25 @@ async def test_metrics_count_decisions_registries_and_rules(
     assert "miaopi_registry_breaker_state{" in after
     assert sample(after, "miaopi_registry_breaker_state", registry="police") == 0  # closed
     assert "420102200203151232" not in after
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's write-ahead log")
+async def test_sqlite_checkpoints_are_measured(api: httpx.AsyncClient, make_key: Keys) -> None:
+    """The thread that checkpoints while the service serves (records/wal.py) shows its rounds
+    and the log's length, so that a log that keeps growing can be seen and alerted on."""
+    before = (await api.get("/metrics")).text
+    made = await api.post("/v1/applications", json=application(), headers=make_key())
+    assert made.status_code == 201
+    name = "miaopi_sqlite_checkpoint_seconds_count"
+    after = before
+    for _ in range(100):  # a round every 0.2 s
+        await asyncio.sleep(0.05)
+        after = (await api.get("/metrics")).text
+        if sample(after, name, holding_slot="false") > sample(before, name, holding_slot="false"):
+            break
+    assert sample(after, name, holding_slot="false") > sample(before, name, holding_slot="false")
+    # The API key's and the case's pages are in the log; no writer has started it again since.
+    assert sample(after, "miaopi_sqlite_wal_pages") > 0
 
 
 async def test_methods_outside_http_s_own_are_counted_as_other(api: httpx.AsyncClient) -> None:

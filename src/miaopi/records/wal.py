@@ -25,11 +25,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Engine, event
+
+from miaopi.telemetry import CHECKPOINT_SECONDS, WAL_PAGES, series
 
 log = logging.getLogger("miaopi.records")
 
@@ -79,10 +82,16 @@ class Checkpointer:
         self.engine.dispose()
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
+        started = time.perf_counter()
         _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames >= 0:  # -1: another process's checkpoint was running
+            WAL_PAGES.set(frames)
+        series(CHECKPOINT_SECONDS, "false").observe(time.perf_counter() - started)
         if frames > self.most_frames:
             with self.write_slot():
+                started = time.perf_counter()
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                series(CHECKPOINT_SECONDS, "true").observe(time.perf_counter() - started)
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
