@@ -349,6 +349,8 @@ async def test_listing_is_newest_first_filtered_and_paginated(
     ("body", "loc"),
     [
         (application(id_number="420102200203151233"), ["body", "applicant", "id_number"]),
+        # Beijing, but no county 0199: stdnum's lookup raised KeyError, and this was a 500.
+        (application(id_number="110199199001011232"), ["body", "applicant", "id_number"]),
         (application(uscc="91440305MA5F1Q2RX1"), ["body", "employer", "uscc"]),
         (application(diploma_no=None), ["body", "claims", "diploma_no"]),
         (application(business_type="talent"), ["body", "business_type"]),
