@@ -17,7 +17,7 @@ more than ``most_frames`` pages, the thread checkpoints once more holding the wr
 (``db._WriterQueue``), so that no writer adds to the log meanwhile, and the next writer starts
 it again. Work on the loop that finds the slot taken pauses without stopping the loop and tries
 again (``db.run``); only the writes of those few milliseconds wait. Measured so: p99 overhead
-at 100/s 6.7–10.9 ms in seven runs of nine, with one worker and with two (README, Benchmark).
+at 100/s 6.7–11.9 ms in eight runs of eleven, with one worker and with two (README, Benchmark).
 """
 
 from __future__ import annotations
