@@ -11,7 +11,9 @@ from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError
 from stdnum.util import isdigits
 
-_NOT_A_RESIDENT_ID = "not a valid resident ID number (GB 11643-1999 check digit or date)"
+_NOT_A_RESIDENT_ID = (
+    "not a valid resident ID number (GB 11643-1999: its check digit, birth date or area)"
+)
 
 
 # Years, first to last (None: open), in which an area code was in use.
