@@ -29,8 +29,9 @@ def _area_years(area: str) -> tuple[_Years, ...]:
     once per number: the lookup is four fifths of ``ric.validate`` (about 40 µs). Keyed by the
     year too, the cache missed for 492 of 500 numbers of the benchmark's population (its
     applicants come from thousands of areas and tens of birth years); there are about 6,900
-    areas. Where the table knows the province but not the county (``110199``), stdnum raises
-    KeyError, and the request failed with a 500: such an area is not in use.
+    areas. An area says nothing of who anyone is. Where the table knows the province but not
+    the county (``110199``), stdnum raises KeyError, and the request failed with a 500: such an
+    area is not in use.
     """
     results = numdb.get("cn/loc").info(area)
     counties = {k: v for _, props in results for k, v in props.items()}.get("county")
