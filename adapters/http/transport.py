@@ -10,23 +10,30 @@ hands httpx the bytes. With the cheaper request of ``RegistryHttpClient._request
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import map_aiohttp_exceptions
+from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
 
-@contextmanager
-def _refusals_as_connect_errors() -> Iterator[None]:
-    # httpx-aiohttp's table maps a refused connection to ConnectTimeout (the first of two
-    # matching entries), so the evidence would say a registry that refused "timed out".
-    try:
-        yield
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc)) from exc
+def _transport_error(exc: aiohttp.ClientError) -> httpx.TransportError:
+    """The httpx error for an aiohttp one, so callers handle httpx's errors alone."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # httpx-aiohttp's table maps a refused connection to ConnectTimeout (the first of two
+        # matching entries), so the evidence would say a registry that refused "timed out".
+        return httpx.ConnectError(str(exc))
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # An answer that is not HTTP (a bad status line or header): httpx's own transport
+        # calls it a protocol error. httpx-aiohttp passes it through as aiohttp's, which no
+        # caller of an httpx client expects to catch.
+        return httpx.RemoteProtocolError(str(exc))
+    mapped: type[httpx.TransportError] = httpx.TransportError
+    found = False
+    for aiohttp_error, httpx_error in AIOHTTP_EXC_MAP.items():
+        # As httpx-aiohttp chooses: the most derived of the matching entries, else the first.
+        if isinstance(exc, aiohttp_error) and (not found or issubclass(httpx_error, mapped)):
+            mapped, found = httpx_error, True
+    return mapped(str(exc))
 
 
 class RegistryTransport(AiohttpTransport):
@@ -47,7 +54,7 @@ class RegistryTransport(AiohttpTransport):
             self.client = self.get_client()
         timeout = request.extensions.get("timeout", {})
         headers = request.headers.raw
-        with map_aiohttp_exceptions(), _refusals_as_connect_errors():
+        try:
             async with self.client.request(
                 request.method,
                 str(request.url),
@@ -64,6 +71,8 @@ class RegistryTransport(AiohttpTransport):
                 ),
             ) as answer:
                 content = await answer.read()
+        except aiohttp.ClientError as exc:
+            raise _transport_error(exc) from exc
         response = httpx.Response(
             answer.status,
             headers=answer.raw_headers,

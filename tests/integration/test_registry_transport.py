@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -116,3 +117,36 @@ async def test_a_registry_that_refuses_the_connection_is_unavailable_not_an_erro
     assert evidence.status == "unavailable"
     assert evidence.detail == "transport error: ConnectError"
     assert evidence.attempts == 2  # retried once: refusing says nothing about the applicant
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(b"garbage\r\n\r\n", id="bad status line"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nBad Header\r\n\r\n{}", id="bad header"
+        ),
+    ],
+)
+async def test_an_answer_that_is_not_http_is_unavailable_evidence_not_an_exception(
+    answer: bytes,
+) -> None:
+    # A registry, or a proxy before it, that garbles its answer says nothing about the
+    # applicant: the lookup is tried again and then counts as unavailable, like a dropped line.
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(reply, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    registry, close = police(f"http://127.0.0.1:{port}/police")
+    try:
+        evidence = await registry.person("420102200203151232")
+    finally:
+        await close()
+        server.close()
+    assert evidence.status == "unavailable"
+    assert evidence.detail == "transport error: RemoteProtocolError"
+    assert evidence.attempts == 2
