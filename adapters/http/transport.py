@@ -6,9 +6,14 @@ each answer back as a stream that httpx then reads through three async wrappers;
 answer is a small JSON document that is always read whole, so this one reads it in aiohttp and
 hands httpx the bytes. With the cheaper request of ``RegistryHttpClient._request``: 614 → 522
 µs of CPU per lookup at 64 lookups in flight (aiohttp alone: 319), median of 10 rounds.
+
+A lookup itself takes a shorter way, ``post``: no httpx request or response is made at all.
+They were 44 % of the instructions a lookup cost over aiohttp's own (callgrind, 64 in flight).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import aiohttp
 import httpx
@@ -36,6 +41,9 @@ def _transport_error(exc: aiohttp.ClientError) -> httpx.TransportError:
     return mapped(str(exc))
 
 
+_UNBOUNDED = aiohttp.ClientTimeout()
+
+
 class RegistryTransport(AiohttpTransport):
     """``AiohttpTransport`` that reads each answer whole and keeps no cookies."""
 
@@ -49,13 +57,37 @@ class RegistryTransport(AiohttpTransport):
         )
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def _session(self) -> aiohttp.ClientSession:
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
+        return self.client
+
+    async def post(
+        self, url: str, headers: Sequence[tuple[str, str]], content: bytes
+    ) -> tuple[int, bytes]:
+        """POST and read the answer whole: its status and its body, decoded.
+
+        Errors are httpx's, as from ``handle_async_request``. Host and Content-Length are
+        aiohttp's to set. No time limit of aiohttp's: the caller bounds the whole exchange.
+        """
+        try:
+            async with self._session().post(
+                url,
+                headers=headers,
+                data=content,
+                allow_redirects=False,
+                compress=False,
+                timeout=_UNBOUNDED,
+            ) as answer:
+                return answer.status, await answer.read()
+        except aiohttp.ClientError as exc:
+            raise _transport_error(exc) from exc
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {})
         headers = request.headers.raw
         try:
-            async with self.client.request(
+            async with self._session().request(
                 request.method,
                 str(request.url),
                 # httpx has already set Host and Content-Length; aiohttp keeps them.

@@ -7,6 +7,7 @@ import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -150,3 +151,33 @@ async def test_an_answer_that_is_not_http_is_unavailable_evidence_not_an_excepti
     assert evidence.status == "unavailable"
     assert evidence.detail == "transport error: RemoteProtocolError"
     assert evidence.attempts == 2
+
+
+async def test_through_httpx_own_api_the_transport_decodes_answers_and_raises_httpx_errors(
+    serve,  # type: ignore[no-untyped-def]
+) -> None:
+    # Lookups take the transport's shorter way (``post``); anything else that holds the client
+    # goes through httpx's request and response, and must see what an httpx transport gives.
+    async def handler(request: web.Request) -> web.Response:
+        payload = json.dumps({"reference": "POL-4", "record": PERSON}).encode()
+        return web.Response(
+            body=gzip.compress(payload),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"garbage\r\n\r\n")
+        writer.close()
+
+    settings = Settings(registry_police_url=await serve(handler), _env_file=None)  # type: ignore[call-arg]
+    server = await asyncio.start_server(garble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with registry_client("police", settings, Dataset.bundled) as http:
+        answer = await http.post("persons/lookup", json={"id_number": "420102200203151232"})
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http.post(f"http://127.0.0.1:{port}/police/persons/lookup", json={})
+    server.close()
+    assert answer.status_code == 200
+    assert answer.json()["record"]["name"] == "李明"
+    assert answer.headers["Content-Encoding"] == "gzip"
