@@ -11,7 +11,8 @@ The service's app is called in process over ASGI (uvicorn's share is not counted
 production settings, SQLite in a temporary directory and the registries over HTTP to `miaopi
 mock serve` in another process, without latency. Instrumentation is switched on for the
 measured decisions only, after a warm-up: imports, startup and the warm-up are not counted.
-The same applications are decided, in the same order, on every run.
+The same applications are decided, in the same order, on every run, each with an
+``Idempotency-Key`` of its own as in ``bench/run.py``.
 
 With ``--served`` the app is served by uvicorn in the measured process, as ``miaopi serve``
 serves it, and a client in another process posts the applications over HTTP (keep-alive, one
@@ -105,6 +106,7 @@ async def _decide(
 
         headers = [(b"host", b"bench"), (b"content-type", b"application/json"),
                    (b"authorization", f"Bearer {key}".encode()),
+                   (b"idempotency-key", f"instructions-{i}".encode()),
                    (b"content-length", str(len(body)).encode())]  # fmt: skip
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
                  "method": "POST", "scheme": "http", "path": "/v1/applications",
@@ -205,7 +207,8 @@ def _client(args: argparse.Namespace) -> None:
         async with aiohttp.ClientSession(base, timeout=timeout, connector=connector) as client:
 
             async def post(i: int, key: str) -> str:
-                headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+                headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                           "Idempotency-Key": f"instructions-{i}"}  # fmt: skip
                 async with client.post("/v1/applications", data=bodies[i], headers=headers) as r:
                     answer = await r.json()
                     return answer["status"] if r.status == 201 else str(r.status)
