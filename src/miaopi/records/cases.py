@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records import ledger
 from miaopi.records.access_log import log_queries
-from miaopi.records.db import after_commit, dialect_insert, reading, writing
+from miaopi.records.db import after_commit, dialect_insert, reading, reading_one, writing
 from miaopi.records.ledger import decision_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
@@ -200,14 +200,18 @@ def record(
     return row
 
 
+_FIND_IDEMPOTENT = Prepared(  # asked for every submission that gives a key (see prepared.py)
+    select(idempotency_keys.c.request_hash, idempotency_keys.c.case_id).where(
+        idempotency_keys.c.client_id == bindparam("client_id"),
+        idempotency_keys.c.key == bindparam("key"),
+    )
+)
+
+
 def find_idempotent(engine: Engine, client_id: int, key: str) -> tuple[str, str] | None:
     """(request hash, case id) already recorded under this client's key, if any."""
-    with reading(engine) as conn:
-        row = conn.execute(
-            select(idempotency_keys.c.request_hash, idempotency_keys.c.case_id).where(
-                idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
-            )
-        ).first()
+    with reading_one(engine) as conn:
+        row = _FIND_IDEMPOTENT.first(conn, {"client_id": client_id, "key": key})
     return (row.request_hash, row.case_id) if row else None
 
 
