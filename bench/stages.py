@@ -17,6 +17,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("facts from the evidence", ("derive_facts",)),
     ("fraud-bar register", ("bars_of (",)),
     ("API key", ("authenticate (",)),
+    ("idempotency key: the body's hash, the key looked up", ("find_idempotent", "_request_hash")),
     ("request body validation", ("request_body_to_args",)),
     ("other dependencies", ("solve_dependencies",)),
     ("response body", ("serialize_response", "case_body")),
