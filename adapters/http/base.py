@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from miaopi.adapters.http.breaker import CircuitBreaker
-from miaopi.adapters.http.transport import RegistryTransport
+from miaopi.adapters.http.transport import AnswerTooLarge, RegistryTransport
 from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
 from miaopi.telemetry import BREAKER_CODES, BREAKER_STATE, REQUEST_ID, series
 
@@ -199,6 +199,8 @@ class RegistryHttpClient:
                 )
         except TimeoutError:
             return _Outcome("unavailable", f"no answer within {budget_s:.2g}s", retryable=True)
+        except AnswerTooLarge as exc:  # the registry would answer the same again
+            return _Outcome("invalid", str(exc))
         except httpx.TimeoutException:
             return _Outcome("unavailable", "timed out", retryable=True)
         except httpx.HTTPError as exc:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import aiohttp
 import httpx
+from aiohttp import hdrs
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
 
@@ -44,6 +45,32 @@ def _transport_error(exc: aiohttp.ClientError) -> httpx.TransportError:
 
 _UNBOUNDED = aiohttp.ClientTimeout()
 
+# A registry answers a lookup with a small JSON document (a few kB). A broken registry, or a
+# proxy before it, that streams without end must not fill the process's memory.
+MOST_ANSWER_BYTES = 1 << 20
+
+
+class AnswerTooLarge(httpx.DecodingError):
+    """A lookup's answer, decoded, is larger than ``MOST_ANSWER_BYTES``."""
+
+    def __init__(self) -> None:
+        super().__init__(f"answer larger than {MOST_ANSWER_BYTES // 1024} KiB")
+
+
+async def _bounded_body(answer: aiohttp.ClientResponse) -> bytes:
+    length = answer.content_length
+    if length is not None and length > MOST_ANSWER_BYTES:
+        raise AnswerTooLarge
+    if length is not None and hdrs.CONTENT_ENCODING not in answer.headers:
+        return await answer.read()  # no more than the length just checked
+    # Chunked, or compressed (a small body can decode to a large one): counted as it comes.
+    body = bytearray()
+    async for chunk in answer.content.iter_any():
+        body += chunk
+        if len(body) > MOST_ANSWER_BYTES:
+            raise AnswerTooLarge
+    return bytes(body)
+
 
 class RegistryTransport(AiohttpTransport):
     """``AiohttpTransport`` that reads each answer whole and keeps no cookies."""
@@ -68,8 +95,9 @@ class RegistryTransport(AiohttpTransport):
     ) -> tuple[int, bytes]:
         """POST and read the answer whole: its status and its body, decoded.
 
-        Errors are httpx's, as from ``handle_async_request``. Host and Content-Length are
-        aiohttp's to set. No time limit of aiohttp's: the caller bounds the whole exchange.
+        Errors are httpx's, as from ``handle_async_request``; an answer larger than
+        ``MOST_ANSWER_BYTES`` is ``AnswerTooLarge``. Host and Content-Length are aiohttp's to
+        set. No time limit of aiohttp's: the caller bounds the whole exchange.
         """
         try:
             async with self._session().post(
@@ -81,7 +109,7 @@ class RegistryTransport(AiohttpTransport):
                 compress=False,
                 timeout=_UNBOUNDED,
             ) as answer:
-                return answer.status, await answer.read()
+                return answer.status, await _bounded_body(answer)
         except aiohttp.ClientError as exc:
             raise _transport_error(exc) from exc
 

@@ -181,3 +181,42 @@ async def test_through_httpx_own_api_the_transport_decodes_answers_and_raises_ht
     assert answer.status_code == 200
     assert answer.json()["record"]["name"] == "李明"
     assert answer.headers["Content-Encoding"] == "gzip"
+
+
+def _huge(kind: str) -> web.StreamResponse:
+    payload = json.dumps({"reference": "POL-5", "record": {**PERSON, "name": "李" * 800_000}})
+    if kind == "gzip":  # about 7 kB on the wire, 2.4 MB decoded
+        return web.Response(
+            body=gzip.compress(payload.encode()),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+    return web.Response(text=payload, content_type="application/json")
+
+
+@pytest.mark.parametrize("kind", ["with its length", "chunked", "gzip"])
+async def test_an_answer_larger_than_a_mebibyte_is_invalid_and_not_asked_again(
+    serve,  # type: ignore[no-untyped-def]
+    kind: str,
+) -> None:
+    asked: list[int] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        asked.append(1)
+        if kind != "chunked":
+            return _huge(kind)
+        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+        answer.enable_chunked_encoding()
+        await answer.prepare(request)
+        for _ in range(40):  # 40 chunks of 64 kB, no length given
+            await answer.write(b" " * 65_536)
+        await answer.write_eof()
+        return answer
+
+    registry, close = police(await serve(handler))
+    try:
+        evidence = await registry.person("420102200203151232")
+    finally:
+        await close()
+    assert evidence.status == "invalid"
+    assert evidence.detail == "answer larger than 1024 KiB"
+    assert (evidence.attempts, len(asked)) == (1, 1)
