@@ -20,7 +20,7 @@ import aiohttp
 import httpx
 from aiohttp import hdrs
 from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import AIOHTTP_EXC_MAP
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 
 def _transport_error(exc: aiohttp.ClientError) -> httpx.TransportError:
@@ -34,13 +34,17 @@ def _transport_error(exc: aiohttp.ClientError) -> httpx.TransportError:
         # calls it a protocol error. httpx-aiohttp passes it through as aiohttp's, which no
         # caller of an httpx client expects to catch.
         return httpx.RemoteProtocolError(str(exc))
-    mapped: type[httpx.TransportError] = httpx.TransportError
-    found = False
-    for aiohttp_error, httpx_error in AIOHTTP_EXC_MAP.items():
-        # As httpx-aiohttp chooses: the most derived of the matching entries, else the first.
-        if isinstance(exc, aiohttp_error) and (not found or issubclass(httpx_error, mapped)):
-            mapped, found = httpx_error, True
-    return mapped(str(exc))
+    try:
+        # The rest by httpx-aiohttp's own table. Asked only once an error is in hand: as a
+        # context manager around every lookup it cost 21k instructions of the ~530k a lookup
+        # takes (callgrind).
+        with map_aiohttp_exceptions():
+            raise exc
+    except httpx.TransportError as mapped:
+        return mapped
+    except aiohttp.ClientError:  # not in its table
+        pass
+    return httpx.TransportError(str(exc))
 
 
 _UNBOUNDED = aiohttp.ClientTimeout()
