@@ -120,6 +120,19 @@ async def test_a_registry_that_refuses_the_connection_is_unavailable_not_an_erro
     assert evidence.attempts == 2  # retried once: refusing says nothing about the applicant
 
 
+async def garbling(answer: bytes) -> tuple[str, asyncio.Server]:
+    """A server on loopback that answers every request with ``answer``, HTTP or not."""
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(reply, "127.0.0.1", 0)
+    return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/police", server
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -134,15 +147,8 @@ async def test_an_answer_that_is_not_http_is_unavailable_evidence_not_an_excepti
 ) -> None:
     # A registry, or a proxy before it, that garbles its answer says nothing about the
     # applicant: the lookup is tried again and then counts as unavailable, like a dropped line.
-    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(answer)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(reply, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    registry, close = police(f"http://127.0.0.1:{port}/police")
+    url, server = await garbling(answer)
+    registry, close = police(url)
     try:
         evidence = await registry.person("420102200203151232")
     finally:
@@ -165,18 +171,12 @@ async def test_through_httpx_own_api_the_transport_decodes_answers_and_raises_ht
             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
         )
 
-    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"garbage\r\n\r\n")
-        writer.close()
-
     settings = Settings(registry_police_url=await serve(handler), _env_file=None)  # type: ignore[call-arg]
-    server = await asyncio.start_server(garble, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    garbled, server = await garbling(b"garbage\r\n\r\n")
     async with registry_client("police", settings, Dataset.bundled) as http:
         answer = await http.post("persons/lookup", json={"id_number": "420102200203151232"})
         with pytest.raises(httpx.RemoteProtocolError):
-            await http.post(f"http://127.0.0.1:{port}/police/persons/lookup", json={})
+            await http.post(f"{garbled}/persons/lookup", json={})
     server.close()
     assert answer.status_code == 200
     assert answer.json()["record"]["name"] == "李明"
