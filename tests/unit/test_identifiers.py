@@ -12,9 +12,10 @@ from datetime import date
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stdnum import numdb
 from stdnum.cn import ric
 
-from miaopi.identifiers import credit_code, resident_id
+from miaopi.identifiers import _area_years, credit_code, load_tables, resident_id
 
 # Areas that existed throughout, only until 2010, only from 1986, codes never assigned, and
 # counties never assigned in a province that was.
@@ -90,3 +91,20 @@ def test_numbers_come_back_in_their_standard_form() -> None:
     assert resident_id("４２0102200203151232") == "420102200203151232"
     assert resident_id("11010519491231002x") == "11010519491231002X"
     assert credit_code("９1440305ma5f1q2rxk") == "91440305MA5F1Q2RXK"
+
+
+def test_a_server_answers_every_area_from_its_table_without_looking_it_up_again() -> None:
+    # A server process calls load_tables at startup (settle_for_serving); before, a fresh
+    # worker looked the table up for most applicants, each from an area it had not seen yet.
+    load_tables()
+    areas = [
+        province + county
+        for _, province, _, _, counties in numdb.get("cn/loc").prefixes
+        for _, county, _, _, _ in counties
+    ]
+    assert len(areas) > 6800
+    looked_up = _area_years.cache_info().misses
+    for area in areas:
+        number = _with_check_digit(f"{area}19900101123")
+        assert _accepted(number) == _stdnum_accepts(number), number
+    assert _area_years.cache_info().misses == looked_up
