@@ -1,7 +1,8 @@
 """The transport registry clients use in production: httpx's API over aiohttp's connection pool.
 
-httpx's own pool (httpcore) rescans every connection per request and collapses under load;
-``httpx-aiohttp`` keeps the httpx API and holds up (measured, see README). Its transport hands
+httpx's own pool (httpcore 1.0.9) rescans every connection per request and collapses under load:
+a prototype of this service fell to 26 decisions/s at 64 requests in flight on it, and held about
+490/s over ``httpx-aiohttp``, which keeps the httpx API on aiohttp's pool. Its transport hands
 each answer back as a stream that httpx then reads through three async wrappers; a registry's
 answer is a small JSON document that is always read whole, so this one reads it in aiohttp and
 hands httpx the bytes. With lookups building their httpx request cheaply (the headers httpx
