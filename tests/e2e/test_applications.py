@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
 from miaopi.settings import Settings
-from tests.conftest import EMPLOYER, NOW, OTHER_EMPLOYER, application
+from tests.conftest import EMPLOYER, NOW, ON_POSTGRES, OTHER_EMPLOYER, POSTGRES_URL, application
 
 pytestmark = pytest.mark.anyio
 
@@ -283,6 +285,54 @@ async def test_idempotency_key_replays_the_same_case_and_refuses_a_different_bod
     assert other.status_code == 422
     assert other.headers["content-type"] == "application/problem+json"
     assert other.json()["errors"][0]["loc"] == ["header", "idempotency-key"]
+
+
+@contextmanager
+def _database_gone(name: str) -> Iterator[None]:
+    """The test's PostgreSQL database refuses connections and has none left, then comes back."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(POSTGRES_URL).set(drivername="postgresql")
+    dsn = server.render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            sessions = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+            )
+            deadline = time.monotonic() + 10
+            while admin.execute(sessions, [name]).fetchone() != (0,):
+                assert time.monotonic() < deadline, "the sessions did not end"
+                time.sleep(0.01)
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="takes the database server's sessions away")
+async def test_a_submission_the_database_cannot_take_is_503_and_its_retry_is_decided_once(
+    api: httpx.AsyncClient, container: Container, make_key
+) -> None:
+    auth = make_key()
+    warm = await api.post("/v1/applications", json=application(), headers=auth)
+    assert warm.status_code == 201
+    headers = {**auth, "Idempotency-Key": "hr-db-down"}
+    body = application("430104199608202463", "王芳", "105331202603000456")
+
+    with _database_gone(container.db.url.database or ""):
+        refused = await api.post("/v1/applications", json=body, headers=headers)
+        assert refused.status_code == 503
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.json()["type"].endswith("/database-unavailable")
+
+    retried = await api.post("/v1/applications", json=body, headers=headers)
+    again = await api.post("/v1/applications", json=body, headers=headers)
+    assert (retried.status_code, again.status_code) == (201, 200)
+    assert retried.json()["approval_number"] == "4403-2026-000002"  # no number lost or doubled
+    assert again.json()["case_id"] == retried.json()["case_id"]
 
 
 async def test_other_employers_cannot_see_or_submit_for_a_case(

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("miaopi.api")
@@ -104,6 +105,24 @@ def install(app: FastAPI) -> None:
             )  # fmt: skip
         return problem_response(
             exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        # The database did not answer: a connection lost (a server restarting, a failover), or
+        # none to be had. Nothing was decided for the client to rely on, and asking again is
+        # safe: a submission with its Idempotency-Key gets the case if it was recorded after all.
+        log.error(
+            "database unavailable (%s) on %s %s",
+            type(exc.orig).__name__,
+            request.method,
+            request.url.path,
+        )
+        return problem_response(
+            503,
+            "the database is unavailable; try again, a submission with the same Idempotency-Key",
+            slug="database-unavailable",
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)
