@@ -8,9 +8,11 @@ miss costs more than an addition), but for a change in what the code does they a
 steadiest measure this machine has; it has no hardware counters for `perf`.
 
 The service's app is called in process over ASGI (uvicorn's share is not counted), with its
-production settings, SQLite in a temporary directory and the registries over HTTP to `miaopi
-mock serve` in another process, without latency. Instrumentation is switched on for the
-measured decisions only, after a warm-up: imports, startup and the warm-up are not counted.
+production settings, SQLite in a temporary directory (or, with ``--database-url``, an empty
+database the run may fill: a PostgreSQL server's share is not counted, the driver's is) and the
+registries over HTTP to `miaopi mock serve` in another process, without latency.
+Instrumentation is switched on for the measured decisions only, after a warm-up: imports,
+startup and the warm-up are not counted.
 The same applications are decided, in the same order, on every run, each with an
 ``Idempotency-Key`` of its own as in ``bench/run.py``.
 
@@ -22,6 +24,7 @@ counted too. ``--http`` and ``--loop`` choose uvicorn's protocol and event loop.
   python bench/instructions.py                  # needs valgrind on the PATH; about a minute
   python bench/instructions.py -n 200 --concurrency 8
   python bench/instructions.py --served --http httptools --loop uvloop
+  python bench/instructions.py --database-url postgresql+psycopg://miaopi@127.0.0.1:54330/empty
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def measure(args: argparse.Namespace) -> None:
     env = {
         "MIAOPI_ENVIRONMENT": "production",
         "MIAOPI_DATA_KEY": key,
-        "MIAOPI_DATABASE_URL": f"sqlite:///{work}/miaopi.db",
+        "MIAOPI_DATABASE_URL": args.database_url or f"sqlite:///{work}/miaopi.db",
         "MIAOPI_RULES_DIR": str(REPO / "rules"),
         # Everything runs ~50x slower under valgrind; a lookup must not run out of time.
         "MIAOPI_REGISTRY_TIMEOUT_S": "60",
@@ -236,6 +239,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40, help="decisions before counting")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--served", action="store_true", help="serve the app with uvicorn")
+    parser.add_argument("--database-url", help="an empty database instead of a SQLite file")
     parser.add_argument("--http", default="h11", help="uvicorn's HTTP protocol (--served)")
     parser.add_argument("--loop", default="asyncio", help="uvicorn's event loop (--served)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
@@ -260,6 +264,7 @@ def main() -> None:
              f"--callgrind-out-file={out}/callgrind.%p", sys.executable, __file__, "--inner",
              "-n", str(args.n), "--warmup", str(args.warmup),
              "--concurrency", str(args.concurrency),
+             *(["--database-url", args.database_url] if args.database_url else []),
              *(["--served", "--http", args.http, "--loop", args.loop] if args.served else [])],
             capture_output=True, text=True,
         )  # fmt: skip
