@@ -11,6 +11,7 @@ import pytest
 
 from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
+from miaopi.records.db import open_on_this_loop
 from miaopi.settings import Settings
 from tests.conftest import EMPLOYER, NOW, ON_POSTGRES, OTHER_EMPLOYER, POSTGRES_URL, application
 
@@ -333,6 +334,24 @@ async def test_a_submission_the_database_cannot_take_is_503_and_its_retry_is_dec
     assert (retried.status_code, again.status_code) == (201, 200)
     assert retried.json()["approval_number"] == "4403-2026-000002"  # no number lost or doubled
     assert again.json()["case_id"] == retried.json()["case_id"]
+
+
+async def test_a_statement_the_database_refuses_is_a_500_not_an_outage_to_retry(
+    container: Container, make_key
+) -> None:
+    # SQLite reports "no such table" as an OperationalError too; it is not the database being
+    # away, and a client told to retry would retry for ever.
+    auth = {**make_key(), "Idempotency-Key": "hr-no-table"}
+    with container.db.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE idempotency_keys")
+    open_on_this_loop(container.db)
+    transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+        answer = await api.post("/v1/applications", json=application(), headers=auth)
+    await container.aclose()
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "Retry-After" not in answer.headers
 
 
 async def test_other_employers_cannot_see_or_submit_for_a_case(

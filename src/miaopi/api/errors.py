@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,6 +75,20 @@ def _clean_msg(msg: str) -> str:
     return msg.removeprefix("Value error, ")
 
 
+# SQLite's result codes for a database that is there but cannot be had right now: busy or
+# locked past the busy timeout, an I/O error, a full disk, a file that cannot be opened. SQLite
+# also reports a statement that names no such table as an OperationalError: that is a fault of
+# ours, a 500.
+_SQLITE_UNAVAILABLE = {5, 6, 10, 13, 14}
+
+
+def _unavailable(exc: OperationalError) -> bool:
+    """Whether the database failed to serve (a lost connection, none to be had), not the SQL."""
+    if isinstance(exc.orig, sqlite3.Error):
+        return (getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF) in _SQLITE_UNAVAILABLE
+    return True  # psycopg keeps OperationalError for the connection and the server's state
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
@@ -107,11 +122,24 @@ def install(app: FastAPI) -> None:
             exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The message may carry personal data from the request: log the type and route only.
+        log.error(
+            "unhandled %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            exc_info=False,
+        )
+        return problem_response(500, "an unexpected error occurred; it has been logged")
+
     @app.exception_handler(OperationalError)
-    async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        # The database did not answer: a connection lost (a server restarting, a failover), or
-        # none to be had. Nothing was decided for the client to rely on, and asking again is
-        # safe: a submission with its Idempotency-Key gets the case if it was recorded after all.
+    async def _database_error(request: Request, exc: OperationalError) -> JSONResponse:
+        if not _unavailable(exc):
+            return await _unexpected(request, exc)
+        # Nothing was decided for the client to rely on, and asking again is safe: a submission
+        # with its Idempotency-Key gets the case if it was recorded after all.
         log.error(
             "database unavailable (%s) on %s %s",
             type(exc.orig).__name__,
@@ -124,15 +152,3 @@ def install(app: FastAPI) -> None:
             slug="database-unavailable",
             headers={"Retry-After": "1"},
         )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The message may carry personal data from the request: log the type and route only.
-        log.error(
-            "unhandled %s on %s %s",
-            type(exc).__name__,
-            request.method,
-            request.url.path,
-            exc_info=False,
-        )
-        return problem_response(500, "an unexpected error occurred; it has been logged")
