@@ -52,14 +52,9 @@ def measure(args: argparse.Namespace) -> None:
     population = work / "population.json"
     subprocess.run([*bench.MIAOPI, "mock", "generate", "--seed", "7", "--persons", "20000",
                     "-o", str(population)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    mock_port = bench.free_port()
-    mocks = subprocess.Popen(
-        [*bench.MIAOPI, "mock", "serve", "--port", str(mock_port)],
-        env={**os.environ, "MIAOPI_MOCK_DATASET": str(population)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     key = subprocess.run([*bench.MIAOPI, "keys", "generate"], check=True,
                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    mock_port = bench.free_port()
     env = {
         "MIAOPI_ENVIRONMENT": "production",
         "MIAOPI_DATA_KEY": key,
@@ -71,6 +66,12 @@ def measure(args: argparse.Namespace) -> None:
            for name in ("police", "education", "overseas_credentials", "social_security",
                         "credit", "hrss")},
     }  # fmt: skip
+    # Started last, right before the block that stops it: nothing above may leave it running.
+    mocks = subprocess.Popen(
+        [*bench.MIAOPI, "mock", "serve", "--port", str(mock_port)],
+        env={**os.environ, "MIAOPI_MOCK_DATASET": str(population)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     os.environ.update(env)
     os.chdir(work)
     try:
