@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -13,7 +11,14 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
 from miaopi.records.db import open_on_this_loop
 from miaopi.settings import Settings
-from tests.conftest import EMPLOYER, NOW, ON_POSTGRES, OTHER_EMPLOYER, POSTGRES_URL, application
+from tests.conftest import (
+    EMPLOYER,
+    NOW,
+    ON_POSTGRES,
+    OTHER_EMPLOYER,
+    application,
+    sessions_ended,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -288,30 +293,6 @@ async def test_idempotency_key_replays_the_same_case_and_refuses_a_different_bod
     assert other.json()["errors"][0]["loc"] == ["header", "idempotency-key"]
 
 
-@contextmanager
-def _database_gone(name: str) -> Iterator[None]:
-    """The test's PostgreSQL database refuses connections and has none left, then comes back."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    server = make_url(POSTGRES_URL).set(drivername="postgresql")
-    dsn = server.render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        try:
-            sessions = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
-            )
-            deadline = time.monotonic() + 10
-            while admin.execute(sessions, [name]).fetchone() != (0,):
-                assert time.monotonic() < deadline, "the sessions did not end"
-                time.sleep(0.01)
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-
-
 @pytest.mark.skipif(not ON_POSTGRES, reason="takes the database server's sessions away")
 async def test_a_submission_the_database_cannot_take_is_503_and_its_retry_is_decided_once(
     api: httpx.AsyncClient, container: Container, make_key
@@ -322,7 +303,7 @@ async def test_a_submission_the_database_cannot_take_is_503_and_its_retry_is_dec
     headers = {**auth, "Idempotency-Key": "hr-db-down"}
     body = application("430104199608202463", "王芳", "105331202603000456")
 
-    with _database_gone(container.db.url.database or ""):
+    with sessions_ended(container.db.url.database or "", refuse_new=True):
         refused = await api.post("/v1/applications", json=body, headers=headers)
         assert refused.status_code == 503
         assert refused.headers["content-type"] == "application/problem+json"
