@@ -18,8 +18,9 @@ It prints throughput, end-to-end p50/p95/p99, p99 *overhead* (end to end minus t
 registry query of that decision, as the service recorded it; with its p50, p90 and p99.9, which
 tell a floor every decision pays from stalls a few of them meet), the error rate, the service's CPU
 time per decision from /proc (every process of the service, all work included), the CPU per
-decision of the mocks, the load generator and the whole machine, and rule evaluation p50/p99 per
-phase from the service's own histograms (wall clock, and the evaluating thread's CPU).
+decision of the mocks, the load generator and the whole machine, rule evaluation p50/p99 per
+phase from the service's own histograms (wall clock, and the evaluating thread's CPU), and the
+resident memory of each service process before and after the load.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,17 +72,19 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> 
     raise SystemExit(f"{url} did not come up")
 
 
+def family(pid: int) -> list[int]:
+    """A process and its children (the service's workers)."""
+    try:
+        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    except OSError:
+        return [pid]
+
+
 def cpu_split(pid: int) -> tuple[float, float]:
     """User and system CPU seconds of a process and its children (workers), from /proc."""
     user = system = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
+    for p in family(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
@@ -88,6 +92,24 @@ def cpu_split(pid: int) -> tuple[float, float]:
         user += int(fields[11]) / tick
         system += int(fields[12]) / tick
     return user, system
+
+
+def memory_mb(pid: int) -> list[tuple[float, float]]:
+    """Resident memory now and at its peak (VmRSS, VmHWM), in MB, of each process of
+    ``family(pid)``."""
+    found = []
+    for p in family(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        kb = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.MULTILINE))
+        found.append((int(kb.get("VmRSS", 0)) / 1024, int(kb.get("VmHWM", 0)) / 1024))
+    return found
+
+
+def _mb(values: Iterable[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values)
 
 
 def machine_busy() -> tuple[float, float]:
@@ -352,6 +374,7 @@ def main() -> None:
                  "-r", "100", "-d", str(int(args.duration)), "-f", "raw", "-o", args.profile],
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
+        memory0 = memory_mb(service.pid)
         split0, mocks0, load0 = cpu_split(service.pid), sum(cpu_split(mocks.pid)), own_cpu()
         busy0, rules0 = machine_busy(), rule_buckets(base)
         full = asyncio.run(drive(base, keys, bodies[5000:], concurrency=args.concurrency,
@@ -383,6 +406,12 @@ def main() -> None:
             print(f"rule evaluation, {what}: at concurrency {args.concurrency} "
                   f"{rule_quantiles(rules0, rules1, kind)}; "
                   f"paced {rule_quantiles(rules1, rules2, kind)}")  # fmt: skip
+        decided = len(full.latencies_ms) + len(paced.latencies_ms)
+        memory2 = memory_mb(service.pid)
+        # With several workers the first process is uvicorn's supervisor, then each worker.
+        print(f"service memory, resident, MB per process: {_mb(r for r, _ in memory0)} before "
+              f"the load, {_mb(r for r, _ in memory2)} after {decided} decisions "
+              f"(peak {_mb(h for _, h in memory2)})")  # fmt: skip
         split2 = cpu_split(service.pid)
         health = asyncio.run(drive(base, keys, bodies, concurrency=args.concurrency,
                                    duration_s=min(args.duration, 10), path="/healthz"))  # fmt: skip
