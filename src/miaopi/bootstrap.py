@@ -104,7 +104,12 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
     the one the stored personal data was sealed with.
     """
     key = resolve_key(settings.data_key, settings.environment)
-    db = make_engine(settings.database_url, key)
+    db = make_engine(
+        settings.database_url,
+        key,
+        pool_size=settings.database_pool_size,
+        prepared_statements=settings.database_prepared_statements,
+    )
     try:
         if migrate:
             upgrade(db)

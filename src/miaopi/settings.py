@@ -18,6 +18,14 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     database_url: str = "sqlite:///./var/miaopi.db"
+    # PostgreSQL: the connections each server process keeps for its requests (db.open_on_this_loop);
+    # with N processes the server needs N times this, plus 10 each for background work.
+    database_pool_size: int = Field(
+        default=20, ge=1, le=1000, description="PostgreSQL connections per server process"
+    )
+    # psycopg prepares a statement on a connection once it has run it five times; a pooler in
+    # transaction mode that does not track prepared statements needs this off.
+    database_prepared_statements: bool = True
     rules_dir: Path | None = Field(
         default=None,
         description="Rule files; default ./rules if present, else the rules installed with miaopi",

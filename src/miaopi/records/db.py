@@ -45,34 +45,53 @@ from miaopi.records.prepared import driver_error
 from miaopi.records.sealing import DataKey, bind_key, bound_key, json_text
 from miaopi.records.wal import Checkpointer
 
-
-def make_engine(url: str, data_key: DataKey | None = None) -> Engine:
-    """An engine for ``url``; ``data_key`` seals and opens its personal data (sealing.py)."""
-    engine = _engine(url)
-    event.listen(engine, "before_cursor_execute", _refuse_unprepared)
-    if data_key is not None:
-        bind_key(engine, data_key)
-    return engine
-
-
 _SERVER_POOL = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
 # The loop's own pool (open_on_this_loop): its work is not bounded by statement threads, so
 # under load it used connections beyond the pool's size, and each was opened and closed again
-# per use (a server process forked per case). A fixed pool makes the work wait its turn.
-# Its connections are pinged only when they may have gone stale (_ping_when_stale); the one
-# returned last is handed out first, so that under a light load a few connections serve, each
-# back within the time it is trusted without a ping, and the rest sit idle.
-_LOOP_POOL = {"pool_pre_ping": False, "pool_use_lifo": True, "pool_size": 20, "max_overflow": 0}
+# per use (a server process forked per case). A fixed pool makes the work wait its turn; its
+# size is a setting (20 by default). Its connections are pinged only when they may have gone
+# stale (_ping_when_stale); the one returned last is handed out first, so that under a light
+# load a few connections serve, each back within the time it is trusted without a ping, and
+# the rest sit idle.
+LOOP_POOL_SIZE = 20
+_LOOP_POOL = {"pool_pre_ping": False, "pool_use_lifo": True, "max_overflow": 0}
+_loop_pools: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def make_engine(
+    url: str,
+    data_key: DataKey | None = None,
+    *,
+    pool_size: int = LOOP_POOL_SIZE,
+    prepared_statements: bool = True,
+) -> Engine:
+    """An engine for ``url``; ``data_key`` seals and opens its personal data (sealing.py).
+
+    For a server database, ``pool_size`` is the connections of the loop's own pool
+    (``open_on_this_loop``), and without ``prepared_statements`` psycopg never prepares a
+    statement on the server (for a pooler in transaction mode that does not track them).
+    """
+    connect_args = {} if prepared_statements else {"prepare_threshold": None}
+    engine = _engine(url, connect_args)
+    event.listen(engine, "before_cursor_execute", _refuse_unprepared)
+    if data_key is not None:
+        bind_key(engine, data_key)
+    _loop_pools[engine] = {**_LOOP_POOL, "pool_size": pool_size, "connect_args": connect_args}
+    return engine
+
+
 # A connection back in the pool for less than this is used without a ping, as HikariCP does
 # for 500 ms (its aliveBypassWindowMs).
 _PING_AFTER_IDLE_S = 0.5
 _RETURNED_AT = "miaopi.returned_at"
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, connect_args: dict[str, Any]) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, json_serializer=json_text, **_SERVER_POOL)
+        return create_engine(
+            url, json_serializer=json_text, connect_args=connect_args, **_SERVER_POOL
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -379,14 +398,15 @@ def open_on_this_loop(engine: Engine) -> None:
     loop = asyncio.get_running_loop()
     if loop in on_loops:
         return
-    pool = create_async_engine(engine.url, json_serializer=json_text, **_LOOP_POOL)
+    options = _loop_pools.get(engine, {**_LOOP_POOL, "pool_size": LOOP_POOL_SIZE})
+    pool = create_async_engine(engine.url, json_serializer=json_text, **options)
     _ping_when_stale(pool.sync_engine)
     event.listen(pool.sync_engine, "before_cursor_execute", _refuse_unprepared)
     key = bound_key(engine)
     if key is not None:
         bind_key(pool.sync_engine, key)
     # Work holds one connection at a time (a unit of work is one transaction after another).
-    on_loops[loop] = _OnLoop(pool, asyncio.Semaphore(_LOOP_POOL["pool_size"]))
+    on_loops[loop] = _OnLoop(pool, asyncio.Semaphore(options["pool_size"]))
 
 
 def _ping_when_stale(engine: Engine) -> None:

@@ -1,0 +1,100 @@
+"""The PostgreSQL settings an operator sizes a fleet with: the connections each server process
+keeps for its requests, and prepared statements off for a pooler that cannot carry them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import psycopg
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from miaopi.bootstrap import open_database
+from miaopi.records import cases, db
+from miaopi.records.db import reading_one
+from miaopi.settings import Settings
+from tests.conftest import DATA_KEY, ON_POSTGRES
+
+pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="the settings are PostgreSQL's")
+
+
+def _open(database_url: str, **settings: object) -> Engine:
+    return open_database(
+        Settings(database_url=database_url, data_key=DATA_KEY, _env_file=None, **settings)  # type: ignore[arg-type]
+    )
+
+
+def _sessions(database_url: str) -> int:
+    url = make_url(database_url)
+    dsn = url.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(dsn.render_as_string(hide_password=False), autocommit=True) as admin:
+        found = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [url.database]
+        ).fetchone()
+    return found[0] if found else 0
+
+
+def _sessions_after_reads_at_once(engine: Engine, database_url: str, reads: int) -> int:
+    """Run ``reads`` reads at once on the loop's pool; the sessions it then holds open."""
+
+    async def scenario() -> int:
+        db.open_on_this_loop(engine)
+        try:
+            await asyncio.gather(
+                *(db.run(engine, cases.find_idempotent, 1, f"k{i}") for i in range(reads))
+            )
+            return _sessions(database_url)
+        finally:
+            await db.close_on_this_loop(engine)
+
+    engine.dispose()  # the migrations' connection: what is left is the loop's pool
+    return anyio.run(scenario)
+
+
+def test_a_server_process_keeps_no_more_connections_than_its_pool_size(
+    database_url: str,
+) -> None:
+    engine = _open(database_url, database_pool_size=3)
+    try:
+        assert _sessions_after_reads_at_once(engine, database_url, reads=8) == 3
+    finally:
+        engine.dispose()
+
+
+def test_by_default_reads_at_once_each_get_a_connection(database_url: str) -> None:
+    engine = _open(database_url)
+    try:
+        assert _sessions_after_reads_at_once(engine, database_url, reads=8) == 8
+    finally:
+        engine.dispose()
+
+
+def _prepared_after_six_reads(engine: Engine) -> int:
+    """Read six times on one connection, then count what the server holds prepared for it."""
+    with reading_one(engine) as conn:
+        for i in range(6):  # psycopg prepares after five
+            cases._FIND_IDEMPOTENT.first(conn, {"client_id": 1, "key": f"k{i}"})
+        return conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar_one()
+
+
+@pytest.mark.parametrize("where", ["thread", "event loop"])
+@pytest.mark.parametrize("prepared", [True, False])
+def test_statements_are_prepared_on_the_server_unless_the_setting_says_not(
+    database_url: str, where: str, prepared: bool
+) -> None:
+    engine = _open(database_url, database_prepared_statements=prepared)
+
+    async def on_loop() -> int:
+        db.open_on_this_loop(engine)
+        try:
+            return await db.run(engine, _prepared_after_six_reads)
+        finally:
+            await db.close_on_this_loop(engine)
+
+    try:
+        held = _prepared_after_six_reads(engine) if where == "thread" else anyio.run(on_loop)
+    finally:
+        engine.dispose()
+    assert (held > 0) is prepared
