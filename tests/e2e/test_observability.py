@@ -67,6 +67,8 @@ async def test_metrics_count_decisions_registries_and_rules(
                 status="201") == 1  # fmt: skip
     assert "miaopi_registry_breaker_state{" in after
     assert sample(after, "miaopi_registry_breaker_state", registry="police") == 0  # closed
+    # Each request's database work (the case, the dry run's access log and more), waits or not.
+    assert grew("miaopi_database_wait_seconds_count") >= 2
     assert "420102200203151232" not in after
 
 

@@ -8,6 +8,7 @@ import asyncio
 import anyio
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -98,3 +99,35 @@ def test_statements_are_prepared_on_the_server_unless_the_setting_says_not(
     finally:
         engine.dispose()
     assert (held > 0) is prepared
+
+
+def _waits() -> tuple[float, float]:
+    """How many units of work have waited for the database, and for how long in all."""
+    count = REGISTRY.get_sample_value("miaopi_database_wait_seconds_count") or 0.0
+    return count, REGISTRY.get_sample_value("miaopi_database_wait_seconds_sum") or 0.0
+
+
+def test_work_that_finds_every_connection_in_use_waits_and_the_wait_is_measured(
+    database_url: str,
+) -> None:
+    engine = _open(database_url, database_pool_size=1)
+
+    def slow_read(engine: Engine) -> None:
+        with reading_one(engine) as conn:
+            conn.exec_driver_sql("SELECT pg_sleep(0.3)")
+
+    async def two_at_once() -> None:
+        db.open_on_this_loop(engine)
+        try:
+            await asyncio.gather(db.run(engine, slow_read), db.run(engine, slow_read))
+        finally:
+            await db.close_on_this_loop(engine)
+
+    count, total = _waits()
+    try:
+        anyio.run(two_at_once)
+    finally:
+        engine.dispose()
+    waited_count, waited_total = _waits()
+    assert waited_count - count == 2  # every unit of work is counted, the one that had no wait too
+    assert 0.25 <= waited_total - total < 2  # the second waited for the first's connection

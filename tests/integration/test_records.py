@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select
 
 from miaopi.records import db
@@ -77,6 +78,7 @@ async def test_a_short_write_waits_for_another_writer_without_stopping_the_loop(
         create_client(engine, "channel", "written once")
         return "done"
 
+    waits = REGISTRY.get_sample_value("miaopi_database_wait_seconds_sum") or 0.0
     try:
         task = asyncio.ensure_future(db.run(engine, work))
         await asyncio.sleep(0.2)  # the loop keeps running while the work waits its turn
@@ -92,6 +94,9 @@ async def test_a_short_write_waits_for_another_writer_without_stopping_the_loop(
     assert set(threads) == {threading.get_ident()}
     assert 2 <= tries_while_held <= 40  # paused between tries: 0.2 s is not a busy loop
     assert _client_names(engine) == ["written once"]
+    # How long it waited is in /metrics, where an operator sees workers queue for the database.
+    waited = (REGISTRY.get_sample_value("miaopi_database_wait_seconds_sum") or 0.0) - waits
+    assert 0.2 <= waited < 5
     engine.dispose()
 
 
