@@ -112,8 +112,8 @@ WAL_PAGES = Gauge(
 DATABASE_WAIT_SECONDS = Histogram(
     "miaopi_database_wait_seconds",
     "Time a request's unit of database work waited before it ran: for a connection of its "
-    "process's pool on PostgreSQL (MIAOPI_DATABASE_POOL_SIZE), for the write slot another "
-    "worker held on SQLite",
+    "process's pool on PostgreSQL (MIAOPI_DATABASE_POOL_SIZE), on SQLite for the write slot "
+    "another worker or the checkpoint thread held",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
