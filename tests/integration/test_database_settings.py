@@ -1,5 +1,6 @@
 """The PostgreSQL settings an operator sizes a fleet with: the connections each server process
-keeps for its requests, and prepared statements off for a pooler that cannot carry them."""
+keeps for its requests, and prepared statements off for a pooler that cannot carry them; and
+the histogram that shows requests waiting for a connection."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def test_statements_are_prepared_on_the_server_unless_the_setting_says_not(
 
 
 def _waits() -> tuple[float, float]:
-    """How many units of work have waited for the database, and for how long in all."""
+    """How many units of work the wait histogram has counted, and their waits in all."""
     count = REGISTRY.get_sample_value("miaopi_database_wait_seconds_count") or 0.0
     return count, REGISTRY.get_sample_value("miaopi_database_wait_seconds_sum") or 0.0
 
