@@ -409,7 +409,7 @@ def open_on_this_loop(engine: Engine) -> None:
     loop = asyncio.get_running_loop()
     if loop in on_loops:
         return
-    options = _loop_pools.get(engine, {**_LOOP_POOL, "pool_size": LOOP_POOL_SIZE})
+    options = _loop_pools[engine]  # make_engine's
     pool = create_async_engine(engine.url, json_serializer=json_text, **options)
     _ping_when_stale(pool.sync_engine)
     event.listen(pool.sync_engine, "before_cursor_execute", _refuse_unprepared)
