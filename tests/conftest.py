@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -123,25 +124,40 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     raise RuntimeError(f"could not drop the test database {name}")
 
 
+_OF_IT = "FROM pg_stat_activity WHERE datname = %s"
+
+
+@contextmanager
+def _admin() -> Iterator[Any]:
+    """A connection to the test server's own database, in autocommit: each statement sees
+    pg_stat_activity anew."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        yield admin
+
+
+def session_count(database: str) -> int:
+    """How many sessions a test's PostgreSQL database has open."""
+    with _admin() as admin:
+        return admin.execute(f"SELECT count(*) {_OF_IT}", [database]).fetchone()[0]
+
+
 @contextmanager
 def sessions_ended(database: str, *, refuse_new: bool = False) -> Iterator[int]:
     """End every session of a test's PostgreSQL database, as a restart or a failover would;
     yields how many there were. With ``refuse_new`` the database also refuses connections
     until the block ends."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    dsn = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    of_it = "FROM pg_stat_activity WHERE datname = %s"
-    # From the server's own database, in autocommit: each statement sees pg_stat_activity anew.
-    with psycopg.connect(dsn, autocommit=True) as admin:
+    with _admin() as admin:
         if refuse_new:
             admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
         try:
-            ended = admin.execute(f"SELECT count(pg_terminate_backend(pid)) {of_it}", [database])
+            ended = admin.execute(f"SELECT count(pg_terminate_backend(pid)) {_OF_IT}", [database])
             count = (ended.fetchone() or (0,))[0]
             deadline = time.monotonic() + 10
-            while admin.execute(f"SELECT count(*) {of_it}", [database]).fetchone() != (0,):
+            while admin.execute(f"SELECT count(*) {_OF_IT}", [database]).fetchone() != (0,):
                 assert time.monotonic() < deadline, "the sessions did not end"
                 time.sleep(0.01)
             yield count

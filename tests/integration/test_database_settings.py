@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 
 import anyio
-import psycopg
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
@@ -17,7 +16,7 @@ from miaopi.bootstrap import open_database
 from miaopi.records import cases, db
 from miaopi.records.db import reading_one
 from miaopi.settings import Settings
-from tests.conftest import DATA_KEY, ON_POSTGRES
+from tests.conftest import DATA_KEY, ON_POSTGRES, session_count
 
 pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="the settings are PostgreSQL's")
 
@@ -26,16 +25,6 @@ def _open(database_url: str, **settings: object) -> Engine:
     return open_database(
         Settings(database_url=database_url, data_key=DATA_KEY, _env_file=None, **settings)  # type: ignore[arg-type]
     )
-
-
-def _sessions(database_url: str) -> int:
-    url = make_url(database_url)
-    dsn = url.set(drivername="postgresql", database="postgres")
-    with psycopg.connect(dsn.render_as_string(hide_password=False), autocommit=True) as admin:
-        found = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [url.database]
-        ).fetchone()
-    return found[0] if found else 0
 
 
 def _sessions_after_reads_at_once(engine: Engine, database_url: str, reads: int) -> int:
@@ -47,7 +36,7 @@ def _sessions_after_reads_at_once(engine: Engine, database_url: str, reads: int)
             await asyncio.gather(
                 *(db.run(engine, cases.find_idempotent, 1, f"k{i}") for i in range(reads))
             )
-            return _sessions(database_url)
+            return session_count(make_url(database_url).database or "")
         finally:
             await db.close_on_this_loop(engine)
 
