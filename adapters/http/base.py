@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from miaopi.adapters.http.breaker import CircuitBreaker
-from miaopi.adapters.http.transport import AnswerTooLarge, RegistryTransport
+from miaopi.adapters.http.transport import MOST_ANSWER_BYTES, AnswerTooLarge, RegistryTransport
 from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
 from miaopi.telemetry import BREAKER_CODES, BREAKER_STATE, REQUEST_ID, series
 
@@ -96,11 +96,17 @@ async def _exchange(
     )
     request.read()
     response = await transport.handle_async_request(request)
+    # Counted as it decodes, as ``post`` counts: a proxy's transport from the environment
+    # streams, and a compressed answer a few kB long can decode to gigabytes.
+    body = bytearray()
     try:
-        await response.aread()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MOST_ANSWER_BYTES:
+                raise AnswerTooLarge
     finally:
         await response.aclose()
-    return response.status_code, response.content
+    return response.status_code, bytes(body)
 
 
 @dataclass(frozen=True, slots=True)

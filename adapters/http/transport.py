@@ -62,11 +62,13 @@ class AnswerTooLarge(httpx.DecodingError):
         super().__init__(f"answer larger than {MOST_ANSWER_BYTES // 1024} KiB")
 
 
-async def _bounded_body(answer: aiohttp.ClientResponse) -> bytes:
+async def _bounded_body(answer: aiohttp.ClientResponse, *, decoded: bool = True) -> bytes:
+    """The body whole, as aiohttp reads it: ``decoded`` if the request asked aiohttp to decode
+    it, else as it came over the wire."""
     length = answer.content_length
     if length is not None and length > MOST_ANSWER_BYTES:
         raise AnswerTooLarge
-    if length is not None and hdrs.CONTENT_ENCODING not in answer.headers:
+    if length is not None and not (decoded and hdrs.CONTENT_ENCODING in answer.headers):
         return await answer.read()  # no more than the length just checked
     # Chunked, or compressed (a small body can decode to a large one): counted as it comes.
     body = bytearray()
@@ -137,15 +139,17 @@ class RegistryTransport(AiohttpTransport):
                     connect=timeout.get("pool"),
                 ),
             ) as answer:
-                content = await answer.read()
+                # Bounded as it comes over the wire; what httpx decodes from it is for its
+                # caller to bound (a lookup does, in ``_exchange``).
+                content = await _bounded_body(answer, decoded=False)
         except aiohttp.ClientError as exc:
             raise _transport_error(exc) from exc
-        response = httpx.Response(
+        # Left unread: httpx decodes it as its headers say when it is read, and a caller that
+        # streams it (``client.stream``) can stop before a compressed answer decodes whole.
+        return httpx.Response(
             answer.status,
             headers=answer.raw_headers,
             stream=httpx.ByteStream(content),
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
-        response.read()  # decoded as its headers say; reading it later finds it read
-        return response

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 
 import httpx
 import pytest
@@ -168,3 +170,20 @@ async def test_a_lookup_on_a_closed_client_is_refused_not_sent() -> None:
                 "420102200203151232"
             )
     assert not route.called
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+async def test_an_oversized_answer_through_any_transport_is_invalid_and_not_asked_again(
+    compressed: bool,
+) -> None:
+    # A proxy or a mount an operator configures is a transport of httpx's, not the production
+    # one: its answers are bounded as they decode, like the production transport's.
+    payload = json.dumps({"reference": "POL-5", "record": {**PERSON, "name": "李" * 800_000}})
+    content, headers = payload.encode(), {"Content-Type": "application/json"}
+    if compressed:  # about 7 kB as sent, 2.4 MB decoded
+        content, headers = gzip.compress(content), {**headers, "Content-Encoding": "gzip"}
+    async with respx.mock(base_url=BASE) as router:
+        route = router.post("persons/lookup").respond(200, content=content, headers=headers)
+        evidence = await police(router).person("420102200203151232")
+    assert (evidence.status, evidence.detail) == ("invalid", "answer larger than 1024 KiB")
+    assert route.call_count == 1

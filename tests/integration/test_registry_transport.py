@@ -193,6 +193,16 @@ def _huge(kind: str) -> web.StreamResponse:
     return web.Response(text=payload, content_type="application/json")
 
 
+async def _huge_chunked(request: web.Request) -> web.StreamResponse:
+    answer = web.StreamResponse(headers={"Content-Type": "application/json"})
+    answer.enable_chunked_encoding()
+    await answer.prepare(request)
+    for _ in range(40):  # 40 chunks of 64 kB, no length given
+        await answer.write(b" " * 65_536)
+    await answer.write_eof()
+    return answer
+
+
 @pytest.mark.parametrize("kind", ["with its length", "chunked", "gzip"])
 async def test_an_answer_larger_than_a_mebibyte_is_invalid_and_not_asked_again(
     serve,  # type: ignore[no-untyped-def]
@@ -202,15 +212,7 @@ async def test_an_answer_larger_than_a_mebibyte_is_invalid_and_not_asked_again(
 
     async def handler(request: web.Request) -> web.StreamResponse:
         asked.append(1)
-        if kind != "chunked":
-            return _huge(kind)
-        answer = web.StreamResponse(headers={"Content-Type": "application/json"})
-        answer.enable_chunked_encoding()
-        await answer.prepare(request)
-        for _ in range(40):  # 40 chunks of 64 kB, no length given
-            await answer.write(b" " * 65_536)
-        await answer.write_eof()
-        return answer
+        return await _huge_chunked(request) if kind == "chunked" else _huge(kind)
 
     registry, close = police(await serve(handler))
     try:
@@ -220,3 +222,19 @@ async def test_an_answer_larger_than_a_mebibyte_is_invalid_and_not_asked_again(
     assert evidence.status == "invalid"
     assert evidence.detail == "answer larger than 1024 KiB"
     assert (evidence.attempts, len(asked)) == (1, 1)
+
+
+@pytest.mark.parametrize("kind", ["with its length", "chunked"])
+async def test_through_httpx_own_api_an_answer_larger_than_a_mebibyte_is_not_read_whole(
+    serve,  # type: ignore[no-untyped-def]
+    kind: str,
+) -> None:
+    # A caller of the client itself (not a lookup) gets httpx's decoding error, not a process
+    # whose memory a registry streaming without end fills.
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await _huge_chunked(request) if kind == "chunked" else _huge(kind)
+
+    settings = Settings(registry_police_url=await serve(handler), _env_file=None)  # type: ignore[call-arg]
+    async with registry_client("police", settings, Dataset.bundled) as http:
+        with pytest.raises(httpx.DecodingError, match="larger than 1024 KiB"):
+            await http.post("persons/lookup", json={"id_number": "420102200203151232"})
