@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -69,6 +70,23 @@ def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
     raise AssertionError("the server did not become ready")
 
 
+def _serve(env: dict[str, str], cwd: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """``miaopi serve`` with ``workers`` workers, ready; the process and its port."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port),
+         "--workers", str(workers)],
+        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_ready(port, server)
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
+    return server, port
+
+
 @pytest.fixture
 def fleet(database_url: str, tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
     """Two instances on one database (the second with two workers); an employer's key."""
@@ -76,14 +94,8 @@ def fleet(database_url: str, tmp_path: Path) -> Iterator[tuple[list[str], dict[s
     key = _cli(env, "clients", "create", "--role", "employer", "--uscc", EMPLOYER, "--name", "hr")
     servers, urls = [], []
     for workers in (1, 2):
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port),
-             "--workers", str(workers)],
-            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        server, port = _serve(env, tmp_path, workers)
         servers.append(server)
-        _wait_ready(port, server)
         urls.append(f"http://127.0.0.1:{port}")
     try:
         yield urls, {"Authorization": f"Bearer {key}"}
@@ -181,15 +193,53 @@ def test_workers_leave_no_metrics_directory_behind(database_url: str, tmp_path: 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**_env(database_url), "TMPDIR": str(scratch)}
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    server, _ = _serve(env, tmp_path, 2)
     try:
-        _wait_ready(port, server)
         assert len(list(scratch.glob("miaopi-metrics-*"))) == 1
     finally:
         server.terminate()
         server.wait(timeout=20)
     assert list(scratch.glob("miaopi-metrics-*")) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_server_told_to_stop_finishes_and_records_the_decisions_in_flight(
+    database_url: str, tmp_path: Path, workers: int
+) -> None:
+    """A rolling restart sends SIGTERM: what was submitted is decided, answered and kept."""
+    env = {
+        **_env(database_url),
+        # Every decision waits 1.5 s on CHSI, well within its budget (2.4 s for the first try).
+        "MIAOPI_MOCK_LATENCY_MS": "education=1500",
+        "MIAOPI_REGISTRY_TIMEOUT_S": "5",
+    }
+    key = _cli(env, "clients", "create", "--role", "channel", "--name", f"stop-{workers}")
+    server, port = _serve(env, tmp_path, workers)
+    engine = _database(database_url)
+    try:
+        with engine.connect() as conn:
+            before = conn.execute(select(func.count()).select_from(cases)).scalar_one()
+        url = f"http://127.0.0.1:{port}/v1/applications"
+        async with httpx.AsyncClient(timeout=30) as client:
+            posts = [
+                asyncio.ensure_future(client.post(url, json=application(), headers={
+                    "Authorization": f"Bearer {key}", "Idempotency-Key": f"stop-{workers}-{n}"}))
+                for n in range(6)
+            ]  # fmt: skip
+            await asyncio.sleep(0.4)  # all six are past the door, waiting on CHSI
+            server.send_signal(signal.SIGTERM)
+            answers = await asyncio.gather(*posts)
+        assert [a.status_code for a in answers] == [201] * 6, [a.text for a in answers]
+        assert all(a.json()["evidence"] for a in answers)
+        # Stopped as asked: uvicorn, serving alone, raises the signal again once it is done,
+        # as a process that does not handle SIGTERM would end; its supervisor exits with 0.
+        assert server.wait(timeout=30) == (-signal.SIGTERM if workers == 1 else 0)
+        with engine.connect() as conn:
+            after = conn.execute(select(func.count()).select_from(cases)).scalar_one()
+        assert after - before == 6
+        assert ledger_verify(engine).intact
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        engine.dispose()
