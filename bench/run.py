@@ -166,6 +166,7 @@ class Run:
     latencies_ms: list[float] = field(default_factory=list)
     overheads_ms: list[float] = field(default_factory=list)
     errors: int = 0
+    turned_away: int = 0  # 503 with Retry-After: the service was deciding all it could
     outcomes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -188,6 +189,8 @@ class Run:
                f"p99.9 {self.pct(self.overheads_ms, 0.999):.1f}); "
                if self.overheads_ms else "")
             + f"errors {self.errors / max(n + self.errors, 1):.2%}"
+            + (f"; turned away {self.turned_away}, each sent again after its Retry-After"
+               if self.turned_away else "")
             + (f"; outcomes {self.outcomes}" if self.outcomes else "")
         )  # fmt: skip
 
@@ -245,8 +248,14 @@ async def drive(
                             **headers, "Idempotency-Key": f"bench-{run_id}-{i}"})  # fmt: skip
                     async with request as response:
                         status, content = response.status, await response.read()
+                        retry_after = response.headers.get("Retry-After")
                 except (aiohttp.ClientError, TimeoutError):
                     run.errors += 1
+                    continue
+                if status == 503 and retry_after:
+                    # As an HR system that honours Retry-After: later, from the same worker.
+                    run.turned_away += 1
+                    await asyncio.sleep(float(retry_after))
                     continue
                 elapsed = (time.perf_counter() - t0) * 1000
                 if status != (200 if path == "/healthz" else 201):

@@ -59,6 +59,14 @@ class Settings(BaseSettings):
         default=1200, ge=0, description="Requests a minute per API client and process; 0 = off"
     )
     rate_limit_burst: int = Field(default=100, ge=1, description="Requests a client may burst")
+    # Past what a process's CPU can decide, more decisions at once only wait on its event loop,
+    # and that wait counts against their registry budgets (limits.DecisionSlots).
+    max_decisions_in_flight: int = Field(
+        default=128,
+        ge=0,
+        le=100_000,
+        description="Decisions one server process makes at once; over it, 503; 0 = off",
+    )
     recheck_interval_s: float = Field(
         default=0,
         ge=0,

@@ -117,6 +117,17 @@ DATABASE_WAIT_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
+DECISIONS_IN_FLIGHT = Gauge(
+    "miaopi_decisions_in_flight",
+    "Decisions and dry runs being made now (summed over the workers)",
+    multiprocess_mode="livesum",
+)
+DECISIONS_TURNED_AWAY = Counter(
+    "miaopi_decisions_turned_away_total",
+    "Applications and dry runs answered 503 because their process was making "
+    "MIAOPI_MAX_DECISIONS_IN_FLIGHT decisions already",
+)
+
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -73,3 +74,81 @@ async def test_a_client_over_its_rate_waits_and_others_do_not(limited) -> None: 
     assert int(refused.headers["Retry-After"]) >= 1
     assert refused.json()["title"] == "Too many requests"
     assert (await api.get("/v1/applications", headers=other)).status_code == 200
+
+
+@pytest.fixture
+async def two_at_once(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """A process that makes two decisions at once, each waiting 0.3 s on CHSI."""
+    container = bootstrap(
+        Settings(
+            database_url=f"sqlite:///{tmp_path}/d.db",
+            rules_dir=RULES,
+            data_key=DATA_KEY,
+            max_decisions_in_flight=2,
+            mock_latency_ms="education=300",
+            _env_file=None,  # type: ignore[call-arg]
+        ),
+        clock=Clock(),
+    )
+    key = create_client(container.db, "employer", "e", EMPLOYER)[1]
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=10) as api:
+        yield api, {"Authorization": f"Bearer {key}"}
+    await container.aclose()
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+async def test_past_its_decisions_at_once_a_process_turns_applications_away_unrecorded(
+    two_at_once,  # type: ignore[no-untyped-def]
+) -> None:
+    api, auth = two_at_once
+    turned_away_before = _metric(
+        (await api.get("/metrics")).text, "miaopi_decisions_turned_away_total"
+    )
+
+    async def submit(n: int) -> httpx.Response:
+        return await api.post(
+            "/v1/applications", json=application(), headers={**auth, "Idempotency-Key": f"k{n}"}
+        )
+
+    answers = await asyncio.gather(*(submit(n) for n in range(5)))
+    assert sorted(a.status_code for a in answers) == [201, 201, 503, 503, 503]
+    away = [n for n, a in enumerate(answers) if a.status_code == 503]
+    for n in away:
+        assert answers[n].headers["content-type"] == "application/problem+json"
+        assert answers[n].headers["Retry-After"] == "1"
+        assert answers[n].json()["type"].endswith("/overloaded")
+        assert "(2)" in answers[n].json()["detail"]
+    listed = (await api.get("/v1/applications", headers=auth)).json()["items"]
+    assert len(listed) == 2
+    # Nothing was kept under their keys: sent again, each is decided now, not replayed.
+    again = [await submit(n) for n in away]
+    assert [a.status_code for a in again] == [201, 201, 201]
+    assert not any("Idempotent-Replayed" in a.headers for a in again)
+    metrics = (await api.get("/metrics")).text
+    assert _metric(metrics, "miaopi_decisions_turned_away_total") - turned_away_before == 3
+    assert _metric(metrics, "miaopi_decisions_in_flight") == 0
+
+
+async def test_dry_runs_take_their_places_and_every_place_comes_back(two_at_once) -> None:  # type: ignore[no-untyped-def]
+    api, auth = two_at_once
+    dry = {**application(), "as_of": "2026-07-01"}
+    busy = [
+        asyncio.ensure_future(api.post("/v1/evaluations", json=dry, headers=auth)) for _ in "ab"
+    ]
+    await asyncio.sleep(0.1)  # both are waiting on CHSI
+    refused = await api.post("/v1/applications", json=application(), headers=auth)
+    assert refused.status_code == 503
+    assert [a.status_code for a in await asyncio.gather(*busy)] == [200, 200]
+    # A refused request gives back its place too: an employer's application for another
+    # employer is refused (403) with a place held.
+    other = application(employer={"uscc": "91440305MA5G2K7N95"})
+    for _ in range(3):
+        assert (await api.post("/v1/applications", json=other, headers=auth)).status_code == 403
+    pair = await asyncio.gather(
+        *(api.post("/v1/applications", json=application(), headers=auth) for _ in "ab")
+    )
+    assert [a.status_code for a in pair] == [201, 201]

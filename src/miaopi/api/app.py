@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from miaopi import __version__
 from miaopi.api import errors
 from miaopi.api.deps import RecentKeys, reject_unknown_query
-from miaopi.api.limits import BodyLimit, RateLimiter
+from miaopi.api.limits import BodyLimit, DecisionLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
@@ -89,6 +89,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.recent_keys = RecentKeys()
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(DecisionLimit, limit=settings.max_decisions_in_flight)
     stamp_request_ids()
     app.add_middleware(RequestTelemetry)  # outermost: sees every answer, 413s included
     errors.install(app)

@@ -38,6 +38,16 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
     for code in (401, 403, 404, 413, 422, 429)
 }
+# The routes that decide: their process may be deciding all it can already (``overloaded``),
+# or the database may not answer (``database-unavailable``); either way nothing was recorded.
+DECIDING_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS,
+    503: {
+        "model": ProblemOut,
+        "content": {"application/problem+json": {}},
+        "description": "Overloaded, or the database did not answer: retry after Retry-After",
+    },
+}
 
 _REQUIRED_CLAIMS: dict[str, tuple[str, ...]] = {
     "graduate": ("diploma_no",),
@@ -113,7 +123,7 @@ async def _replay_if_seen(
     "/applications",
     status_code=201,
     response_model=CaseOut,
-    responses={**PROBLEMS, 200: {"model": CaseOut, "description": "Idempotent replay"}},
+    responses={**DECIDING_PROBLEMS, 200: {"model": CaseOut, "description": "Idempotent replay"}},
     summary="Decide an application now and record the case",
 )
 async def submit(
@@ -173,7 +183,7 @@ async def submit(
 @router.post(
     "/evaluations",
     response_model=EvaluationResultOut,
-    responses=PROBLEMS,
+    responses=DECIDING_PROBLEMS,
     summary="Dry run: decide without recording a case (its registry queries are logged)",
 )
 async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep) -> Any:
