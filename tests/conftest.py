@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -171,6 +173,39 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
+    """Until ``/readyz`` on loopback answers 200; fails if the server exits first."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the server exited"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the server did not become ready")
+
+
+def serve_process(
+    env: dict[str, str], cwd: Path, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``miaopi serve`` with ``workers`` workers, ready; the process and its port."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port),
+         "--workers", str(workers)],
+        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_ready(port, server)
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
+    return server, port
 
 
 def stored_bytes(engine: Engine) -> bytes:

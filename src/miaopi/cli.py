@@ -104,6 +104,7 @@ def serve(
             workers=workers,
             log_config=logging_config(),
             access_log=False,  # miaopi.http logs each request, with its id and route template
+            timeout_keep_alive=settings.http_keepalive_s,
         )
     finally:
         if metrics_dir is not None:  # every restart would otherwise leave one behind

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # Keep-alive shorter than the registries' own (commonly 5 s or more), so a pooled
     # connection is never one the server has just closed.
     registry_keepalive_s: float = Field(default=4.0, gt=0)
+    # How long `miaopi serve` keeps an idle client connection open. Behind a load balancer
+    # that keeps its own connections to the service open longer (an idle timeout of 60 s is
+    # common), it must be longer than that one, or the balancer sends a request on a connection
+    # the service is closing and answers 502.
+    http_keepalive_s: float = Field(
+        default=5.0, gt=0, le=3600, description="Idle client connections are closed after this"
+    )
     data_key: str | None = None
     max_body_bytes: int = Field(default=65_536, ge=1024, description="Larger bodies get 413")
     rate_limit_per_minute: int = Field(

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, datetime, timedelta
@@ -28,7 +27,7 @@ from miaopi.records.ledger import verify as ledger_verify
 from miaopi.records.sealing import DataKey
 from miaopi.records.tables import cases, ledger
 from miaopi.settings import Settings
-from tests.conftest import DATA_KEY, EMPLOYER, RULES, application, free_port
+from tests.conftest import DATA_KEY, EMPLOYER, RULES, application, serve_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
@@ -57,36 +56,6 @@ def _database(database_url: str) -> Engine:
     return open_database(settings, migrate=False)
 
 
-def _wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "the server exited"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the server did not become ready")
-
-
-def _serve(env: dict[str, str], cwd: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
-    """``miaopi serve`` with ``workers`` workers, ready; the process and its port."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port),
-         "--workers", str(workers)],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        _wait_ready(port, server)
-    except BaseException:
-        server.kill()
-        server.wait()
-        raise
-    return server, port
-
-
 @pytest.fixture
 def fleet(database_url: str, tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
     """Two instances on one database (the second with two workers); an employer's key."""
@@ -94,7 +63,7 @@ def fleet(database_url: str, tmp_path: Path) -> Iterator[tuple[list[str], dict[s
     key = _cli(env, "clients", "create", "--role", "employer", "--uscc", EMPLOYER, "--name", "hr")
     servers, urls = [], []
     for workers in (1, 2):
-        server, port = _serve(env, tmp_path, workers)
+        server, port = serve_process(env, tmp_path, workers)
         servers.append(server)
         urls.append(f"http://127.0.0.1:{port}")
     try:
@@ -193,7 +162,7 @@ def test_workers_leave_no_metrics_directory_behind(database_url: str, tmp_path: 
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**_env(database_url), "TMPDIR": str(scratch)}
-    server, _ = _serve(env, tmp_path, 2)
+    server, _ = serve_process(env, tmp_path, 2)
     try:
         assert len(list(scratch.glob("miaopi-metrics-*"))) == 1
     finally:
@@ -214,7 +183,7 @@ async def test_a_server_told_to_stop_finishes_and_records_the_decisions_in_fligh
         "MIAOPI_REGISTRY_TIMEOUT_S": "5",
     }
     key = _cli(env, "clients", "create", "--role", "channel", "--name", f"stop-{workers}")
-    server, port = _serve(env, tmp_path, workers)
+    server, port = serve_process(env, tmp_path, workers)
     engine = _database(database_url)
     try:
         with engine.connect() as conn:

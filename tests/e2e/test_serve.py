@@ -1,0 +1,57 @@
+"""`miaopi serve` as an operator runs it: how it treats its clients' connections."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA_KEY, RULES, serve_process
+
+pytestmark = pytest.mark.slow
+
+
+def _idle_connection_after(port: int, idle_s: float) -> bytes | None:
+    """One keep-alive request, then ``idle_s`` of silence: b"" if the server has closed the
+    connection since, None if it is still open."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: miaopi\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += conn.recv(65536)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += conn.recv(65536)
+        time.sleep(idle_s)
+        conn.settimeout(0.5)
+        try:
+            return conn.recv(1)
+        except TimeoutError:
+            return None
+
+
+# Idle past the setting, and past uvicorn's own 5 s while within it.
+@pytest.mark.parametrize(("keepalive_s", "idle_s", "closed"), [("1", 2.5, True), ("30", 6, False)])
+def test_an_idle_client_connection_is_kept_as_long_as_the_setting_says(
+    database_url: str, tmp_path: Path, keepalive_s: str, idle_s: float, closed: bool
+) -> None:
+    # Behind a load balancer whose idle timeout is 60 s, the service must keep its side open
+    # longer: a connection it closed first would take the balancer's next request with it.
+    env = {
+        **os.environ,
+        "MIAOPI_DATABASE_URL": database_url,
+        "MIAOPI_RULES_DIR": str(RULES),
+        "MIAOPI_DATA_KEY": DATA_KEY,
+        "MIAOPI_HTTP_KEEPALIVE_S": keepalive_s,
+    }
+    server, port = serve_process(env, tmp_path)
+    try:
+        assert (_idle_connection_after(port, idle_s) == b"") is closed
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
