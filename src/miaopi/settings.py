@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     )
     rate_limit_burst: int = Field(default=100, ge=1, description="Requests a client may burst")
     # Past what a process's CPU can decide, more decisions at once only wait on its event loop,
-    # and that wait counts against their registry budgets (limits.DecisionSlots).
+    # and that wait counts against their registry budgets (limits.DecisionLimit).
     max_decisions_in_flight: int = Field(
         default=128,
         ge=0,
