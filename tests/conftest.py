@@ -190,14 +190,14 @@ def wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
 
 
 def serve_process(
-    env: dict[str, str], cwd: Path, workers: int = 1
+    env: dict[str, str], cwd: Path, workers: int = 1, stderr: int = subprocess.DEVNULL
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``miaopi serve`` with ``workers`` workers, ready; the process and its port."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "miaopi.cli", "serve", "--port", str(port),
          "--workers", str(workers)],
-        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr,
     )  # fmt: skip
     try:
         wait_ready(port, server)

@@ -12,10 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
+import sys
+import threading
+from collections import deque
+from contextlib import suppress
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -128,6 +133,11 @@ DECISIONS_TURNED_AWAY = Counter(
     "MIAOPI_MAX_DECISIONS_IN_FLIGHT decisions already",
 )
 
+LOG_LINES_DROPPED = Counter(
+    "miaopi_log_lines_dropped_total",
+    "Log lines dropped: stderr stopped taking them, and as many as may wait were waiting",
+)
+
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -205,19 +215,114 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(body, ensure_ascii=False)
 
 
+class NonBlockingStreamHandler(logging.Handler):
+    """Writes each line at once while the stream takes it, and never waits for one that does not.
+
+    A request's line is logged on the event loop's thread. A reader of stderr that stops
+    reading (a log driver that blocks when it falls behind, as Docker's does by default) made
+    that write wait once the pipe was full, and the whole process with it: ``miaopi serve``
+    with nobody reading its stderr answered 254 requests and then none. A line is written
+    where it is logged only while the stream can take it without waiting (``poll``: a pipe
+    takes up to ``PIPE_BUF`` bytes whole then) and nothing is waiting before it, so lines stay
+    in order and a process that ends, however it ends, has written them. Otherwise it waits
+    for a thread that writes what has piled up; past ``capacity`` lines waiting, lines are
+    dropped and counted (``miaopi_log_lines_dropped_total``). At exit (``logging.shutdown``)
+    the lines waiting are written, for up to ``drain_s``: a stream that never takes them must
+    not keep the process.
+    """
+
+    def __init__(
+        self, stream: TextIO | None = None, capacity: int = 10_000, drain_s: float = 2.0
+    ) -> None:
+        super().__init__()
+        self.stream = stream if stream is not None else sys.stderr
+        self.capacity, self.drain_s = capacity, drain_s
+        try:
+            self._fd: int | None = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: a test's
+            self._fd = None
+        self._poll = select.poll()
+        if self._fd is not None:
+            self._poll.register(self._fd, select.POLLOUT)
+        self._waiting: deque[str] = deque()
+        self._writing = False  # the writer has lines in hand, outside the queue
+        # Not the handler's own lock: logging.shutdown holds that one while it flushes.
+        self._guard = threading.Lock()
+        self._closed = False
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._start()
+        # A forked child has the lines but not the writer: it starts its own.
+        os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
+        if not self._closed:
+            threading.Thread(target=self._write_waiting, name="log-writer", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        if self._fd is None:
+            self.stream.write(line)
+            self.stream.flush()
+            return
+        with self._guard:
+            if not self._waiting and not self._writing:
+                data = line.encode("utf-8", "backslashreplace")
+                if len(data) <= select.PIPE_BUF and self._poll.poll(0):
+                    with suppress(OSError):  # a closed stream: nowhere to say so
+                        os.write(self._fd, data)
+                    return
+            if len(self._waiting) >= self.capacity:
+                LOG_LINES_DROPPED.inc()
+                return
+            self._idle.clear()
+            self._waiting.append(line)
+        self._wake.set()
+
+    def _write_waiting(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while True:
+                with self._guard:
+                    if not self._waiting:
+                        self._writing = False
+                        self._idle.set()
+                        if self._closed:
+                            return
+                        break
+                    batch = "".join(self._waiting)
+                    self._waiting.clear()
+                    self._writing = True
+                data = memoryview(batch.encode("utf-8", "backslashreplace"))
+                with suppress(OSError):  # a closed stream: the lines are lost
+                    while data:
+                        data = data[os.write(self._fd, data) :]  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        """Wait, up to ``drain_s``, until every line waiting has been written."""
+        self._idle.wait(self.drain_s)
+
+    def close(self) -> None:
+        """The writer ends once it has written what is waiting (``flush`` waits for that)."""
+        with self._guard:
+            self._closed = True
+        self._wake.set()
+        super().close()
+
+
 def logging_config(level: str = "INFO") -> dict[str, Any]:
     """For ``logging.config.dictConfig`` and uvicorn's ``log_config``: JSON lines on stderr."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stderr",
-            }
-        },
+        "handlers": {"stderr": {"()": NonBlockingStreamHandler, "formatter": "json"}},
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
             # Uvicorn's own access log is off (`miaopi.http` logs requests with their id).
