@@ -16,6 +16,7 @@ import select
 import sys
 import threading
 from collections import deque
+from collections.abc import Iterator
 from contextlib import suppress
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -296,13 +297,14 @@ class NonBlockingStreamHandler(logging.Handler):
                         if self._closed:
                             return
                         break
-                    batch = "".join(self._waiting)
+                    lines = list(self._waiting)
                     self._waiting.clear()
                     self._writing = True
-                data = memoryview(batch.encode("utf-8", "backslashreplace"))
                 with suppress(OSError):  # a closed stream: the lines are lost
-                    while data:
-                        data = data[os.write(self._fd, data) :]  # type: ignore[arg-type]
+                    for chunk in _whole_lines(lines):
+                        data = memoryview(chunk)
+                        while data:
+                            data = data[os.write(self._fd, data) :]  # type: ignore[arg-type]
 
     def flush(self) -> None:
         """Wait, up to ``drain_s``, until every line waiting has been written."""
@@ -314,6 +316,20 @@ class NonBlockingStreamHandler(logging.Handler):
             self._closed = True
         self._wake.set()
         super().close()
+
+
+def _whole_lines(lines: list[str]) -> Iterator[bytes]:
+    """The lines in writes of up to ``PIPE_BUF`` bytes, each of whole lines: the workers of
+    ``miaopi serve --workers N`` share one stderr, and a pipe keeps only such writes apart."""
+    chunk = bytearray()
+    for line in lines:
+        data = line.encode("utf-8", "backslashreplace")
+        if chunk and len(chunk) + len(data) > select.PIPE_BUF:
+            yield bytes(chunk)
+            chunk.clear()
+        chunk += data
+    if chunk:
+        yield bytes(chunk)
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:

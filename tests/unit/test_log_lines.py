@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from miaopi.telemetry import LOG_LINES_DROPPED, NonBlockingStreamHandler
+from miaopi.telemetry import LOG_LINES_DROPPED, NonBlockingStreamHandler, _whole_lines
 
 
 @pytest.fixture
@@ -87,3 +88,12 @@ def test_a_stream_nobody_reads_never_makes_the_logger_wait(pipe: tuple[int, int]
     assert len(numbers) + dropped == 1000
     assert numbers == sorted(numbers)
     assert all(len(text) == 295 for text in received.decode().splitlines())
+
+
+def test_lines_waiting_are_written_in_pieces_a_shared_pipe_keeps_whole() -> None:
+    # Two workers share stderr: a pipe keeps writes of up to PIPE_BUF bytes from interleaving.
+    lines = [f"{n:04d} {'y' * (n % 700)}\n" for n in range(300)] + ["z" * 9000 + "\n"]
+    chunks = list(_whole_lines(lines))
+    assert b"".join(chunks) == "".join(lines).encode()
+    assert all(len(c) <= select.PIPE_BUF for c in chunks[:-1])  # the last: one long line
+    assert all(c.endswith(b"\n") for c in chunks)
