@@ -1,4 +1,4 @@
-"""`miaopi serve` as an operator runs it: how it treats its clients' connections."""
+"""`miaopi serve` as an operator runs it: its clients' idle connections, and its log."""
 
 from __future__ import annotations
 
@@ -38,7 +38,6 @@ def _idle_connection_after(port: int, idle_s: float) -> bytes | None:
             return None
 
 
-# Idle past the setting, and past uvicorn's own 5 s while within it.
 def _env(database_url: str, **settings: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -49,6 +48,7 @@ def _env(database_url: str, **settings: str) -> dict[str, str]:
     }
 
 
+# Idle past the setting, and past uvicorn's own 5 s while within it.
 @pytest.mark.parametrize(("keepalive_s", "idle_s", "closed"), [("1", 2.5, True), ("30", 6, False)])
 def test_an_idle_client_connection_is_kept_as_long_as_the_setting_says(
     database_url: str, tmp_path: Path, keepalive_s: str, idle_s: float, closed: bool
