@@ -59,6 +59,17 @@ _LOOP_POOL = {"pool_pre_ping": False, "pool_use_lifo": True, "max_overflow": 0}
 _loop_pools: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
+# libpq's bounds on a database server that stops answering without closing the connection (a
+# failover to another address, a network that drops packets). Without them, a connection being
+# made waited for TCP to give up, about two minutes, and a statement on a connection already
+# made about fifteen (tcp_retries2), with the request, its place among the decisions in flight
+# and its connection held all that time; bounded, the request answers 503 database-unavailable.
+_NETWORK_BOUNDS: dict[str, Any] = {
+    "connect_timeout": 5,  # seconds, the whole connection: TCP, TLS, authentication
+    "tcp_user_timeout": 10_000,  # milliseconds a sent statement may stay unacknowledged
+}
+
+
 def make_engine(
     url: str,
     data_key: DataKey | None = None,
@@ -72,7 +83,11 @@ def make_engine(
     (``open_on_this_loop``), and without ``prepared_statements`` psycopg never prepares a
     statement on the server (for a pooler in transaction mode that does not track them).
     """
-    connect_args = {} if prepared_statements else {"prepare_threshold": None}
+    connect_args: dict[str, Any] = {} if prepared_statements else {"prepare_threshold": None}
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        # The URL's own values, if it gives them, stand (``?connect_timeout=…``).
+        connect_args |= {k: v for k, v in _NETWORK_BOUNDS.items() if k not in parsed.query}
     engine = _engine(url, connect_args)
     event.listen(engine, "before_cursor_execute", _refuse_unprepared)
     if data_key is not None:
