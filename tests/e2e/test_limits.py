@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -152,3 +153,29 @@ async def test_dry_runs_take_their_places_and_every_place_comes_back(two_at_once
         *(api.post("/v1/applications", json=application(), headers=auth) for _ in "ab")
     )
     assert [a.status_code for a in pair] == [201, 201]
+
+
+async def test_a_client_sending_its_body_slowly_holds_no_place(two_at_once) -> None:  # type: ignore[no-untyped-def]
+    api, auth = two_at_once
+    body = json.dumps(application()).encode()
+    go_on = asyncio.Event()
+
+    async def trickled() -> AsyncIterator[bytes]:
+        yield body[:20]
+        await go_on.wait()  # the rest comes when the test says
+        yield body[20:]
+
+    slow = [
+        asyncio.ensure_future(
+            api.post(
+                "/v1/applications",
+                content=trickled(),
+                headers={**auth, "Content-Type": "application/json"},
+            )
+        )
+        for _ in "ab"
+    ]
+    await asyncio.sleep(0.1)  # both have sent their headers and a part of their bodies
+    assert (await api.post("/v1/applications", json=application(), headers=auth)).status_code == 201
+    go_on.set()
+    assert [a.status_code for a in await asyncio.gather(*slow)] == [201, 201]

@@ -88,8 +88,10 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     settings = container.settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.recent_keys = RecentKeys()
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Each middleware added wraps those before it: DecisionLimit reads a body that BodyLimit,
+    # around it, has bounded, before it takes a place.
     app.add_middleware(DecisionLimit, limit=settings.max_decisions_in_flight)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     stamp_request_ids()
     app.add_middleware(RequestTelemetry)  # outermost: sees every answer, 413s included
     errors.install(app)
