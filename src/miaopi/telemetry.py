@@ -21,6 +21,7 @@ from contextlib import suppress
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any, TextIO
 
 from prometheus_client import (
@@ -168,6 +169,29 @@ def observe_decision(decision: Any, purpose: str) -> None:
             evidence.elapsed_ms / 1000
         )
         series(REGISTRY_QUERIES, evidence.registry, evidence.status).inc()
+
+
+def forget_dead_workers() -> None:
+    """Drop the gauges of worker processes that are gone, from a multiprocess metrics directory.
+
+    A gauge of the ``live*`` kinds (decisions in flight, a breaker's state, SQLite's WAL) sums
+    or takes the worst of every worker's file. A worker that was killed, and that uvicorn
+    replaced, left its file behind, and with it its last values: after both workers of a
+    ``miaopi serve --workers 2`` were killed with six decisions in flight, ``/metrics`` said
+    six decisions were in flight for as long as the service ran. Each worker calls this as it
+    starts; counters and histograms keep the dead workers' counts, as they should.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = int(path.stem.rpartition("_")[2])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            _multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,18 +1,22 @@
-"""`miaopi serve` as an operator runs it: its clients' idle connections, and its log."""
+"""`miaopi serve` as an operator runs it: its clients' idle connections, its log, and the
+gauges of workers that were killed."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import DATA_KEY, RULES, serve_process
+from tests.conftest import DATA_KEY, RULES, application, serve_process, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +85,65 @@ def test_a_server_whose_log_nobody_reads_goes_on_answering(
     logged = [json.loads(line) for line in lines if '"miaopi.http"' in line]
     assert len(logged) >= 200
     assert all(entry["status"] == 401 for entry in logged)
+
+
+def _workers(server: subprocess.Popen[bytes]) -> list[int]:
+    """uvicorn's worker processes under ``miaopi serve --workers N`` (not the resource tracker)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text()
+    pids = [int(pid) for pid in children.split()]
+    return [p for p in pids if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+def test_workers_killed_mid_decision_leave_no_decisions_in_flight_behind(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = _env(
+        database_url,
+        MIAOPI_MOCK_LATENCY_MS="education=3000",
+        MIAOPI_REGISTRY_TIMEOUT_S="10",
+        MIAOPI_RATE_LIMIT_PER_MINUTE="0",
+    )
+    key = subprocess.run(
+        [sys.executable, "-m", "miaopi.cli", "clients", "create", "--role", "channel",
+         "--name", "killed"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout.split()[-1]  # fmt: skip
+    server, port = serve_process(env, tmp_path, workers=2)
+    base = f"http://127.0.0.1:{port}"
+
+    def in_flight() -> float:
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+        return sum(
+            float(line.split()[-1])
+            for line in metrics.splitlines()
+            if line.startswith("miaopi_decisions_in_flight ")
+        )
+
+    try:
+        with httpx.Client(timeout=30) as client, ThreadPoolExecutor(6) as pool:
+            posts = [
+                pool.submit(client.post, f"{base}/v1/applications", json=application(),
+                            headers={"Authorization": f"Bearer {key}"})
+                for _ in range(6)
+            ]  # fmt: skip
+            deadline = time.monotonic() + 10
+            while in_flight() < 6 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert in_flight() == 6
+            killed = _workers(server)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            for post in posts:  # cut off with their workers
+                with pytest.raises(httpx.HTTPError):
+                    post.result()
+        deadline = time.monotonic() + 60  # uvicorn starts new workers in their place
+        while time.monotonic() < deadline:
+            replaced = _workers(server)
+            if len(replaced) == 2 and not set(replaced) & set(killed):
+                break
+            time.sleep(0.2)
+        wait_ready(port, server)
+        assert in_flight() == 0
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -21,7 +21,7 @@ from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 from miaopi.identifiers import load_tables
 from miaopi.records.db import open_on_this_loop, statement_threads
-from miaopi.telemetry import stamp_request_ids
+from miaopi.telemetry import forget_dead_workers, stamp_request_ids
 
 log = logging.getLogger("miaopi.rules")
 supervision_log = logging.getLogger("miaopi.supervision")
@@ -66,6 +66,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
         interval = container.settings.recheck_interval_s
         scheduler = loop.create_task(recheck_every(container, interval)) if interval else None
         if serving:
+            forget_dead_workers()  # a worker that replaces a killed one clears its gauges
             settle_for_serving(container)
         yield
         if scheduler is not None:
