@@ -70,6 +70,21 @@ _NETWORK_BOUNDS: dict[str, Any] = {
 }
 
 
+# A transaction of ours is a few statements sent together and never waits on anything else; one
+# left open and idle is a process frozen, or cut off, mid-transaction. Meanwhile it holds its
+# locks, among them the ledger's head and the year's approval counter, which every decision of
+# every instance waits for, until the server notices the client is gone: with TCP keepalives
+# at the server's default, two hours. The server ends such a session after this long.
+IDLE_IN_TRANSACTION_MS = 10_000
+
+
+def _end_abandoned_transactions(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+    cursor.close()
+    dbapi_connection.commit()  # a SET rolled back with its transaction would be undone
+
+
 def make_engine(
     url: str,
     data_key: DataKey | None = None,
@@ -105,9 +120,11 @@ _RETURNED_AT = "miaopi.returned_at"
 def _engine(url: str, connect_args: dict[str, Any]) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(
+        engine = create_engine(
             url, json_serializer=json_text, connect_args=connect_args, **_SERVER_POOL
         )
+        event.listen(engine, "connect", _end_abandoned_transactions)
+        return engine
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -427,6 +444,7 @@ def open_on_this_loop(engine: Engine) -> None:
     options = _loop_pools[engine]  # make_engine's
     pool = create_async_engine(engine.url, json_serializer=json_text, **options)
     _ping_when_stale(pool.sync_engine)
+    event.listen(pool.sync_engine, "connect", _end_abandoned_transactions)
     event.listen(pool.sync_engine, "before_cursor_execute", _refuse_unprepared)
     key = bound_key(engine)
     if key is not None:
