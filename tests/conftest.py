@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import Engine
@@ -21,8 +22,9 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
+from miaopi.records import db
 from miaopi.records.clients import create_client
-from miaopi.records.db import open_on_this_loop
+from miaopi.records.db import close_on_this_loop, open_on_this_loop
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 
@@ -166,6 +168,20 @@ def sessions_ended(database: str, *, refuse_new: bool = False) -> Iterator[int]:
         finally:
             if refuse_new:
                 admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+
+
+def run_on_the_loop(engine: Engine, work: Callable[..., Any], *args: Any) -> Any:
+    """``db.run(engine, work, *args)`` once, on a loop of its own with the engine's loop pool
+    opened for it and closed after, as a serving process's lifespan does."""
+
+    async def once() -> Any:
+        open_on_this_loop(engine)
+        try:
+            return await db.run(engine, work, *args)
+        finally:
+            await close_on_this_loop(engine)
+
+    return anyio.run(once)
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from miaopi.bootstrap import open_database
 from miaopi.records import cases, db
 from miaopi.records.db import reading_one
 from miaopi.settings import Settings
-from tests.conftest import DATA_KEY, ON_POSTGRES, session_count
+from tests.conftest import DATA_KEY, ON_POSTGRES, run_on_the_loop, session_count
 
 pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="the settings are PostgreSQL's")
 
@@ -76,16 +76,12 @@ def test_statements_are_prepared_on_the_server_unless_the_setting_says_not(
     database_url: str, where: str, prepared: bool
 ) -> None:
     engine = _open(database_url, database_prepared_statements=prepared)
-
-    async def on_loop() -> int:
-        db.open_on_this_loop(engine)
-        try:
-            return await db.run(engine, _prepared_after_six_reads)
-        finally:
-            await db.close_on_this_loop(engine)
-
     try:
-        held = _prepared_after_six_reads(engine) if where == "thread" else anyio.run(on_loop)
+        held = (
+            _prepared_after_six_reads(engine)
+            if where == "thread"
+            else run_on_the_loop(engine, _prepared_after_six_reads)
+        )
     finally:
         engine.dispose()
     assert (held > 0) is prepared
