@@ -36,7 +36,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
@@ -103,7 +103,7 @@ def make_engine(
     if parsed.get_backend_name() == "postgresql":
         # The URL's own values, if it gives them, stand (``?connect_timeout=…``).
         connect_args |= {k: v for k, v in _NETWORK_BOUNDS.items() if k not in parsed.query}
-    engine = _engine(url, connect_args)
+    engine = _engine(parsed, connect_args)
     event.listen(engine, "before_cursor_execute", _refuse_unprepared)
     if data_key is not None:
         bind_key(engine, data_key)
@@ -117,11 +117,10 @@ _PING_AFTER_IDLE_S = 0.5
 _RETURNED_AT = "miaopi.returned_at"
 
 
-def _engine(url: str, connect_args: dict[str, Any]) -> Engine:
-    parsed = make_url(url)
+def _engine(parsed: URL, connect_args: dict[str, Any]) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         engine = create_engine(
-            url, json_serializer=json_text, connect_args=connect_args, **_SERVER_POOL
+            parsed, json_serializer=json_text, connect_args=connect_args, **_SERVER_POOL
         )
         event.listen(engine, "connect", _end_abandoned_transactions)
         return engine
@@ -129,7 +128,7 @@ def _engine(url: str, connect_args: dict[str, Any]) -> Engine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=json_text
+        parsed, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=json_text
     )
 
     @event.listens_for(engine, "connect")
