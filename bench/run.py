@@ -365,7 +365,7 @@ def main() -> None:
         if args.database == "postgres":
             url = subprocess.run([str(REPO / "scripts" / "postgres"), "start"], check=True,
                                  capture_output=True, text=True,
-                                 env={**os.environ, "PGPORT": "54339"}).stdout.strip()  # fmt: skip
+                                 env={**os.environ, "PGPORT": "25439"}).stdout.strip()  # fmt: skip
             pg_started = True
         else:
             url = f"sqlite:///{work}/miaopi.db"
@@ -469,7 +469,7 @@ def main() -> None:
                 proc.kill()
         if pg_started:
             subprocess.run([str(REPO / "scripts" / "postgres"), "stop"],
-                           env={**os.environ, "PGPORT": "54339"}, check=False)  # fmt: skip
+                           env={**os.environ, "PGPORT": "25439"}, check=False)  # fmt: skip
         shutil.rmtree(work, ignore_errors=True)
 
 
