@@ -94,6 +94,8 @@ async def test_an_untouched_ledger_verifies(
          "record was changed"),
         ("UPDATE ledger SET at = '2020-01-01 00:00:00' WHERE seq = 3", 3,
          "the entry itself was changed"),
+        # How the record was hashed is part of the entry too: an approval's, from its format 2.
+        ("UPDATE ledger SET record_format = 1 WHERE seq = 1", 1, "decision record was changed"),
     ],
 )  # fmt: skip
 async def test_a_direct_edit_is_caught_at_its_entry(

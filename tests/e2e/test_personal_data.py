@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,9 +36,11 @@ DIPLOMAS = {
 }
 
 
-async def test_the_database_file_holds_no_id_number_or_name_in_plain_text(
-    api: httpx.AsyncClient, make_key: Keys, container: Container, settings: Settings
-) -> None:
+async def decide_revoke_and_bar(
+    api: httpx.AsyncClient, make_key: Keys
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """PEOPLE approved, one of them revoked by an auditor whose words name two of them, then
+    refused when applying again; the revoked case and the refusal, as the admin reads them."""
     employer = make_key("employer", uscc=FUTIAN)
     auditor = make_key("auditor", district="440305")
     admin = make_key("admin")
@@ -62,6 +65,13 @@ async def test_the_database_file_holds_no_id_number_or_name_in_plain_text(
         diploma_no=DIPLOMAS[barred["applicant"]["id_number"]],
     )  # fmt: skip
     second = (await api.post("/v1/applications", json=again, headers=employer)).json()
+    return barred, second
+
+
+async def test_the_database_file_holds_no_id_number_or_name_in_plain_text(
+    api: httpx.AsyncClient, make_key: Keys, container: Container
+) -> None:
+    barred, second = await decide_revoke_and_bar(api, make_key)
 
     # Through the service everything is as it was: the bar is found by the keyed hash, the
     # admin reads names and ID numbers, and the ledger still verifies.

@@ -176,10 +176,9 @@ def record(
             year = new.application_date.year
             if approved and conn.dialect.name == "postgresql":
                 # Number and entry in one statement: no decision waits on its locks for our answer.
-                read_number = ledger.append_on_server(
-                    conn, "decision", case_id, case_id, decision_record(row), new.decided_at,
-                    numbering=(city_prefix, year),
-                )  # fmt: skip
+                read_number = ledger.number_and_append_decision(
+                    conn, case_id, decision_record(row), new.decided_at, city_prefix, year
+                )
                 after_commit(conn, lambda: setattr(row, "approval_number", read_number()))
             else:
                 if approved:
@@ -189,9 +188,7 @@ def record(
                     number = _NEXT_NUMBER.scalar(conn, {"year": year, "last": 1})
                     row.approval_number = f"{city_prefix}-{year}-{number:06d}"
                     _NUMBER_CASE.execute(conn, {"case_id": case_id, "number": row.approval_number})
-                ledger.append(
-                    conn, "decision", case_id, case_id, decision_record(row), new.decided_at
-                )
+                ledger.append_decision(conn, case_id, decision_record(row), new.decided_at)
         known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
         if idempotency is not None and find_idempotent(engine, *idempotency[:2]) is not None:

@@ -6,14 +6,19 @@ they are now, so editing a stored decision, a revocation or an audit closure —
 or removing, reordering or inserting entries breaks the chain at a named entry.
 
 The record functions below are part of the stored format: changing what they include would
-break every existing entry, so they change only with a migration that re-chains.
+break every existing entry, so they change only with a migration that re-chains. How a record
+is hashed is stored with each entry (``record_format``), so a new way applies to new entries
+and the old ones still verify.
+
+No record is ever sent to the database server: records hold personal data in the clear, and a
+server writes a slow statement's parameters to its log. The client hashes; on PostgreSQL the
+server chains the hash it is given (and, for an approval, the number it draws).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -84,6 +89,26 @@ def _sha256(data: Any) -> str:
     return hashlib.sha256(_canonical(data).encode()).hexdigest()
 
 
+# How an entry's record hash is made from its record (the ledger's ``record_format``).
+WHOLE = 1  # the SHA-256 of the record's canonical JSON
+# The SHA-256 of the canonical JSON of [the SHA-256 of the record's canonical JSON without its
+# approval number, the approval number]: every decision since revision 0007. PostgreSQL draws
+# an approval's number in the statement that chains it, and finishes the hash from the digest.
+NUMBER_APART = 2
+
+
+def record_hash(record: dict[str, Any], record_format: int) -> str:
+    if record_format == WHOLE:
+        return _sha256(record)
+    if record_format == NUMBER_APART:
+        return _sha256([_digest_without_number(record), record["approval_number"]])
+    raise ValueError(f"unknown record format {record_format}")
+
+
+def _digest_without_number(record: dict[str, Any]) -> str:
+    return _sha256({k: v for k, v in record.items() if k != "approval_number"})
+
+
 def _entry_hash(
     prev: str, seq: int, at: str, kind: str, case_id: str, subject_id: str, record_hash: str
 ) -> str:
@@ -102,53 +127,88 @@ _INSERT = Prepared(insert(ledger))
 
 
 def append(
-    conn: Connection, kind: str, case_id: str, subject_id: str, record: dict[str, Any], at: datetime
+    conn: Connection,
+    kind: str,
+    case_id: str,
+    subject_id: str,
+    record: dict[str, Any],
+    at: datetime,
+    record_format: int = WHOLE,
 ) -> None:
     """Add an entry, inside the transaction that makes the change it records.
 
-    On PostgreSQL the server makes it (``append_on_server``); elsewhere the client does.
+    On PostgreSQL the server chains it (``_CHAINED``); elsewhere the client does.
     """
+    hashed = record_hash(record, record_format)
     if conn.dialect.name == "postgresql":
-        append_on_server(conn, kind, case_id, subject_id, record, at)
+        params = _entry_params(kind, case_id, subject_id, at)
+        _CHAINED[record_format].execute(conn, {**params, "record_hash": hashed})
         return
     head = _LOCK_HEAD.first(conn, {})
     if head is None:
         raise LookupError("the ledger has no head row; the migrations make it")
     last_seq, last_hash = head
-    seq, stamp, record_hash = last_seq + 1, _iso(at) or "", _sha256(record)
-    entry_hash = _entry_hash(last_hash, seq, stamp, kind, case_id, subject_id, record_hash)
-    _INSERT.execute(
-        conn,
-        {
-            "seq": seq,
-            "at": at,
-            "kind": kind,
-            "case_id": case_id,
-            "subject_id": subject_id,
-            "record_hash": record_hash,
-            "prev_hash": last_hash,
-            "entry_hash": entry_hash,
-        },
-    )
+    seq, stamp = last_seq + 1, _iso(at) or ""
+    entry_hash = _entry_hash(last_hash, seq, stamp, kind, case_id, subject_id, hashed)
+    entry = {
+        "seq": seq,
+        "at": at,
+        "kind": kind,
+        "case_id": case_id,
+        "subject_id": subject_id,
+        "record_hash": hashed,
+        "prev_hash": last_hash,
+        "entry_hash": entry_hash,
+    }
+    if record_format != WHOLE:  # the column's default; migration 0004 chains before it exists
+        entry["record_format"] = record_format
+    _INSERT.execute(conn, entry)
     _MOVE_HEAD.execute(conn, {"seq": seq, "hash": entry_hash})
 
 
+def append_decision(conn: Connection, case_id: str, record: dict[str, Any], at: datetime) -> None:
+    """A decision's entry, its approval number (if any) in ``record`` already."""
+    append(conn, "decision", case_id, case_id, record, at, NUMBER_APART)
+
+
+def number_and_append_decision(
+    conn: Connection, case_id: str, record: dict[str, Any], at: datetime, city: str, year: int
+) -> Callable[[], str]:
+    """PostgreSQL: a decision's entry, made by the statement that also draws the case's approval
+    number of ``year`` and sets it on the case.
+
+    Returns a function that reads the number once the transaction has committed (reading it
+    earlier would hold the locks while the answer travels).
+    """
+    params = _entry_params("decision", case_id, case_id, at)
+    params.update(
+        record_digest=_digest_without_number(record), year=year, number_prefix=f"{city}-{year}-"
+    )
+    return _NUMBERED_AND_CHAINED.sent(conn, params)
+
+
+def _entry_params(kind: str, case_id: str, subject_id: str, at: datetime) -> dict[str, Any]:
+    return {
+        "at": at,
+        "kind": kind,
+        "case_id": case_id,
+        "subject_id": subject_id,
+        # The entry's own fields, between its seq and its record's hash in the canonical JSON.
+        "entry_fields": _canonical([_iso(at) or "", kind, case_id, subject_id])[1:-1],
+    }
+
+
 # PostgreSQL: the entry made by the server, in the one statement that takes the head's lock.
-# (``append`` there, and a case's decision with its approval number in ``cases.record``.)
 # Its row stays locked until COMMIT, and every decision of every worker waits for it; made by
 # the client, the lock was held while the head's answer travelled back and the client's event
 # loop got round to it, and decisions queued on it (pg_stat_activity, scripts/bench). The
-# server computes exactly what ``append`` does: the record's hash from its canonical JSON,
-# which the client sends in two parts around the approval number the same statement draws,
-# and the entry's hash from the canonical JSON of its fields. ``verify`` checks both.
+# server computes the entry's hash exactly as ``append`` does, from the canonical JSON of its
+# fields and the record's hash it is given; ``verify`` checks it.
 _CHAIN = """
 head AS (
     SELECT last_seq + 1 AS seq, last_hash AS prev FROM ledger_head WHERE id = 1 FOR UPDATE
 ), hashed AS (
-    SELECT seq, prev, encode(sha256(convert_to(
-        CAST(:record_head AS text) || {number_json} || CAST(:record_tail AS text), 'UTF8'
-    )), 'hex') AS record_hash
-    FROM head{number_from}
+    SELECT seq, prev, {record_hash} AS record_hash FROM head{number_from}
 ), entry AS (
     SELECT seq, prev, record_hash, encode(sha256(convert_to(
         '["' || prev || '",' || seq || ',' || CAST(:entry_fields AS text) || ',"'
@@ -158,15 +218,19 @@ head AS (
     -- NOT NULL refuses: the case fails, as append's LookupError fails it, never unchained.
     FROM (SELECT 1) AS one LEFT JOIN hashed ON true
 ), added AS (
-    INSERT INTO ledger (seq, at, kind, case_id, subject_id, record_hash, prev_hash, entry_hash)
-    SELECT seq, :at, :kind, :case_id, :subject_id, record_hash, prev, entry_hash FROM entry
+    INSERT INTO ledger (seq, at, kind, case_id, subject_id, record_hash, prev_hash, entry_hash
+                        {format_column})
+    SELECT seq, :at, :kind, :case_id, :subject_id, record_hash, prev, entry_hash{format_value}
+    FROM entry
     RETURNING seq, entry_hash
 )
 UPDATE ledger_head SET last_seq = added.seq, last_hash = added.entry_hash
 FROM added WHERE ledger_head.id = 1
 """
 # An approval's number, drawn in the same statement: the counter's row, like the head's, is
-# locked until COMMIT (a rollback takes the number back, so numbers stay gap-free).
+# locked until COMMIT (a rollback takes the number back, so numbers stay gap-free). The record's
+# hash is finished here with it, as ``record_hash`` makes format 2 (a number is ASCII, as JSON
+# writes it); the record itself stays with the client.
 _NUMBERED = """
 number AS (
     INSERT INTO approval_counters (year, last) VALUES (:year, 1)
@@ -177,61 +241,41 @@ number AS (
     UPDATE cases SET approval_number = number.approval_number FROM number
     WHERE cases.id = :case_id RETURNING cases.id
 ),"""
+_NUMBER_APART_HASH = """encode(sha256(convert_to(
+        '["' || CAST(:record_digest AS text) || '","' || approval_number || '"]', 'UTF8'
+    )), 'hex')"""
 _AT = bindparam("at", type_=UTCDateTime())
-_CHAIN_ON_SERVER = Prepared(
-    text("WITH " + _CHAIN.format(number_json="''", number_from="")).bindparams(_AT)
-)
-_NUMBER_AND_CHAIN_ON_SERVER = Prepared(
+
+
+def _chain(hash_sql: str, record_format: int, numbered: bool = False) -> str:
+    # Format 1 leaves the column to its default: migration 0004 chains before the column exists.
+    column, value = ("", "")
+    if record_format != WHOLE:
+        column, value = ", record_format", f", {record_format}"
+    return _CHAIN.format(
+        record_hash=hash_sql,
+        number_from=", number" if numbered else "",
+        format_column=column,
+        format_value=value,
+    )
+
+
+_CHAINED = {
+    record_format: Prepared(
+        text("WITH " + _chain("CAST(:record_hash AS text)", record_format)).bindparams(_AT)
+    )
+    for record_format in (WHOLE, NUMBER_APART)
+}
+_NUMBERED_AND_CHAINED = Prepared(
     text(
         "WITH "  # noqa: S608 - fragments of this module's own SQL; every value is bound
         + _NUMBERED
-        + _CHAIN.format(number_json="""'"' || approval_number || '"'""", number_from=", number")
+        + _chain(_NUMBER_APART_HASH, NUMBER_APART, numbered=True)
         + "RETURNING (SELECT approval_number FROM number)"
     )
     .bindparams(_AT)
     .columns(approval_number=String)
 )
-
-
-def append_on_server(
-    conn: Connection,
-    kind: str,
-    case_id: str,
-    subject_id: str,
-    record: dict[str, Any],
-    at: datetime,
-    numbering: tuple[str, int] | None = None,
-) -> Callable[[], str] | None:
-    """``append``, made by PostgreSQL in one statement. With ``numbering`` (city prefix, year)
-    it also draws the case's approval number of that year, sets it on the case, and hashes
-    ``record`` with it.
-
-    Returns a function that reads the number once the transaction has committed (reading it
-    earlier would hold the locks while the answer travels), or None without a number.
-    """
-    stamp = _iso(at) or ""
-    params = {
-        "at": at,
-        "kind": kind,
-        "case_id": case_id,
-        "subject_id": subject_id,
-        # The entry's own fields, between its seq and its record's hash in the canonical JSON.
-        "entry_fields": _canonical([stamp, kind, case_id, subject_id])[1:-1],
-    }
-    if numbering is None:
-        params.update(record_head=_canonical(record), record_tail="")
-        _CHAIN_ON_SERVER.execute(conn, params)
-        return None
-    # A placeholder no record can hold, where the number goes in the canonical JSON.
-    placeholder = secrets.token_hex(16)
-    head, found, tail = _canonical({**record, "approval_number": placeholder}).partition(
-        f'"{placeholder}"'
-    )
-    if not found:
-        raise ValueError("the record has no approval_number")
-    city, year = numbering
-    params.update(record_head=head, record_tail=tail, year=year, number_prefix=f"{city}-{year}-")
-    return _NUMBER_AND_CHAIN_ON_SERVER.sent(conn, params)
 
 
 @dataclass(frozen=True)
@@ -289,7 +333,7 @@ def verify(engine: Engine) -> Verdict:
                 return Verdict(count, entry.seq, f"its {entry.kind} record was changed ({exc})")
             if record is None:
                 return Verdict(count, entry.seq, f"its {entry.kind} record is gone")
-            if _sha256(record) != entry.record_hash:
+            if record_hash(record, entry.record_format) != entry.record_hash:
                 return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
             expected = _entry_hash(
                 prev, entry.seq, _iso(entry.at) or "", entry.kind, entry.case_id,
