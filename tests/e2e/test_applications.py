@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from miaopi.api.app import create_app
+from miaopi.api.schemas import ApplicationIn
 from miaopi.bootstrap import Container, bootstrap
+from miaopi.eligibility.ruleset import canonical_json
 from miaopi.records.db import open_on_this_loop
+from miaopi.records.tables import idempotency_keys
 from miaopi.settings import Settings
 from tests.conftest import (
     EMPLOYER,
@@ -291,6 +296,26 @@ async def test_idempotency_key_replays_the_same_case_and_refuses_a_different_bod
     assert other.status_code == 422
     assert other.headers["content-type"] == "application/problem+json"
     assert other.json()["errors"][0]["loc"] == ["header", "idempotency-key"]
+
+
+async def test_a_key_recorded_with_the_bodys_plain_hash_still_replays(
+    api: httpx.AsyncClient, container: Container, make_key
+) -> None:
+    """Keys recorded before the body's hash was keyed hold its plain SHA-256: a retry sent
+    across the upgrade gets its case, and a different body is still refused."""
+    auth = {**make_key(), "Idempotency-Key": "hr-before-the-upgrade"}
+    first = await api.post("/v1/applications", json=application(), headers=auth)
+    assert first.status_code == 201
+    body = ApplicationIn.model_validate(application()).model_dump(mode="json")
+    with container.db.begin() as conn:
+        plain = hashlib.sha256(canonical_json(body)).hexdigest()
+        assert conn.execute(update(idempotency_keys).values(request_hash=plain)).rowcount == 1
+
+    again = await api.post("/v1/applications", json=application(), headers=auth)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (200, "true")
+    assert again.json()["case_id"] == first.json()["case_id"]
+    other = await api.post("/v1/applications", json=application(name="李敏"), headers=auth)
+    assert other.status_code == 422
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="takes the database server's sessions away")

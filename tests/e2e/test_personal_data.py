@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -13,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from miaopi.api.schemas import ApplicationIn
 from miaopi.bootstrap import Container
+from miaopi.eligibility.ruleset import canonical_json
 from miaopi.records.ledger import verify
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
@@ -88,6 +91,22 @@ async def test_the_database_file_holds_no_id_number_or_name_in_plain_text(
         assert name.encode() not in raw
         assert name.encode("utf-16-le") not in raw
     assert FUTIAN.encode() in raw  # employers' codes are not personal data: still searchable
+
+
+async def test_an_idempotency_key_keeps_no_plain_hash_of_the_body(
+    api: httpx.AsyncClient, make_key: Keys, container: Container
+) -> None:
+    """The body names a person: its plain SHA-256 would confirm a guess of the ID number."""
+    body = application(uscc=FUTIAN)
+    headers = {**make_key("employer", uscc=FUTIAN), "Idempotency-Key": "hr-1"}
+    assert (await api.post("/v1/applications", json=body, headers=headers)).status_code == 201
+    again = await api.post("/v1/applications", json=body, headers=headers)
+    assert again.headers["Idempotent-Replayed"] == "true"
+
+    canonical = canonical_json(ApplicationIn.model_validate(body).model_dump(mode="json"))
+    raw = stored_bytes(container.db)
+    assert b"hr-1" in raw
+    assert hashlib.sha256(canonical).hexdigest().encode() not in raw
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

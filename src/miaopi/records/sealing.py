@@ -97,6 +97,11 @@ class DataKey:
         """The same value always gives the same hash; without the key it cannot be guessed."""
         return hmac.new(self._lookup, value.encode(), "sha256").hexdigest()
 
+    def body_hash(self, body: bytes) -> str:
+        """A request body's hash, to tell a client's retry from a different body. Keyed: a body
+        names a person, and a plain hash of it would confirm a guess of its ID number."""
+        return hmac.new(self._lookup, b"request body|" + body, "sha256").hexdigest()
+
 
 def key_id_of(token: str) -> str | None:
     prefix, _, rest = token.partition(".")

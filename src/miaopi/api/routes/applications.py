@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from miaopi.api.deps import ContainerDep, Cursor, Evaluator, Reader, Submitter, Supervisor, scope_of
@@ -30,6 +32,7 @@ from miaopi.records import access_log, cases, db
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
 from miaopi.records.paging import new_id
+from miaopi.records.sealing import key_of
 from miaopi.telemetry import observe_decision
 
 router = APIRouter(prefix="/v1", tags=["applications"])
@@ -87,8 +90,21 @@ async def _decide(container: ContainerDep, application: Application, as_of: Any 
         raise invalid(loc, str(exc)) from exc
 
 
-def _request_hash(body: ApplicationIn) -> str:
-    return hashlib.sha256(canonical_json(body.model_dump(mode="json"))).hexdigest()
+@dataclass(frozen=True, slots=True)
+class _BodyHash:
+    """What an Idempotency-Key records of the body, to tell a retry from a different body."""
+
+    canonical: bytes
+    keyed: str
+
+    @classmethod
+    def of(cls, body: ApplicationIn, database: Engine) -> _BodyHash:
+        canonical = canonical_json(body.model_dump(mode="json"))
+        return cls(canonical, key_of(database.dialect).body_hash(canonical))
+
+    def matches(self, recorded: str) -> bool:
+        # Keys recorded before the hash was keyed hold the body's plain SHA-256.
+        return recorded == self.keyed or recorded == hashlib.sha256(self.canonical).hexdigest()
 
 
 async def _case_in_scope(container: ContainerDep, client: Client, case_id: str) -> Any:
@@ -100,13 +116,13 @@ async def _case_in_scope(container: ContainerDep, client: Client, case_id: str) 
 
 
 async def _replay_if_seen(
-    container: ContainerDep, client: Client, key: str, request_hash: str
+    container: ContainerDep, client: Client, key: str, body_hash: _BodyHash
 ) -> JSONResponse | None:
     """The case already recorded under this key, or None; 422 if the body differs."""
     seen = await db.run(container.db, cases.find_idempotent, client.id, key)
     if seen is None:
         return None
-    if seen[0] != request_hash:
+    if not body_hash.matches(seen[0]):
         raise Problem(
             422,
             "this Idempotency-Key was used with a different body",
@@ -136,9 +152,9 @@ async def submit(
     ] = None,
 ) -> Any:
     application = _to_application(body, client)
-    request_hash = _request_hash(body)
+    body_hash = _BodyHash.of(body, container.db)
     if idempotency_key is not None:
-        replay = await _replay_if_seen(container, client, idempotency_key, request_hash)
+        replay = await _replay_if_seen(container, client, idempotency_key, body_hash)
         if replay is not None:
             return replay
 
@@ -166,13 +182,13 @@ async def submit(
         employer_region=decision.employer_region,
         supervision=decision.ruleset.supervision,
     )
-    idem = (client.id, idempotency_key, request_hash) if idempotency_key else None
+    idem = (client.id, idempotency_key, body_hash.keyed) if idempotency_key else None
     try:
         row = await db.run(container.db, cases.record, new, container.settings.city_prefix, idem)
     except IdempotencyRace:
         # A concurrent request with the same key committed first: answer with its case.
         # (Only raised when a key was given.)
-        replay = await _replay_if_seen(container, client, str(idempotency_key), request_hash)
+        replay = await _replay_if_seen(container, client, str(idempotency_key), body_hash)
         if replay is None:  # pragma: no cover - the race guarantees the key is recorded
             raise
         return replay
