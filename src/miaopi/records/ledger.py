@@ -19,12 +19,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, String, bindparam, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    insert,
+    select,
+    text,
+    type_coerce,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import NullType
 
 from miaopi.records.db import reading
 from miaopi.records.prepared import Prepared
@@ -289,46 +307,84 @@ class Verdict:
         return self.broken_at is None and not self.reason
 
 
-def _current_record(conn: Connection, entry: Row[Any]) -> dict[str, Any] | None:
-    if entry.kind == "audit_closure":
-        task = conn.execute(select(audit_tasks).where(audit_tasks.c.id == entry.subject_id)).first()
-        return closure_record(task) if task else None
-    # Only the columns the record holds: a damaged column belongs to the entry recording it.
-    decision = entry.kind == "decision"
-    columns = _DECISION_COLUMNS if decision else _REVOCATION_COLUMNS
-    case = conn.execute(select(*columns).where(cases.c.id == entry.case_id)).first()
-    if case is None:
-        return None
-    return decision_record(case) if decision else revocation_record(case)
-
-
-_DECISION_COLUMNS = [
-    cases.c[name]
-    for name in (
+# The columns each kind of record is read from: only those, so that a damaged column belongs
+# to the entry recording it (a revocation's entry does not open the decision's evidence).
+_RECORDS: dict[str, tuple[Table, tuple[str, ...], Callable[[Any], dict[str, Any]]]] = {
+    "decision": (cases, (
         "id", "business_type", "outcome", "approval_number", "application_date",
         "ruleset_fingerprint", "applicant_name", "applicant_id_number", "employer_uscc",
         "submitted_by", "request", "decision", "evidence", "decided_at",
+    ), decision_record),
+    "revocation": (cases, ("id", "status", "revoked_at", "revocation_reason"), revocation_record),
+    "audit_closure": (audit_tasks, (
+        "id", "case_id", "kind", "auditor_id", "findings", "outcome", "reason", "closed_at",
+    ), closure_record),
+}  # fmt: skip
+
+
+def _entries_with_records() -> Select[Any]:
+    """Every entry with the columns of what it records, in one query in the chain's order.
+
+    A query per entry made verification a round trip per entry on PostgreSQL. The record's
+    columns come as stored (``NullType``: nothing opened or parsed as the rows are fetched, a
+    thousand at a time); ``_record`` reads them entry by entry, so a value that does not open
+    is reported at its own entry.
+    """
+    raw = [
+        type_coerce(case((ledger.c.kind == kind, table.c[name])), NullType()).label(
+            f"{kind}__{name}"
+        )
+        for kind, (table, names, _) in _RECORDS.items()
+        for name in names
+    ]
+    joined = ledger.outerjoin(
+        cases, and_(ledger.c.kind.in_(("decision", "revocation")), cases.c.id == ledger.c.case_id)
+    ).outerjoin(
+        audit_tasks, and_(ledger.c.kind == "audit_closure", audit_tasks.c.id == ledger.c.subject_id)
     )
-]  # fmt: skip
-_REVOCATION_COLUMNS = [cases.c[n] for n in ("id", "status", "revoked_at", "revocation_reason")]
+    return select(ledger, *raw).select_from(joined).order_by(ledger.c.seq)
 
 
-def _entries(conn: Connection) -> Iterator[Row[Any]]:
-    yield from conn.execute(select(ledger).order_by(ledger.c.seq)).yield_per(1000)
+def _readers(dialect: Dialect) -> dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]]:
+    """Per kind: (column, label, how the column's own type reads a stored value)."""
+    return {
+        kind: [
+            (name, f"{kind}__{name}",
+             table.c[name].type.dialect_impl(dialect).result_processor(dialect, None))
+            for name in names
+        ]
+        for kind, (table, names, _) in _RECORDS.items()
+    }  # fmt: skip
+
+
+def _record(
+    entry: Row[Any], readers: dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]]
+) -> dict[str, Any] | None:
+    """What the entry records, from the rows as they are now; None if its row is gone."""
+    kind = entry.kind if entry.kind in _RECORDS else "revocation"
+    stored = entry._mapping
+    values = {
+        name: stored[label] if read is None or stored[label] is None else read(stored[label])
+        for name, label, read in readers[kind]
+    }
+    if values["id"] is None:
+        return None
+    return _RECORDS[kind][2](SimpleNamespace(**values))
 
 
 def verify(engine: Engine) -> Verdict:
     """Walk the whole chain against the rows as they are now; name the first broken entry."""
     prev, count = GENESIS, 0
+    readers = _readers(engine.dialect)
     with reading(engine) as conn:
-        for entry in _entries(conn):
+        for entry in conn.execute(_entries_with_records()).yield_per(1000):
             count += 1
             if entry.seq != count:
                 return Verdict(count, entry.seq, f"entry {count} is missing")
             if entry.prev_hash != prev:
                 return Verdict(count, entry.seq, "does not follow the entry before it")
             try:
-                record = _current_record(conn, entry)
+                record = _record(entry, readers)
             except SealBroken as exc:  # a sealed column edited in place no longer opens
                 return Verdict(count, entry.seq, f"its {entry.kind} record was changed ({exc})")
             if record is None:
