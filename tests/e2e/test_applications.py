@@ -436,6 +436,14 @@ async def test_listing_is_newest_first_filtered_and_paginated(
         (application(consent={"data_query": False}), ["body", "consent", "data_query"]),
         (application(nickname="x"), ["body", "nickname"]),
         ({**application(), "commitment": None}, ["body", "commitment"]),
+        # A client's encoding fault, not a name: it was decided, and rejected on the record.
+        (application(name="李\u0000明"), ["body", "applicant", "name"]),
+        (application(name="李\r\n明"), ["body", "applicant", "name"]),
+        (application(name="李\t明"), ["body", "applicant", "name"]),
+        (
+            application(commitment={"accepted": True, "version": "2026-01\u0000"}),
+            ["body", "commitment", "version"],
+        ),
     ],
 )
 async def test_bad_input_is_a_problem_naming_the_field(

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from miaopi.domain import BusinessType, CaseStatus, CriterionResult, OnFail, Outcome
 from miaopi.identifiers import CreditCode, ResidentId
@@ -16,10 +24,27 @@ class _In(BaseModel):
 
 
 CertificateNo = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{4,40}$")]
+# No control characters (C0, DEL, C1): a name with a NUL or a line break in it is a client's
+# encoding fault, and decided it was a rejection on the applicant's record.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters (such as NUL, a tab or a line break)")
+    return value
+
+
+# Documented with the pattern it amounts to; the validator gives the message.
+Printable = Annotated[
+    str,
+    AfterValidator(_printable),
+    Field(json_schema_extra={"pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}),
+]
 
 
 class ApplicantIn(_In):
-    name: str = Field(min_length=1, max_length=50, examples=["张三"])
+    name: Printable = Field(min_length=1, max_length=50, examples=["张三"])
     id_number: ResidentId = Field(examples=["440304199901011239"])
 
 
@@ -36,7 +61,7 @@ class ClaimsIn(_In):
 class CommitmentIn(_In):
     # Documented as `const: true`; the validator keeps the message an applicant can act on.
     accepted: bool = Field(json_schema_extra={"const": True})
-    version: str = Field(min_length=1, max_length=32)
+    version: Printable = Field(min_length=1, max_length=32)
 
     @field_validator("accepted")
     @classmethod
