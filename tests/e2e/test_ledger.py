@@ -97,6 +97,7 @@ async def test_an_untouched_ledger_verifies(
         ("DELETE FROM audit_tasks WHERE status = 'closed'", 5, "audit_closure record is gone"),
         # How the record was hashed is part of the entry too: an approval's, from its format 2.
         ("UPDATE ledger SET record_format = 1 WHERE seq = 1", 1, "decision record was changed"),
+        ("UPDATE ledger SET record_format = 7 WHERE seq = 2", 2, "record format 7 is unknown"),
     ],
 )  # fmt: skip
 async def test_a_direct_edit_is_caught_at_its_entry(

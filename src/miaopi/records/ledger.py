@@ -389,6 +389,10 @@ def verify(engine: Engine) -> Verdict:
                 return Verdict(count, entry.seq, f"its {entry.kind} record was changed ({exc})")
             if record is None:
                 return Verdict(count, entry.seq, f"its {entry.kind} record is gone")
+            if entry.record_format not in (WHOLE, NUMBER_APART):
+                return Verdict(
+                    count, entry.seq, f"its record format {entry.record_format} is unknown"
+                )
             if record_hash(record, entry.record_format) != entry.record_hash:
                 return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
             expected = _entry_hash(
