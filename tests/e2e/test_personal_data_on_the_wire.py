@@ -17,8 +17,9 @@ from sqlalchemy.engine import make_url
 
 from miaopi.bootstrap import Container
 from miaopi.records.ledger import verify
-from tests.conftest import ON_POSTGRES, POSTGRES_URL
-from tests.e2e.test_personal_data import PEOPLE, Keys, decide_revoke_and_bar
+from tests.conftest import ON_POSTGRES, POSTGRES_URL, Clock, application
+from tests.e2e.test_ledger import FUTIAN
+from tests.e2e.test_personal_data import DIPLOMAS, PEOPLE, Keys, decide_revoke_and_bar
 
 pytestmark = [
     pytest.mark.anyio,
@@ -82,11 +83,18 @@ def database_url(database_url: str, tap: Tap) -> str:
 
 
 async def test_the_server_is_sent_no_id_number_or_name_in_plain_text(
-    api: httpx.AsyncClient, make_key: Keys, container: Container, tap: Tap
+    api: httpx.AsyncClient, make_key: Keys, container: Container, clock: Clock, tap: Tap
 ) -> None:
     barred, second = await decide_revoke_and_bar(api, make_key)
     assert barred["status"] == "revoked"
     assert second["status"] == "rejected"
+    # A dry run (its queries logged, no case) and a re-check of the approvals.
+    channel = make_key("channel", uscc=None)
+    body = application(uscc=FUTIAN, id_number="430104199608202463", name="王芳",
+                       diploma_no=DIPLOMAS["430104199608202463"])  # fmt: skip
+    assert (await api.post("/v1/evaluations", json=body, headers=channel)).status_code == 200
+    clock.advance(days=40)
+    assert (await container.rechecker.run()).summary()
     assert verify(container.db).intact
 
     relayed = bytes(tap.relayed)
