@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from miaopi.bootstrap import Container
-from miaopi.records.supervision import assign_waiting
+from miaopi.records.supervision import DRAW_BATCH, assign_waiting
 from tests.conftest import NOW, REPO, Clock, application
 
 pytestmark = pytest.mark.anyio
@@ -260,6 +260,26 @@ async def test_the_published_seed_reproduces_last_months_selection(
     admin = make_key("admin", uscc=None)
     tasks = await tasks_of(api, admin, period="2026-10", kind="spot_check", limit="100")
     assert sorted(t["case_id"] for t in tasks) == sorted(published["selected"])
+
+
+async def test_a_period_longer_than_a_batch_of_draws_reads_as_one_document(
+    api: httpx.AsyncClient, make_key: Keys
+) -> None:
+    """The period is written out a batch of draws at a time, as they are read."""
+    approved = []
+    for n in range(DRAW_BATCH + 3):
+        if n % 50 == 0:  # a client of its own per fifty: within the rate limit's burst
+            employer = make_key("employer", uscc=NANSHAN_A)
+        approved.append((await approve(api, employer, NANSHAN_A))["case_id"])
+    answer = await api.get("/v1/audit/periods/2026-11", headers=make_key("admin", uscc=None))
+    assert answer.headers["content-type"] == "application/json"
+    period = answer.json()
+    draws = period["draws"]
+    assert [d["case_id"] for d in draws] == sorted(approved)
+    assert period["approvals"] == len(approved)
+    assert period["selected"] == [d["case_id"] for d in draws if d["selected"]]
+    assert period["rates"] == [{"risk_class": "A", "rate": "0.025"}]
+    assert len(period["seed_sha256"]) == 64
 
 
 async def test_periods_are_validated_and_closed_to_employers(

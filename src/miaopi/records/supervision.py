@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import secrets
 import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -282,13 +284,26 @@ def task_page(
     return newest_first(engine, query, audit_tasks.c.seq, limit, cursor)
 
 
-def period_samples(engine: Engine, auditor_id: int | None, period: str) -> list[Row[Any]]:
-    """A period's spot-check tasks, oldest first: one auditor's, or all of them when None."""
+# Rows of a period's draws or samples read and written out at a time: a month of graduate
+# season is hundreds of thousands of approvals.
+DRAW_BATCH = 200
+
+
+@contextmanager
+def period_samples(
+    engine: Engine, auditor_id: int | None, period: str
+) -> Iterator[Iterator[Sequence[Row[Any]]]]:
+    """A period's spot-check tasks, oldest first, in batches as they are read while the block
+    lasts: one auditor's, or all of them when None."""
     query = _task_query().where(audit_tasks.c.kind == "spot_check", audit_tasks.c.period == period)
     if auditor_id is not None:
         query = query.where(audit_tasks.c.auditor_id == auditor_id)
     with reading(engine) as conn:
-        return list(conn.execute(query.order_by(audit_tasks.c.seq)))
+        yield (
+            conn.execution_options(yield_per=DRAW_BATCH)
+            .execute(query.order_by(audit_tasks.c.seq))
+            .partitions()
+        )
 
 
 def get_task(engine: Engine, task_id: str, auditor_id: int | None) -> Row[Any] | None:
@@ -402,18 +417,20 @@ def bars_of(engine: Engine, id_number: str) -> list[Any]:
 # --- the published period ------------------------------------------------------------------
 
 
-def period_draws(engine: Engine, period: str) -> tuple[str | None, list[Row[Any]]]:
-    """The period's seed (None before its first approval) and every draw in it, by case id."""
+@contextmanager
+def period_draws(
+    engine: Engine, period: str
+) -> Iterator[tuple[str | None, Iterator[Sequence[Row[Any]]]]]:
+    """The period's seed (None before its first approval) and its draws by case id, in
+    batches of ``DRAW_BATCH`` as they are read, while the block lasts."""
     with reading(engine) as conn:
         seed = conn.execute(_SELECT_SEED, {"period": period}).scalar_one_or_none()
-        draws = list(
-            conn.execute(
-                select(spot_check_draws)
-                .where(spot_check_draws.c.period == period)
-                .order_by(spot_check_draws.c.case_id)
-            )
+        draws = conn.execution_options(yield_per=DRAW_BATCH).execute(
+            select(spot_check_draws)
+            .where(spot_check_draws.c.period == period)
+            .order_by(spot_check_draws.c.case_id)
         )
-    return seed, draws
+        yield seed, draws.partitions()
 
 
 # --- the periodic re-check -------------------------------------------------------------------
