@@ -50,8 +50,7 @@ def measure(args: argparse.Namespace) -> None:
     """Under callgrind: decide applications, counting only the measured ones."""
     work = Path(tempfile.mkdtemp(prefix="miaopi-instructions-"))
     population = work / "population.json"
-    subprocess.run([*bench.MIAOPI, "mock", "generate", "--seed", "7", "--persons", "20000",
-                    "-o", str(population)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    data = bench.synthetic_population(population)
     key = subprocess.run([*bench.MIAOPI, "keys", "generate"], check=True,
                          capture_output=True, text=True).stdout.strip()  # fmt: skip
     mock_port = bench.free_port()
@@ -79,7 +78,7 @@ def measure(args: argparse.Namespace) -> None:
         if args.served:
             _serve(args, population, env)
         else:
-            asyncio.run(_decide(args, json.loads(population.read_text(encoding="utf-8")), env))
+            asyncio.run(_decide(args, data, env))
     finally:
         mocks.terminate()
         shutil.rmtree(work, ignore_errors=True)

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -65,8 +63,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="miaopi-ledger-"))
     population = work / "population.json"
-    subprocess.run([*bench.MIAOPI, "mock", "generate", "--seed", "7", "--persons", "20000",
-                    "-o", str(population)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    data = bench.synthetic_population(population)
     os.environ.update({
         "MIAOPI_DATABASE_URL": args.database_url or f"sqlite:///{work}/miaopi.db",
         "MIAOPI_RULES_DIR": str(REPO / "rules"),
@@ -76,7 +73,6 @@ def main() -> None:
     })  # fmt: skip
     os.chdir(work)
     try:
-        data = json.loads(population.read_text(encoding="utf-8"))
         outcomes = asyncio.run(_record(bench.applications(data, args.n, 3), concurrency=16))
 
         from miaopi.bootstrap import open_database

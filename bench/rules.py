@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,8 +59,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="miaopi-rules-"))
     population = work / "population.json"
-    subprocess.run([*bench.MIAOPI, "mock", "generate", "--seed", "7", "--persons", "20000",
-                    "-o", str(population)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    data = bench.synthetic_population(population)
     os.environ.update({
         "MIAOPI_DATABASE_URL": f"sqlite:///{work}/miaopi.db",
         "MIAOPI_RULES_DIR": str(REPO / "rules"),
@@ -70,7 +67,6 @@ def main() -> None:
     })  # fmt: skip
     os.chdir(work)
 
-    data = json.loads(population.read_text(encoding="utf-8"))
     from miaopi.decision.outcome import outcome
     from miaopi.eligibility.engine import RuleEngine
     from miaopi.eligibility.evaluate import evaluate

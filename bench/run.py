@@ -62,6 +62,13 @@ def on_uvloop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+def synthetic_population(path: Path, persons: int = 20_000) -> dict[str, Any]:
+    """The benchmarks' population (seed 7), written to ``path`` for the mocks, and read back."""
+    subprocess.run([*MIAOPI, "mock", "generate", "--seed", "7", "--persons", str(persons),
+                    "-o", str(path)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -350,10 +357,7 @@ def main() -> None:
     pg_started = False
     try:
         population = work / "population.json"
-        subprocess.run([*MIAOPI, "mock", "generate", "--seed", "7", "--persons",
-                        str(args.persons), "-o", str(population)], check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-        data = json.loads(population.read_text(encoding="utf-8"))
+        data = synthetic_population(population, args.persons)
 
         mock_port, port = free_port(), free_port()
         env = {**os.environ, "MIAOPI_MOCK_DATASET": str(population),
