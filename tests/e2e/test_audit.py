@@ -262,24 +262,30 @@ async def test_the_published_seed_reproduces_last_months_selection(
     assert sorted(t["case_id"] for t in tasks) == sorted(published["selected"])
 
 
-async def test_a_period_longer_than_a_batch_of_draws_reads_as_one_document(
+async def test_a_period_longer_than_a_batch_reads_whole(
     api: httpx.AsyncClient, make_key: Keys
 ) -> None:
-    """The period is written out a batch of draws at a time, as they are read."""
+    """The period and its samples are read and written out a batch of rows at a time."""
     approved = []
     for n in range(DRAW_BATCH + 3):
         if n % 50 == 0:  # a client of its own per fifty: within the rate limit's burst
-            employer = make_key("employer", uscc=NANSHAN_A)
-        approved.append((await approve(api, employer, NANSHAN_A))["case_id"])
-    answer = await api.get("/v1/audit/periods/2026-11", headers=make_key("admin", uscc=None))
+            employer = make_key("employer", uscc=FUTIAN)  # class C: every approval is drawn
+        approved.append((await approve(api, employer, FUTIAN))["case_id"])
+    admin = make_key("admin", uscc=None)
+
+    answer = await api.get("/v1/audit/periods/2026-11", headers=admin)
     assert answer.headers["content-type"] == "application/json"
     period = answer.json()
-    draws = period["draws"]
-    assert [d["case_id"] for d in draws] == sorted(approved)
+    assert [d["case_id"] for d in period["draws"]] == sorted(approved)
     assert period["approvals"] == len(approved)
-    assert period["selected"] == [d["case_id"] for d in draws if d["selected"]]
-    assert period["rates"] == [{"risk_class": "A", "rate": "0.025"}]
+    assert period["selected"] == sorted(approved)
+    assert period["rates"] == [{"risk_class": "C", "rate": "1"}]
     assert len(period["seed_sha256"]) == 64
+
+    samples = await api.get("/v1/audit/periods/2026-11/samples.csv", headers=admin)
+    rows = list(csv.DictReader(io.StringIO(samples.content.decode("utf-8-sig"))))
+    assert [r["case_id"] for r in rows] == approved  # oldest first
+    assert len({r["task_id"] for r in rows}) == len(approved)
 
 
 async def test_periods_are_validated_and_closed_to_employers(

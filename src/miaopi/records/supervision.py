@@ -10,12 +10,11 @@ from __future__ import annotations
 import secrets
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Select, bindparam, insert, or_, select, update
 
 from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records import ledger
@@ -284,26 +283,35 @@ def task_page(
     return newest_first(engine, query, audit_tasks.c.seq, limit, cursor)
 
 
-# Rows of a period's draws or samples read and written out at a time: a month of graduate
-# season is hundreds of thousands of approvals.
+# Rows of a period's draws or samples read at a time: a month of graduate season is hundreds of
+# thousands of approvals. Each batch is read in a transaction of its own, after the last one's
+# key: a transaction held open while a slow client downloads the rest would keep SQLite from
+# checkpointing its write-ahead log (and PostgreSQL's vacuum from its dead rows) all along.
 DRAW_BATCH = 200
 
 
-@contextmanager
+def _batches(engine: Engine, query: Select[Any], key: Any) -> Iterator[Sequence[Row[Any]]]:
+    """``query``'s rows by ``key``, ascending, ``DRAW_BATCH`` at a time."""
+    after = None
+    while True:
+        page = query if after is None else query.where(key > after)
+        with reading(engine) as conn:
+            batch = conn.execute(page.order_by(key).limit(DRAW_BATCH)).all()
+        if not batch:
+            return
+        yield batch
+        after = batch[-1]._mapping[key]
+
+
 def period_samples(
     engine: Engine, auditor_id: int | None, period: str
-) -> Iterator[Iterator[Sequence[Row[Any]]]]:
-    """A period's spot-check tasks, oldest first, in batches as they are read while the block
-    lasts: one auditor's, or all of them when None."""
+) -> Iterator[Sequence[Row[Any]]]:
+    """A period's spot-check tasks, oldest first, in batches: one auditor's, or all of them when
+    None."""
     query = _task_query().where(audit_tasks.c.kind == "spot_check", audit_tasks.c.period == period)
     if auditor_id is not None:
         query = query.where(audit_tasks.c.auditor_id == auditor_id)
-    with reading(engine) as conn:
-        yield (
-            conn.execution_options(yield_per=DRAW_BATCH)
-            .execute(query.order_by(audit_tasks.c.seq))
-            .partitions()
-        )
+    return _batches(engine, query, audit_tasks.c.seq)
 
 
 def get_task(engine: Engine, task_id: str, auditor_id: int | None) -> Row[Any] | None:
@@ -417,20 +425,16 @@ def bars_of(engine: Engine, id_number: str) -> list[Any]:
 # --- the published period ------------------------------------------------------------------
 
 
-@contextmanager
-def period_draws(
-    engine: Engine, period: str
-) -> Iterator[tuple[str | None, Iterator[Sequence[Row[Any]]]]]:
-    """The period's seed (None before its first approval) and its draws by case id, in
-    batches of ``DRAW_BATCH`` as they are read, while the block lasts."""
-    with reading(engine) as conn:
-        seed = conn.execute(_SELECT_SEED, {"period": period}).scalar_one_or_none()
-        draws = conn.execution_options(yield_per=DRAW_BATCH).execute(
-            select(spot_check_draws)
-            .where(spot_check_draws.c.period == period)
-            .order_by(spot_check_draws.c.case_id)
-        )
-        yield seed, draws.partitions()
+def period_seed(engine: Engine, period: str) -> str | None:
+    """The period's seed; None before its first approval."""
+    with reading_one(engine) as conn:
+        return conn.execute(_SELECT_SEED, {"period": period}).scalar_one_or_none()  # type: ignore[no-any-return]
+
+
+def period_draws(engine: Engine, period: str) -> Iterator[Sequence[Row[Any]]]:
+    """The period's draws by case id, in batches."""
+    query = select(spot_check_draws).where(spot_check_draws.c.period == period)
+    return _batches(engine, query, spot_check_draws.c.case_id)
 
 
 # --- the periodic re-check -------------------------------------------------------------------
