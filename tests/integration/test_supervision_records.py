@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from alembic import command
 from sqlalchemy import Engine, func, select
@@ -12,6 +15,7 @@ from miaopi.records import cases, ledger
 from miaopi.records.clients import create_client
 from miaopi.records.db import alembic_config, make_engine, upgrade
 from miaopi.records.sealing import DataKey
+from miaopi.records.supervision import assign_waiting
 from miaopi.records.tables import (
     audit_tasks,
     case_events,
@@ -21,7 +25,7 @@ from miaopi.records.tables import (
 )
 from miaopi.records.tables import cases as case_table
 from miaopi.supervision.draw import is_selected
-from tests.conftest import DATA_KEY, stored_bytes
+from tests.conftest import DATA_KEY, sqlite_only, stored_bytes
 from tests.integration.conftest import new_case
 
 
@@ -166,3 +170,29 @@ def test_a_seed_drawn_by_a_case_that_rolled_back_is_never_used(
     assert len(draws) == 100
     assert all(is_selected(seed, d.case_id, d.rate) == d.selected for d in draws)
     assert ledger.verify(engine).intact
+
+
+@sqlite_only
+def test_tasks_no_auditor_can_take_wait_without_holding_the_write_slot(
+    engine: Engine, rulebook: RuleBook
+) -> None:
+    """Tasks wait while their district has no auditor from elsewhere, and every re-check run
+    looks at them again: that takes no write, so it never waits for, or holds, the database."""
+    client, _ = create_client(engine, "channel", "batch")
+    create_client(engine, "auditor", "one of the district", district="440305")
+    for _ in range(5):  # class C: every approval is drawn; the employer is in 440305
+        cases.record(engine, new_case(rulebook, client.id, risk_class="C"), "4403")
+    now = new_case(rulebook, client.id).decided_at
+
+    holder = sqlite3.connect(str(engine.url.database))
+    holder.execute("BEGIN IMMEDIATE")  # another writer, for as long as this test likes
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(assign_waiting, engine, now).result(timeout=5) == 0
+    finally:
+        holder.rollback()
+        holder.close()
+
+    create_client(engine, "auditor", "from elsewhere", district="440304")
+    assert assign_waiting(engine, now) == 5
+    assert assign_waiting(engine, now) == 0
