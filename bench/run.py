@@ -351,6 +351,11 @@ def main() -> None:
         help="record the service with py-spy during the first phase (collapsed stacks to FILE)",
     )  # fmt: skip
     args = parser.parse_args()
+    # py-spy from the PATH or beside this Python: a developer's tool, not a dependency.
+    beside = str(Path(sys.executable).parent)
+    spy_bin = shutil.which("py-spy") or shutil.which("py-spy", path=beside)
+    if args.profile and not spy_bin:
+        parser.error("--profile needs py-spy on the PATH (pip install py-spy)")
 
     work = Path(tempfile.mkdtemp(prefix="miaopi-bench-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -402,9 +407,8 @@ def main() -> None:
         on_uvloop(drive(base, keys, bodies, concurrency=8, duration_s=3))  # warm up
         spy = None
         if args.profile:
-            # py-spy from the PATH: a developer's tool, not a dependency.
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(service.pid), "--subprocesses", "--gil",
+                [str(spy_bin), "record", "-p", str(service.pid), "--subprocesses", "--gil",
                  "-r", "100", "-d", str(int(args.duration)), "-f", "raw", "-o", args.profile],
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
