@@ -204,8 +204,8 @@ def assign_waiting(engine: Engine, now: datetime) -> int:
 
     Tasks pile up while a district has no eligible auditor, and every run looks at them all: it
     reads them without writing, and writes only for the districts that now have auditors,
-    ``_ASSIGN_BATCH`` tasks per transaction. (It held the write slot for the whole scan: 0.15-0.2
-    s for 20,000 waiting tasks on SQLite, whether or not one of them could be assigned.)
+    ``_ASSIGN_BATCH`` tasks per transaction. It held the write slot for the whole scan, whether
+    or not a task could be assigned: 0.15-0.2 s for 20,000 waiting tasks on SQLite.
     """
     with reading(engine) as conn:
         waiting = conn.execute(
