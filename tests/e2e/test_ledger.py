@@ -98,6 +98,7 @@ async def test_an_untouched_ledger_verifies(
         # How the record was hashed is part of the entry too: an approval's, from its format 2.
         ("UPDATE ledger SET record_format = 1 WHERE seq = 1", 1, "decision record was changed"),
         ("UPDATE ledger SET record_format = 7 WHERE seq = 2", 2, "record format 7 is unknown"),
+        ("UPDATE ledger SET kind = 'gift' WHERE seq = 3", 3, "kind 'gift' is unknown"),
     ],
 )  # fmt: skip
 async def test_a_direct_edit_is_caught_at_its_entry(

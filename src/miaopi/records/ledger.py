@@ -361,15 +361,14 @@ def _record(
     entry: Row[Any], readers: dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]]
 ) -> dict[str, Any] | None:
     """What the entry records, from the rows as they are now; None if its row is gone."""
-    kind = entry.kind if entry.kind in _RECORDS else "revocation"
     stored = entry._mapping
     values = {
         name: stored[label] if read is None or stored[label] is None else read(stored[label])
-        for name, label, read in readers[kind]
+        for name, label, read in readers[entry.kind]
     }
     if values["id"] is None:
         return None
-    return _RECORDS[kind][2](SimpleNamespace(**values))
+    return _RECORDS[entry.kind][2](SimpleNamespace(**values))
 
 
 def verify(engine: Engine) -> Verdict:
@@ -383,6 +382,8 @@ def verify(engine: Engine) -> Verdict:
                 return Verdict(count, entry.seq, f"entry {count} is missing")
             if entry.prev_hash != prev:
                 return Verdict(count, entry.seq, "does not follow the entry before it")
+            if entry.kind not in _RECORDS:
+                return Verdict(count, entry.seq, f"its kind {entry.kind!r} is unknown")
             try:
                 record = _record(entry, readers)
             except SealBroken as exc:  # a sealed column edited in place no longer opens
