@@ -11,11 +11,13 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, select, text
 
 from miaopi.bootstrap import Container
+from miaopi.records import ledger
 from miaopi.records.ledger import verify
-from tests.conftest import DATA_KEY, ON_POSTGRES, RULES, application
+from miaopi.records.tables import audit_tasks, cases
+from tests.conftest import DATA_KEY, ON_POSTGRES, RULES, application, sqlite_only
 
 pytestmark = pytest.mark.anyio
 FUTIAN = "91440304MA5H3T8P2L"
@@ -112,6 +114,80 @@ async def test_a_direct_edit_is_caught_at_its_entry(
     assert not verdict.intact
     assert verdict.broken_at == entry
     assert reason in verdict.reason
+
+
+async def test_an_entry_pins_the_stored_text_of_a_decision(
+    api: httpx.AsyncClient, make_key: Keys, container: Container
+) -> None:
+    """A decision's documents are hashed as the text stored: even an edit that keeps the JSON's
+    meaning (a space before it) breaks the chain at that decision."""
+    await fill(api, make_key)
+    with container.db.begin() as conn:
+        edit = "UPDATE cases SET decision = ' ' || decision WHERE seq = 3"
+        assert conn.execute(text(portable(edit))).rowcount == 1
+    verdict = verify(container.db)
+    assert (verdict.broken_at, verdict.reason) == (3, "its decision record was changed")
+
+
+def rechain_as_before(engine: Engine, formats: dict[int, int]) -> None:
+    """Make the ledger anew over the same rows as builds before this one did: the decision of
+    entry N (a key of ``formats``) in the format given, hashed from the stored rows."""
+    with engine.begin() as conn:
+        entries = conn.execute(text("SELECT seq, kind, case_id, subject_id FROM ledger "
+                                    "ORDER BY seq")).all()  # fmt: skip
+        conn.execute(text("DELETE FROM ledger"))
+        conn.execute(
+            text("UPDATE ledger_head SET last_seq = 0, last_hash = :genesis"),
+            {"genesis": ledger.GENESIS},
+        )
+        for seq, kind, case_id, subject_id in entries:
+            case = conn.execute(select(cases).where(cases.c.id == case_id)).one()
+            task = conn.execute(select(audit_tasks).where(audit_tasks.c.id == subject_id)).first()
+            record, record_format, at = {
+                "decision": (ledger.decision_record(case), formats.get(seq), case.decided_at),
+                "revocation": (ledger.revocation_record(case), ledger.WHOLE, case.revoked_at),
+                "audit_closure": (
+                    task and ledger.closure_record(task),
+                    ledger.WHOLE,
+                    task and task.closed_at,
+                ),
+            }[kind]
+            ledger.append(conn, kind, case_id, subject_id, record, at, record_format)
+
+
+async def test_entries_older_builds_made_still_verify(
+    api: httpx.AsyncClient, make_key: Keys, container: Container
+) -> None:
+    await fill(api, make_key)
+    rechain_as_before(container.db, {1: ledger.WHOLE, 2: ledger.NUMBER_APART, 3: ledger.WHOLE})
+    verdict = verify(container.db)
+    assert verdict.intact, verdict
+    assert verdict.entries == 5
+    # Hashed from the documents' meaning, not their text: a space before it keeps it.
+    with container.db.begin() as conn:
+        spaced = "UPDATE cases SET decision = ' ' || decision WHERE seq = 2"
+        assert conn.execute(text(portable(spaced))).rowcount == 1
+    assert verify(container.db).intact
+    with container.db.begin() as conn:
+        edit = (
+            "UPDATE cases SET decision = substr(decision, 1, instr(decision, '\"pass\"')) "
+            "|| 'pasS' || substr(decision, instr(decision, '\"pass\"') + 5) WHERE seq = 2"
+        )
+        assert conn.execute(text(portable(edit))).rowcount == 1
+    verdict = verify(container.db)
+    assert (verdict.broken_at, verdict.reason) == (2, "its decision record was changed")
+
+
+@sqlite_only  # PostgreSQL's json columns refuse what is not JSON
+async def test_an_older_entry_whose_decision_is_no_longer_json_is_named(
+    api: httpx.AsyncClient, make_key: Keys, container: Container
+) -> None:
+    await fill(api, make_key)
+    rechain_as_before(container.db, {1: ledger.NUMBER_APART, 2: ledger.WHOLE, 3: ledger.WHOLE})
+    with container.db.begin() as conn:
+        conn.execute(text("UPDATE cases SET decision = '{\"outcome\": ' WHERE seq = 1"))
+    verdict = verify(container.db)
+    assert (verdict.broken_at, verdict.reason) == (1, "its decision record was changed (not JSON)")
 
 
 async def test_cutting_the_tail_or_recording_around_the_ledger_is_caught(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -18,6 +18,7 @@ from miaopi.records.db import after_commit, dialect_insert, reading, reading_one
 from miaopi.records.ledger import decision_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
+from miaopi.records.sealing import JsonText, json_text
 from miaopi.records.supervision import add_event, enqueue_approval
 from miaopi.records.tables import (
     approval_counters,
@@ -63,6 +64,36 @@ class NewCase:
     risk_class: str | None
     employer_region: str | None
     supervision: SupervisionTerms
+    # Made once, with the case, not by ``record``: on SQLite ``db.run`` tries that again while
+    # another writer holds the write slot, and these cost more than the rest of an attempt.
+    id: str = field(init=False)
+    row: dict[str, Any] = field(init=False)  # as inserted: documents as their JSON text
+    digest: str = field(init=False)  # for its ledger entry (``ledger.decision_digest``)
+
+    def __post_init__(self) -> None:
+        row = {
+            "id": new_id(),
+            "status": self.status,
+            "outcome": self.status,
+            "business_type": self.business_type,
+            "applicant_name": self.applicant_name,
+            "applicant_id_number": self.applicant_id_number,
+            "employer_uscc": self.employer_uscc,
+            "employer_name": self.employer_name,
+            "submitted_by": self.submitted_by,
+            "approval_number": None,  # numbered last, in record
+            "application_date": self.application_date,
+            "ruleset_fingerprint": self.ruleset_fingerprint,
+            # Encoded once, for storing and for the ledger, which hashes the text stored.
+            **{name: JsonText(json_text(getattr(self, name))) for name in ledger.DOCUMENTS},
+            "submitted_at": self.submitted_at,
+            "decided_at": self.decided_at,
+            "elapsed_ms": self.elapsed_ms,
+        }
+        object.__setattr__(self, "id", row["id"])
+        object.__setattr__(self, "row", row)
+        digest = ledger.decision_digest(decision_record(SimpleNamespace(**row)))
+        object.__setattr__(self, "digest", digest)
 
 
 # The statements of a case, each compiled once per database (see prepared.py).
@@ -107,7 +138,7 @@ def record(
     these values; ``ledger.verify`` recomputes the hash from the stored row, so a value that did
     not store exactly as given would show as a broken chain.
     """
-    case_id = new_id()
+    case_id = new.id
     known = _stored_rulesets.setdefault(engine, set())
     try:
         with writing(engine, pipelined=True) as conn:
@@ -123,27 +154,7 @@ def record(
                     },
                 )
             approved = new.status == "approved"
-            values = {
-                "id": case_id,
-                "status": new.status,
-                "outcome": new.status,
-                "business_type": new.business_type,
-                "applicant_name": new.applicant_name,
-                "applicant_id_number": new.applicant_id_number,
-                "employer_uscc": new.employer_uscc,
-                "employer_name": new.employer_name,
-                "submitted_by": new.submitted_by,
-                "approval_number": None,  # numbered last, below
-                "application_date": new.application_date,
-                "ruleset_fingerprint": new.ruleset_fingerprint,
-                "request": new.request,
-                "decision": new.decision,
-                "evidence": new.evidence,
-                "submitted_at": new.submitted_at,
-                "decided_at": new.decided_at,
-                "elapsed_ms": new.elapsed_ms,
-            }
-            _INSERT_CASE.execute(conn, values)
+            _INSERT_CASE.execute(conn, new.row)
             if idempotency is not None:
                 client_id, key, request_hash = idempotency
                 _INSERT_IDEMPOTENCY_KEY.execute(
@@ -169,15 +180,16 @@ def record(
                     employer_region=new.employer_region,
                     terms=new.supervision,
                 )
-            # As it reads back: timestamps are stored, and returned, in UTC.
-            stored = {**values, "submitted_at": new.submitted_at.astimezone(UTC)}
+            # As it reads back: documents parsed, timestamps in UTC.
+            stored = {**new.row, **{name: getattr(new, name) for name in ledger.DOCUMENTS}}
+            stored["submitted_at"] = new.submitted_at.astimezone(UTC)
             stored["decided_at"] = new.decided_at.astimezone(UTC)
             row = SimpleNamespace(**stored, revoked_at=None, revocation_reason=None)
             year = new.application_date.year
             if approved and conn.dialect.name == "postgresql":
                 # Number and entry in one statement: no decision waits on its locks for our answer.
                 read_number = ledger.number_and_append_decision(
-                    conn, case_id, decision_record(row), new.decided_at, city_prefix, year
+                    conn, case_id, new.digest, new.decided_at, city_prefix, year
                 )
                 after_commit(conn, lambda: setattr(row, "approval_number", read_number()))
             else:
@@ -188,7 +200,8 @@ def record(
                     number = _NEXT_NUMBER.scalar(conn, {"year": year, "last": 1})
                     row.approval_number = f"{city_prefix}-{year}-{number:06d}"
                     _NUMBER_CASE.execute(conn, {"case_id": case_id, "number": row.approval_number})
-                ledger.append_decision(conn, case_id, decision_record(row), new.decided_at)
+                number = row.approval_number
+                ledger.append_decision(conn, case_id, new.digest, number, new.decided_at)
         known.add(new.ruleset_fingerprint)
     except IntegrityError as exc:
         if idempotency is not None and find_idempotent(engine, *idempotency[:2]) is not None:
