@@ -109,6 +109,7 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
         key,
         pool_size=settings.database_pool_size,
         prepared_statements=settings.database_prepared_statements,
+        lock_timeout_s=settings.database_lock_timeout_s,
     )
     try:
         if migrate:

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     # psycopg prepares a statement on a connection once it has run it five times; a pooler in
     # transaction mode that does not track prepared statements needs this off.
     database_prepared_statements: bool = True
+    # A transaction that holds the ledger's head (a migration, an open psql session) would
+    # otherwise hold every decision for as long as it lasts (records/db.py).
+    database_lock_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="How long a request waits for a lock another transaction holds; then 503",
+    )
     rules_dir: Path | None = Field(
         default=None,
         description="Rule files; default ./rules if present, else the rules installed with miaopi",

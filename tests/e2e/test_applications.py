@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 
 from miaopi.api.app import create_app
 from miaopi.api.schemas import ApplicationIn
@@ -340,6 +344,48 @@ async def test_a_submission_the_database_cannot_take_is_503_and_its_retry_is_dec
     assert (retried.status_code, again.status_code) == (201, 200)
     assert retried.json()["approval_number"] == "4403-2026-000002"  # no number lost or doubled
     assert again.json()["case_id"] == retried.json()["case_id"]
+
+
+@contextmanager
+def every_decision_locked_out(engine: Engine) -> Iterator[None]:
+    """Another transaction holds what every decision takes: on PostgreSQL the ledger's head (an
+    operator's session left open, a migration), on SQLite the write slot (another process's
+    writer stopped in its transaction)."""
+    if engine.dialect.name == "sqlite":
+        fd = os.open(f"{engine.url.database}-writer", os.O_RDWR)  # a lock of its own, as a
+        try:  # process's: flock conflicts between open files, in one process too
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+        return
+    with engine.connect() as holder, holder.begin():
+        holder.exec_driver_sql("SELECT last_seq FROM ledger_head WHERE id = 1 FOR UPDATE")
+        yield
+
+
+async def test_a_decision_waits_for_a_lock_held_elsewhere_a_bounded_time(
+    settings: Settings, make_key: Callable[..., dict[str, str]]
+) -> None:
+    container = bootstrap(settings.model_copy(update={"database_lock_timeout_s": 0.5}))
+    open_on_this_loop(container.db)
+    headers = {**make_key(), "Idempotency-Key": "hr-locked-out"}
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+        with every_decision_locked_out(container.db):
+            started = time.monotonic()
+            refused = await api.post("/v1/applications", json=application(), headers=headers)
+            waited = time.monotonic() - started
+        retried = await api.post("/v1/applications", json=application(), headers=headers)
+    await container.aclose()
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"].endswith("/database-unavailable")
+    assert refused.headers["Retry-After"] == "1"
+    assert 0.5 <= waited < 3  # the lock was never let go: without a bound, never answered
+    # Nothing of the refused attempt was kept: the retry is decided, numbered first.
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["approval_number"] == "4403-2026-000001"
+    container.db.dispose()
 
 
 async def test_a_statement_the_database_refuses_is_a_500_not_an_outage_to_retry(

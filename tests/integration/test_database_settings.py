@@ -1,10 +1,12 @@
 """The PostgreSQL settings an operator sizes a fleet with: the connections each server process
-keeps for its requests, and prepared statements off for a pooler that cannot carry them; and
-the histogram that shows requests waiting for a connection."""
+keeps for its requests, prepared statements off for a pooler that cannot carry them, how long
+work waits for a lock; and the histogram that shows requests waiting for a connection."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import anyio
 import pytest
@@ -117,3 +119,32 @@ def test_work_that_finds_every_connection_in_use_waits_and_the_wait_is_measured(
     waited_count, waited_total = _waits()
     assert waited_count - count == 2  # every unit of work is counted, the one that had no wait too
     assert 0.25 <= waited_total - total < 2  # the second waited for the first's connection
+
+
+def _lock_timeout(engine: Engine) -> str:
+    with reading_one(engine) as conn:
+        return conn.exec_driver_sql("SHOW lock_timeout").scalar_one()
+
+
+def test_work_gives_up_on_a_lock_after_the_setting_and_a_migration_does_not(
+    database_url: str,
+) -> None:
+    engine = _open(database_url, database_lock_timeout_s=0.2)
+    try:
+        assert _lock_timeout(engine) == "200ms"
+        assert run_on_the_loop(engine, _lock_timeout) == "200ms"
+        # Another instance migrating: the one that starts meanwhile waits for it, however long.
+        with engine.connect() as migrating:
+            migrating.exec_driver_sql("SELECT pg_advisory_lock(44030001)")
+            done = threading.Timer(
+                1, lambda: migrating.exec_driver_sql("SELECT pg_advisory_unlock(44030001)")
+            )
+            done.start()
+            started = time.monotonic()
+            try:
+                _open(database_url, database_lock_timeout_s=0.2).dispose()
+            finally:
+                done.join()
+            assert time.monotonic() - started >= 0.9
+    finally:
+        engine.dispose()

@@ -37,7 +37,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import DBAPIError, InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
@@ -77,12 +77,30 @@ _NETWORK_BOUNDS: dict[str, Any] = {
 # at the server's default, two hours. The server ends such a session after this long.
 IDLE_IN_TRANSACTION_MS = 10_000
 
+# How long work waits for a lock that another transaction holds before it fails, and its
+# request answers 503 database-unavailable (``MIAOPI_DATABASE_LOCK_TIMEOUT_S``): on PostgreSQL
+# the server's ``lock_timeout``, on SQLite the write slot, for work on the event loop. Every
+# decision of every instance takes the ledger's head, and approvals the year's counter: a
+# transaction that holds them (a migration rolled out while the fleet serves, an operator's
+# session left open in psql, a writer process stopped under a debugger) used to hold every
+# decision, each waiting with its connection and its place among the decisions in flight
+# for as long as it lasted.
+LOCK_TIMEOUT_S = 5.0
+_lock_timeouts: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 
-def _end_abandoned_transactions(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
-    cursor.close()
-    dbapi_connection.commit()  # a SET rolled back with its transaction would be undone
+
+def _bound_sessions(lock_timeout_s: float) -> Callable[[Any, Any], None]:
+    """A ``connect`` listener that sets a new server connection's bounds on waiting."""
+    lock_timeout_ms = max(1, round(lock_timeout_s * 1000))
+
+    def bound(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+        cursor.execute(f"SET lock_timeout = {lock_timeout_ms}")
+        cursor.close()
+        dbapi_connection.commit()  # a SET rolled back with its transaction would be undone
+
+    return bound
 
 
 def make_engine(
@@ -91,12 +109,14 @@ def make_engine(
     *,
     pool_size: int = LOOP_POOL_SIZE,
     prepared_statements: bool = True,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> Engine:
     """An engine for ``url``; ``data_key`` seals and opens its personal data (sealing.py).
 
     For a server database, ``pool_size`` is the connections of the loop's own pool
     (``open_on_this_loop``), and without ``prepared_statements`` psycopg never prepares a
     statement on the server (for a pooler in transaction mode that does not track them).
+    Work gives up on a lock held elsewhere after ``lock_timeout_s`` (``LOCK_TIMEOUT_S``).
     """
     connect_args: dict[str, Any] = {} if prepared_statements else {"prepare_threshold": None}
     parsed = make_url(url)
@@ -104,6 +124,9 @@ def make_engine(
         # The URL's own values, if it gives them, stand (``?connect_timeout=…``).
         connect_args |= {k: v for k, v in _NETWORK_BOUNDS.items() if k not in parsed.query}
     engine = _engine(parsed, connect_args)
+    _lock_timeouts[engine] = lock_timeout_s
+    if parsed.get_backend_name() != "sqlite":
+        event.listen(engine, "connect", _bound_sessions(lock_timeout_s))
     event.listen(engine, "before_cursor_execute", _refuse_unprepared)
     if data_key is not None:
         bind_key(engine, data_key)
@@ -119,11 +142,9 @@ _RETURNED_AT = "miaopi.returned_at"
 
 def _engine(parsed: URL, connect_args: dict[str, Any]) -> Engine:
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(
+        return create_engine(
             parsed, json_serializer=json_text, connect_args=connect_args, **_SERVER_POOL
         )
-        event.listen(engine, "connect", _end_abandoned_transactions)
-        return engine
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -390,6 +411,7 @@ async def run(
     state = _inline.__dict__
     pause = _FIRST_PAUSE_S
     asked = tried = time.perf_counter()
+    bound = _lock_timeouts.get(engine, LOCK_TIMEOUT_S)
     while True:
         state.update(active=True, wrote=False)
         try:
@@ -401,9 +423,19 @@ async def run(
             return done
         finally:
             state.update(active=False, wrote=False)
+        if time.perf_counter() - asked >= bound:
+            raise _slot_not_had(bound)
         await asyncio.sleep(pause)
         pause = min(pause * 2, _LAST_PAUSE_S)
         tried = time.perf_counter()
+
+
+def _slot_not_had(waited_s: float) -> OperationalError:
+    """SQLite's own error for a database busy past its timeout (the API answers it with 503)."""
+    busy = sqlite3.OperationalError(f"database is locked: no write slot within {waited_s:g} s")
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    busy.sqlite_errorname = "SQLITE_BUSY"  # type: ignore[attr-defined]
+    return OperationalError("BEGIN IMMEDIATE", None, busy)
 
 
 @dataclass(frozen=True)
@@ -443,7 +475,7 @@ def open_on_this_loop(engine: Engine) -> None:
     options = _loop_pools[engine]  # make_engine's
     pool = create_async_engine(engine.url, json_serializer=json_text, **options)
     _ping_when_stale(pool.sync_engine)
-    event.listen(pool.sync_engine, "connect", _end_abandoned_transactions)
+    event.listen(pool.sync_engine, "connect", _bound_sessions(_lock_timeouts[engine]))
     event.listen(pool.sync_engine, "before_cursor_execute", _refuse_unprepared)
     key = bound_key(engine)
     if key is not None:
@@ -597,6 +629,8 @@ def upgrade(engine: Engine) -> None:
         try:
             with conn.begin():
                 if engine.dialect.name == "postgresql":
+                    # A migration waits for the locks it needs as long as it takes.
+                    conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
                     # Instances starting together: one migrates, the others wait, then see head.
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(44030001)")
                 cfg.attributes["connection"] = conn
