@@ -43,8 +43,9 @@ from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import aiohttp
+import http1  # bench/http1.py, beside this script
 import httpx
 import stages  # bench/stages.py, beside this script
 import uvloop
@@ -213,23 +214,25 @@ async def drive(
     path: str = "/v1/applications",
 ) -> Run:
     run = Run()
-    # aiohttp itself, not httpx over it: the load generator shares the machine with the
-    # service, and every millisecond of CPU it spends is one the service does not get.
     # Encoded ahead, and only as many as a phase can use (5,000 distinct applicants, then
     # again from the first): encoding all 200,000 would delay the start for nothing.
     payloads = [json.dumps(b, ensure_ascii=False).encode() for b in bodies[:5000]]
-    connector = aiohttp.TCPConnector(limit=concurrency + 8)
-    timeout = aiohttp.ClientTimeout(total=30)
     # Every application is a new one: its key has not been seen by the service (a replay would
     # skip the decision), so the service does the idempotency work a first submission costs.
     run_id = os.urandom(6).hex()
-    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
+    server = urlsplit(base)
+    connections = [
+        http1.Connection(server.hostname or "127.0.0.1", server.port or 80)
+        for _ in range(concurrency)
+    ]
+    try:
         next_index = 0
         started = time.perf_counter()
         stop_at = started + duration_s
 
         async def one(worker: int) -> None:
             nonlocal next_index
+            connection = connections[worker]
             headers = {
                 "Authorization": f"Bearer {keys[worker % len(keys)]}",
                 "Content-Type": "application/json",
@@ -248,17 +251,19 @@ async def drive(
                         await asyncio.sleep(due - now)
                 t0 = time.perf_counter()
                 try:
-                    if path == "/healthz":
-                        request = client.get(path)
-                    else:
-                        request = client.post(path, data=payloads[i % len(payloads)], headers={
-                            **headers, "Idempotency-Key": f"bench-{run_id}-{i}"})  # fmt: skip
-                    async with request as response:
-                        status, content = response.status, await response.read()
-                        retry_after = response.headers.get("Retry-After")
-                except (aiohttp.ClientError, TimeoutError):
+                    async with asyncio.timeout(30):
+                        if path == "/healthz":
+                            answer = await connection.request("GET", path, {})
+                        else:
+                            answer = await connection.request("POST", path, {
+                                **headers, "Idempotency-Key": f"bench-{run_id}-{i}"
+                            }, payloads[i % len(payloads)])  # fmt: skip
+                except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError,
+                        asyncio.LimitOverrunError, http1.ProtocolError):  # fmt: skip
                     run.errors += 1
                     continue
+                status, content = answer.status, answer.body
+                retry_after = answer.headers.get(b"retry-after")
                 if status == 503 and retry_after:
                     # As an HR system that honours Retry-After: later, from the same worker.
                     run.turned_away += 1
@@ -277,6 +282,9 @@ async def drive(
 
         await asyncio.gather(*(one(w) for w in range(concurrency)))
         run.seconds = time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
     return run
 
 
