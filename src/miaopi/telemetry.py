@@ -15,6 +15,7 @@ import os
 import select
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import suppress
@@ -278,8 +279,7 @@ class NonBlockingStreamHandler(logging.Handler):
         self._idle = threading.Event()
         self._idle.set()
         self._start()
-        # A forked child has the lines but not the writer: it starts its own.
-        os.register_at_fork(after_in_child=self._start)
+        _open_handlers.add(self)
 
     def _start(self) -> None:
         if not self._closed:
@@ -340,6 +340,19 @@ class NonBlockingStreamHandler(logging.Handler):
             self._closed = True
         self._wake.set()
         super().close()
+
+
+# A forked child has the handlers' lines but not their writers: it starts its own. Registered
+# once, for the handlers still there: a registration per handler kept every handler ever made.
+_open_handlers: weakref.WeakSet[NonBlockingStreamHandler] = weakref.WeakSet()
+
+
+def _start_writers() -> None:
+    for handler in list(_open_handlers):
+        handler._start()
+
+
+os.register_at_fork(after_in_child=_start_writers)
 
 
 def _whole_lines(lines: list[str]) -> Iterator[bytes]:

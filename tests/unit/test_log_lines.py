@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import select
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -97,3 +99,24 @@ def test_lines_waiting_are_written_in_pieces_a_shared_pipe_keeps_whole() -> None
     assert b"".join(chunks) == "".join(lines).encode()
     assert all(len(c) <= select.PIPE_BUF for c in chunks[:-1])  # the last: one long line
     assert all(c.endswith(b"\n") for c in chunks)
+
+
+def test_a_handler_closed_and_let_go_is_freed(pipe: tuple[int, int]) -> None:
+    handler = NonBlockingStreamHandler(os.fdopen(pipe[1], "w", closefd=False))
+    handler.close()
+    handler.flush()  # its writer thread has ended
+    gone = weakref.ref(handler)
+    del handler
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_forked_child_gets_a_writer_of_its_own(pipe: tuple[int, int]) -> None:
+    handler = NonBlockingStreamHandler(os.fdopen(pipe[1], "w", closefd=False))
+    _made.append(handler)
+    child = os.fork()
+    if child == 0:  # only the thread that forked runs here: a writer now is the child's own
+        writes = [getattr(t, "_target", None) for t in threading.enumerate()]
+        os._exit(0 if handler._write_waiting in writes else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
