@@ -97,9 +97,10 @@ async def test_an_untouched_ledger_verifies(
         ("UPDATE ledger SET at = '2020-01-01 00:00:00' WHERE seq = 3", 3,
          "the entry itself was changed"),
         ("DELETE FROM audit_tasks WHERE status = 'closed'", 5, "audit_closure record is gone"),
-        # How the record was hashed is part of the entry too: an approval's, from its format 2.
+        # How the record was hashed is part of the entry too: an approval's, from its format 3.
         ("UPDATE ledger SET record_format = 1 WHERE seq = 1", 1, "decision record was changed"),
         ("UPDATE ledger SET record_format = 7 WHERE seq = 2", 2, "record format 7 is unknown"),
+        ("UPDATE ledger SET record_format = 3 WHERE seq = 4", 4, "revocation record was changed"),
         ("UPDATE ledger SET kind = 'gift' WHERE seq = 3", 3, "kind 'gift' is unknown"),
     ],
 )  # fmt: skip

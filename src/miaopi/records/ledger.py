@@ -457,6 +457,8 @@ def verify(engine: Engine) -> Verdict:
                 return Verdict(
                     count, entry.seq, f"its record format {entry.record_format} is unknown"
                 )
+            if entry.kind != "decision" and entry.record_format != WHOLE:  # a decision's formats
+                return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
             if entry.kind == "decision" and entry.record_format != DOCUMENTS_APART:
                 try:
                     record = _parsed(record)

@@ -250,7 +250,7 @@ ledger = Table(
     Column("case_id", String(32), nullable=False),
     Column("subject_id", String(32), nullable=False),  # the case, or the audit task
     Column("record_hash", String(64), nullable=False),
-    # How record_hash was made from the record (ledger.py): 1 or 2.
+    # How record_hash was made from the record (ledger.py): 1, 2 or 3.
     Column("record_format", SmallInteger, nullable=False, server_default="1"),
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False, unique=True),
