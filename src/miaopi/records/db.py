@@ -380,8 +380,10 @@ async def run(
     and under load the two threads traded the GIL at every statement: scripts/bench measured
     51 -> 88 decisions/s and 18.5 -> 11.2 ms of CPU per decision. When another writer (another
     worker process, or a thread) holds the database, the work gives its place up, pauses
-    without stopping the loop, and tries again on the loop; for that, ``work`` must not do
-    anything before its first write transaction that it cannot do twice (reads are fine). It
+    without stopping the loop, and tries again on the loop, for up to the engine's lock timeout
+    (then ``OperationalError``, SQLite's busy); for that, ``work`` must not do anything before
+    its first write transaction that it cannot do twice (reads are fine), and had better do
+    little there: it is done again at every try (a case comes encoded, ``cases.NewCase``). It
     used to wait for its turn on a statement thread, and there held the write slot while the
     thread waited for the GIL at every statement, so every writer of the other processes
     queued behind it: with 2 workers, interleaved runs of scripts/bench made 110 and 134
