@@ -378,6 +378,7 @@ async def test_a_decision_waits_for_a_lock_held_elsewhere_a_bounded_time(
             waited = time.monotonic() - started
         retried = await api.post("/v1/applications", json=application(), headers=headers)
     await container.aclose()
+    container.db.dispose()
     assert refused.status_code == 503, refused.text
     assert refused.json()["type"].endswith("/database-unavailable")
     assert refused.headers["Retry-After"] == "1"
@@ -385,7 +386,6 @@ async def test_a_decision_waits_for_a_lock_held_elsewhere_a_bounded_time(
     # Nothing of the refused attempt was kept: the retry is decided, numbered first.
     assert retried.status_code == 201, retried.text
     assert retried.json()["approval_number"] == "4403-2026-000001"
-    container.db.dispose()
 
 
 async def test_a_statement_the_database_refuses_is_a_500_not_an_outage_to_retry(

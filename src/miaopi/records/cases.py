@@ -66,8 +66,7 @@ class NewCase:
     supervision: SupervisionTerms
     # Made once, with the case, not by ``record``: on SQLite ``db.run`` tries that again while
     # another writer holds the write slot, and these cost more than the rest of an attempt.
-    id: str = field(init=False)
-    row: dict[str, Any] = field(init=False)  # as inserted: documents as their JSON text
+    row: dict[str, Any] = field(init=False)  # as inserted (its id too): documents as JSON text
     digest: str = field(init=False)  # for its ledger entry (``ledger.decision_digest``)
 
     def __post_init__(self) -> None:
@@ -90,7 +89,6 @@ class NewCase:
             "decided_at": self.decided_at,
             "elapsed_ms": self.elapsed_ms,
         }
-        object.__setattr__(self, "id", row["id"])
         object.__setattr__(self, "row", row)
         digest = ledger.decision_digest(decision_record(SimpleNamespace(**row)))
         object.__setattr__(self, "digest", digest)
@@ -138,7 +136,7 @@ def record(
     these values; ``ledger.verify`` recomputes the hash from the stored row, so a value that did
     not store exactly as given would show as a broken chain.
     """
-    case_id = new.id
+    case_id = new.row["id"]
     known = _stored_rulesets.setdefault(engine, set())
     try:
         with writing(engine, pipelined=True) as conn:
