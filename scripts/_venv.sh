@@ -1,9 +1,46 @@
-# Shared by scripts/serve and scripts/test: make .venv and install miaopi into it,
+# Shared by scripts/serve, scripts/test and scripts/bench: make .venv and install miaopi into it,
 # with the extra named by the first argument, if any.
 # durable-rules builds a C extension from source; gcc and the Python headers are enough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
+
+# The interpreter .venv is made from: $PYTHON if set; else the distribution's CPython, when it is
+# 3.11 or newer, can make a virtual environment and has its headers (durable-rules compiles
+# against them); else python3 from the PATH. A distribution builds CPython with profile-guided
+# and link-time optimization into one executable (Debian's /usr/bin/python3.11), as the Docker
+# image's python:3.11-slim is built. A build from source with a version manager's defaults
+# (pyenv's: neither optimization, a shared libpython) executed a tenth more instructions per
+# decision on this project's machine, for about a tenth more CPU (bench/HISTORY.md).
+choose_python() {
+  if [ -n "${PYTHON:-}" ]; then
+    echo "$PYTHON"
+  elif [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'if True:
+      import ensurepip, os, sys, sysconfig
+      ensurepip.version()
+      headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+      sys.exit(sys.version_info < (3, 11) or not os.path.exists(headers))' 2>/dev/null; then
+    echo /usr/bin/python3
+  else
+    echo python3
+  fi
+}
+
+# The interpreter .venv was made from, resolved (empty if its pyvenv.cfg does not say).
+made_from() {
+  local exe
+  exe="$(sed -n 's/^executable = //p' .venv/pyvenv.cfg 2>/dev/null || true)"
+  if [ -n "$exe" ]; then
+    realpath -- "$exe" 2>/dev/null || true
+  fi
+}
+
+PYTHON="$(choose_python)"
+chosen="$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable))')"
+before="$(made_from)"
+if [ -x .venv/bin/python ] && [ -n "$before" ] && [ "$before" != "$chosen" ]; then
+  echo "remaking .venv from $chosen (it was made from $before)" >&2
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
