@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import random
 import re
 import shutil
@@ -409,8 +410,12 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"http://127.0.0.1:{mock_port}/police/openapi.json", mocks)
         wait_ready(f"{base}/readyz", service)
+        # Every process of the run is on this interpreter; how it was built moves the figures
+        # by a quarter or more (README, "Two commands").
+        python = f"Python {platform.python_version()} ({os.path.realpath(sys.executable)})"
         print(f"miaopi benchmark: {args.database}, {args.workers} worker(s), "
-              f"{len(employers)} employers, {os.cpu_count()} CPUs, mocks {LATENCY}")  # fmt: skip
+              f"{len(employers)} employers, {os.cpu_count()} CPUs, mocks {LATENCY}, "
+              f"{python}")  # fmt: skip
 
         on_uvloop(drive(base, keys, bodies, concurrency=8, duration_s=3))  # warm up
         spy = None
