@@ -411,7 +411,7 @@ def main() -> None:
         wait_ready(f"http://127.0.0.1:{mock_port}/police/openapi.json", mocks)
         wait_ready(f"{base}/readyz", service)
         # Every process of the run is on this interpreter; how it was built moves the figures
-        # by a quarter or more (README, "Two commands").
+        # by a tenth or more (README, "Two commands").
         python = f"Python {platform.python_version()} ({os.path.realpath(sys.executable)})"
         print(f"miaopi benchmark: {args.database}, {args.workers} worker(s), "
               f"{len(employers)} employers, {os.cpu_count()} CPUs, mocks {LATENCY}, "
