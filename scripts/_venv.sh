@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # The interpreter .venv is made from: $PYTHON if set; else the distribution's CPython, when it is
 # 3.11 or newer, can make a virtual environment and has its headers (durable-rules compiles
 # against them); else python3 from the PATH. A distribution builds CPython with profile-guided
-# and link-time optimization into one executable (Debian's /usr/bin/python3.11), as the Docker
+# and link-time optimization (Debian's /usr/bin/python3.11 into one executable), as the Docker
 # image's python:3.11-slim is built. A build from source with a version manager's defaults
 # (pyenv's: neither optimization, a shared libpython) executed a tenth more instructions per
 # decision on this project's machine, for about a tenth more CPU (bench/HISTORY.md).
