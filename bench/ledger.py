@@ -76,7 +76,7 @@ def main() -> None:
         outcomes = asyncio.run(_record(bench.applications(data, args.n, 3), concurrency=16))
 
         from miaopi.bootstrap import open_database
-        from miaopi.records.ledger import verify
+        from miaopi.records.ledger_verify import verify
         from miaopi.settings import Settings
 
         engine = open_database(Settings())

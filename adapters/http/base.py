@@ -28,7 +28,7 @@ from pydantic_core import to_json
 
 from miaopi.adapters.http.breaker import CircuitBreaker
 from miaopi.adapters.http.transport import MOST_ANSWER_BYTES, AnswerTooLarge, RegistryTransport
-from miaopi.adapters.ports import Evidence, EvidenceStatus, RegistryName
+from miaopi.evidence.ports import Evidence, EvidenceStatus, RegistryName
 from miaopi.telemetry import BREAKER_CODES, BREAKER_STATE, REQUEST_ID, series
 
 BACKOFF_S = (0.05, 0.15)  # the pause before the retry, drawn uniformly (jitter)
@@ -51,7 +51,7 @@ class RegistryClient(httpx.AsyncClient):
     0.8 ms of CPU per decision.
     """
 
-    @property  # type: ignore[override]
+    @property
     def cookies(self) -> httpx.Cookies:
         return _NO_COOKIES
 

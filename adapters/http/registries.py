@@ -3,15 +3,6 @@
 from __future__ import annotations
 
 from miaopi.adapters.http.base import RegistryHttpClient
-from miaopi.adapters.ports import (
-    CreditRegistry,
-    EducationRegistry,
-    Evidence,
-    HrssRegistry,
-    OverseasCredentialsRegistry,
-    PoliceRegistry,
-    SocialSecurityRegistry,
-)
 from miaopi.adapters.records import (
     CertificationList,
     Diploma,
@@ -23,6 +14,15 @@ from miaopi.adapters.records import (
     PostdocHistory,
     SocialSecurityHistory,
     Title,
+)
+from miaopi.evidence.ports import (
+    CreditRegistry,
+    EducationRegistry,
+    Evidence,
+    HrssRegistry,
+    OverseasCredentialsRegistry,
+    PoliceRegistry,
+    SocialSecurityRegistry,
 )
 
 

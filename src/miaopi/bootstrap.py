@@ -1,10 +1,17 @@
-"""The composition root: the one place that wires settings to adapters, engines and stores."""
+"""The composition root: the one place that wires settings to adapters, engines and stores.
+
+No other module of ``miaopi`` imports ``miaopi.adapters``: the core speaks to the registries
+through the ports in ``evidence/ports.py``, and this module chooses what stands behind them.
+The in-process mock registries stand there only in development.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine
@@ -22,20 +29,75 @@ from miaopi.adapters.http.registries import (
 from miaopi.adapters.http.transport import RegistryTransport
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import MOCK_APPS
-from miaopi.adapters.ports import REGISTRY_NAMES
 from miaopi.decision.service import Decider
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
-from miaopi.records.db import close_on_this_loop, make_engine, upgrade
+from miaopi.evidence.ports import REGISTRY_NAMES, RegistryName
+from miaopi.records.db import close_on_this_loop
+from miaopi.records.engines import make_engine
+from miaopi.records.migrate import upgrade
 from miaopi.records.revocations import DbRevocationRegister
 from miaopi.records.sealing import check_key, resolve_key
 from miaopi.settings import Settings
 from miaopi.supervision.recheck import Rechecker
 
+log = logging.getLogger("miaopi.bootstrap")
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class RegistriesMissing(Exception):
+    """Production without a URL for a registry the rules ask: it would decide against mocks."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        variables = ", ".join(f"MIAOPI_REGISTRY_{n.upper()}_URL" for n in names)
+        super().__init__(
+            f"MIAOPI_ENVIRONMENT=production needs a URL for every registry the rules ask: "
+            f"set {variables}"
+        )
+
+
+def needed_registries(rulebook: RuleBook) -> list[RegistryName]:
+    """The external registries some ruleset of the book asks, in the settings' order."""
+    asked = {q.registry for r in rulebook.rulesets for q in r.queries}
+    return [name for name in REGISTRY_NAMES if name in asked]
+
+
+def check_registries(settings: Settings, rulebook: RuleBook) -> None:
+    """In production, raise ``RegistriesMissing`` naming every needed registry without a URL."""
+    if settings.environment != "production":
+        return
+    missing = [n for n in needed_registries(rulebook) if not settings.registry_url(n)]
+    if missing:
+        raise RegistriesMissing(missing)
+
+
+def mock_dataset(settings: Settings) -> Dataset:
+    """The dataset the mock registries serve (``MIAOPI_MOCK_DATASET``, else the personas).
+
+    Raises ``DatasetError`` naming what is wrong with the file.
+    """
+    return Dataset.load(settings.mock_dataset) if settings.mock_dataset else Dataset.bundled()
+
+
+async def serve_mocks(
+    settings: Settings, dataset: Dataset, host: str, port: int, started: Callable[[int], None]
+) -> None:
+    """The mock registries over HTTP (``miaopi mock serve``), until cancelled."""
+    from miaopi.adapters.mock.registries import serve
+
+    await serve(dataset, host, port, settings.latency(), started)
+
+
+def generate_population(seed: int, persons: int, today: date) -> Iterator[str]:
+    """A deterministic synthetic dataset for the mocks (``miaopi mock generate``), in chunks."""
+    from miaopi.adapters.mock.generate import generate
+
+    return generate(seed, persons, today)
 
 
 class RulesRefused(Exception):
@@ -71,12 +133,12 @@ class Container:
         """
         from starlette.concurrency import run_in_threadpool
 
-        from miaopi.eligibility.casetests import CaseFileError, load_all, run_cases
-        from miaopi.eligibility.ruleset import RuleFileError
+        from miaopi.eligibility.casetests import CaseFile, CaseFileError, load_all, run_cases
+        from miaopi.eligibility.model import RuleFileError
 
         rules_dir = self.settings.resolved_rules_dir()
 
-        def read() -> tuple[RuleBook, list]:  # type: ignore[type-arg]
+        def read() -> tuple[RuleBook, list[tuple[Path, CaseFile]]]:
             return RuleBook.load(rules_dir, self.settings.city_prefix), load_all(rules_dir)
 
         try:
@@ -138,6 +200,8 @@ def registry_client(
         )
         transport = RegistryTransport(limits=limits)
     elif transport is None:
+        if settings.environment != "development":  # check_registries ran first
+            raise RegistriesMissing([name])
         app = MOCK_APPS[name](dataset(), settings.latency().get(name, 0))
         transport = httpx.ASGITransport(app=app)
         base_url = f"http://{name}.mock/"
@@ -153,18 +217,21 @@ def bootstrap(
 ) -> Container:
     settings = settings or Settings()
     clock = clock or _now
-    db = open_database(settings, migrate=migrate)
     rulebook = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
+    transports = transports or {}
+    check_registries(settings, rulebook)
+    db = open_database(settings, migrate=migrate)
+    mocked = [n for n in REGISTRY_NAMES if n not in transports and not settings.registry_url(n)]
+    if mocked:
+        log.warning("development: in-process mock registries stand in for %s", ", ".join(mocked))
 
     loaded: list[Dataset] = []
 
     def dataset() -> Dataset:
         if not loaded:
-            path = settings.mock_dataset
-            loaded.append(Dataset.load(path) if path else Dataset.bundled())
+            loaded.append(mock_dataset(settings))
         return loaded[0]
 
-    transports = transports or {}
     clients = {
         name: registry_client(name, settings, dataset, transports.get(name))
         for name in REGISTRY_NAMES

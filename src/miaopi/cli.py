@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from miaopi.domain import ROLES
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from miaopi.settings import Settings
 
 app = typer.Typer(
     help="miaopi — instant approval (秒批) of talent-introduction applications.",
@@ -27,21 +32,35 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
+    """The settings; in production, only with a URL for every registry the rules ask."""
     from pydantic import ValidationError
 
+    from miaopi.bootstrap import RegistriesMissing, check_registries
+    from miaopi.eligibility.model import RuleFileError
+    from miaopi.eligibility.ruleset import RuleBook
     from miaopi.settings import Settings
 
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         for err in exc.errors():
             field = "MIAOPI_" + "_".join(map(str, err["loc"])).upper()
             typer.echo(f"error: {field}: {err['msg']}", err=True)
         raise typer.Exit(2) from None
+    if settings.environment == "production":
+        try:
+            book = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
+            check_registries(settings, book)
+        except RuleFileError:
+            pass  # the command that needs the rules says what is wrong with them
+        except RegistriesMissing as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    return settings
 
 
-def _database(settings):  # type: ignore[no-untyped-def]
+def _database(settings: Settings) -> Engine:
     """The database, migrated, with its data key; a clear error and exit 1 without one."""
     from miaopi.bootstrap import open_database
     from miaopi.records.sealing import DataKeyError
@@ -74,7 +93,8 @@ def serve(
     """Run the API. Applies migrations first, then starts the workers."""
     import uvicorn
 
-    from miaopi.eligibility.ruleset import RuleBook, RuleFileError
+    from miaopi.eligibility.model import RuleFileError
+    from miaopi.eligibility.ruleset import RuleBook
 
     settings = _settings()
     _database(settings).dispose()
@@ -104,7 +124,8 @@ def serve(
             workers=workers,
             log_config=logging_config(),
             access_log=False,  # miaopi.http logs each request, with its id and route template
-            timeout_keep_alive=settings.http_keepalive_s,
+            # uvicorn annotates an int but schedules a float as well (loop.call_later).
+            timeout_keep_alive=settings.http_keepalive_s,  # type: ignore[arg-type]
         )
     finally:
         if metrics_dir is not None:  # every restart would otherwise leave one behind
@@ -144,12 +165,12 @@ def clients_create(
         raise typer.BadParameter("only auditors have a district", param_hint="--district")
     settings = _settings()
     engine = _database(settings)
-    client, key = create_client(engine, role, name, uscc=uscc, district=district)  # type: ignore[arg-type]
+    client, key = create_client(engine, role, name, uscc=uscc, district=district)
     typer.echo(f"created {role} client {client.id} ({name}), key prefix {client.key_prefix}")
     if role == "auditor":
         from datetime import UTC, datetime
 
-        from miaopi.records.supervision import assign_waiting
+        from miaopi.supervision.queue import assign_waiting
 
         # Tasks that waited for an auditor from another district may now have one.
         assigned = assign_waiting(engine, datetime.now(UTC))
@@ -173,7 +194,7 @@ def clients_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix"
     if client.role == "auditor":
         from datetime import UTC, datetime
 
-        from miaopi.records.supervision import release_auditor
+        from miaopi.supervision.queue import release_auditor
 
         moved = release_auditor(engine, client.id, datetime.now(UTC))
         typer.echo(f"{moved} open audit tasks handed to other auditors (or back to waiting)")
@@ -182,7 +203,8 @@ def clients_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix"
 @rules_app.command("validate")
 def rules_validate() -> None:
     """Check every rule file against its schema and the fact catalogue."""
-    from miaopi.eligibility.ruleset import RuleBook, RuleFileError
+    from miaopi.eligibility.model import RuleFileError
+    from miaopi.eligibility.ruleset import RuleBook
 
     settings = _settings()
     try:
@@ -202,7 +224,7 @@ def rules_validate() -> None:
 def rules_test() -> None:
     """Run every rule test case in <rules>/tests; names each failing file and case."""
     from miaopi.eligibility.casetests import CaseFileError, run_all
-    from miaopi.eligibility.ruleset import RuleFileError
+    from miaopi.eligibility.model import RuleFileError
 
     settings = _settings()
     try:
@@ -231,13 +253,12 @@ def mock_serve(
 
     import uvloop
 
-    from miaopi.adapters.mock.dataset import Dataset, DatasetError
-    from miaopi.adapters.mock.registries import serve
+    from miaopi.bootstrap import mock_dataset, serve_mocks
 
     settings = _settings()
     try:
-        ds = Dataset.load(settings.mock_dataset) if settings.mock_dataset else Dataset.bundled()
-    except DatasetError as exc:
+        dataset = mock_dataset(settings)
+    except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -250,7 +271,7 @@ def mock_serve(
         contextlib.suppress(KeyboardInterrupt),
         asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
     ):
-        runner.run(serve(ds, host, port, settings.latency(), started))
+        runner.run(serve_mocks(settings, dataset, host, port, started))
 
 
 @audit_app.command("recheck")
@@ -287,7 +308,7 @@ def mock_generate(
     from datetime import date
     from pathlib import Path
 
-    from miaopi.adapters.mock.generate import generate
+    from miaopi.bootstrap import generate_population
 
     try:
         today = date.fromisoformat(as_of) if as_of else date.today()
@@ -296,7 +317,7 @@ def mock_generate(
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="\n") as out:
-        for chunk in generate(seed, persons, today):
+        for chunk in generate_population(seed, persons, today):
             out.write(chunk)
     typer.echo(f"wrote {persons} persons to {path}")
 
@@ -304,7 +325,7 @@ def mock_generate(
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check the whole decision ledger against the stored rows; name the first broken entry."""
-    from miaopi.records.ledger import verify
+    from miaopi.records.ledger_verify import verify
 
     engine = _database(_settings())
     verdict = verify(engine)

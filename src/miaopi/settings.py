@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from miaopi.adapters.ports import REGISTRY_NAMES
+from miaopi.evidence.ports import REGISTRY_NAMES
 
 
 class Settings(BaseSettings):
@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     # transaction mode that does not track prepared statements needs this off.
     database_prepared_statements: bool = True
     # A transaction that holds the ledger's head (a migration, an open psql session) would
-    # otherwise hold every decision for as long as it lasts (records/db.py).
+    # otherwise hold every decision for as long as it lasts (records/engines.py).
     database_lock_timeout_s: float = Field(
         default=5.0,
         gt=0,

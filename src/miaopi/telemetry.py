@@ -190,7 +190,7 @@ def forget_dead_workers() -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            _multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+            _multiprocess.mark_process_dead(pid, directory)
         except PermissionError:  # alive, another user's
             pass
 
@@ -199,7 +199,7 @@ def exposition() -> tuple[bytes, str]:
     """The metrics in Prometheus text format, summed over worker processes when there are many."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        _multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, update
 from miaopi.api.app import create_app
 from miaopi.api.schemas import ApplicationIn
 from miaopi.bootstrap import Container, bootstrap
-from miaopi.eligibility.ruleset import canonical_json
+from miaopi.eligibility.model import canonical_json
 from miaopi.records.db import open_on_this_loop
 from miaopi.records.tables import idempotency_keys
 from miaopi.settings import Settings

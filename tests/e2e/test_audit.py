@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from miaopi.bootstrap import Container
-from miaopi.records.supervision import DRAW_BATCH, assign_waiting
+from miaopi.supervision.queue import assign_waiting
+from miaopi.supervision.tasks import DRAW_BATCH
 from tests.conftest import NOW, REPO, Clock, application
 
 pytestmark = pytest.mark.anyio

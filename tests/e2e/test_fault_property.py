@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import MOCK_APPS
-from miaopi.adapters.ports import REGISTRY_NAMES
 from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
+from miaopi.evidence.ports import REGISTRY_NAMES
 from miaopi.records.clients import create_client
 from miaopi.records.tables import cases
 from miaopi.settings import Settings

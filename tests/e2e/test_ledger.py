@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select, text
 
 from miaopi.bootstrap import Container
 from miaopi.records import ledger
-from miaopi.records.ledger import verify
+from miaopi.records.ledger_verify import verify
 from miaopi.records.tables import audit_tasks, cases
 from tests.conftest import DATA_KEY, ON_POSTGRES, RULES, application, sqlite_only
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from miaopi.bootstrap import open_database
-from miaopi.records.ledger import verify as ledger_verify
+from miaopi.records.ledger_verify import verify as ledger_verify
 from miaopi.records.sealing import DataKey
 from miaopi.records.tables import cases, ledger
 from miaopi.settings import Settings
@@ -123,8 +123,8 @@ async def test_approval_numbers_stay_unique_and_gap_free_across_processes(
 
 def _claim_all(database_url: str, key: str, runner: str) -> list[str]:
     """One re-check runner in its own process: claim batches until nothing is left."""
-    from miaopi.records.db import make_engine
-    from miaopi.records.supervision import claim_rechecks
+    from miaopi.records.engines import make_engine
+    from miaopi.supervision.recheck_claims import claim_rechecks
 
     engine = make_engine(database_url, DataKey(key))  # the parent's (each process makes one)
     claimed: list[str] = []

@@ -13,9 +13,9 @@ import pytest
 
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import MOCK_APPS
-from miaopi.adapters.ports import REGISTRY_NAMES
 from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
+from miaopi.evidence.ports import REGISTRY_NAMES
 from miaopi.settings import Settings
 from miaopi.telemetry import JsonFormatter
 from tests.conftest import ON_POSTGRES, Clock, application

@@ -16,8 +16,9 @@ import pytest
 
 from miaopi.api.schemas import ApplicationIn
 from miaopi.bootstrap import Container
-from miaopi.eligibility.ruleset import canonical_json
-from miaopi.records.ledger import verify
+from miaopi.eligibility.model import canonical_json
+from miaopi.evidence.ports import REGISTRY_NAMES
+from miaopi.records.ledger_verify import verify
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 from miaopi.telemetry import JsonFormatter
@@ -123,6 +124,7 @@ def test_production_refuses_to_start_without_a_key(tmp_path: Path) -> None:
         "MIAOPI_DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
         "MIAOPI_RULES_DIR": str(RULES),
         "MIAOPI_DATA_KEY": "",
+        **{f"MIAOPI_REGISTRY_{n.upper()}_URL": f"https://{n}.invalid/" for n in REGISTRY_NAMES},
     }
     started = _cli("serve", "--port", "0", env=env, cwd=tmp_path)
     assert started.returncode == 1

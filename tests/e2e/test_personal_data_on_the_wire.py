@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from miaopi.bootstrap import Container
-from miaopi.records.ledger import verify
+from miaopi.records.ledger_verify import verify
 from tests.conftest import ON_POSTGRES, POSTGRES_URL, Clock, application
 from tests.e2e.test_ledger import FUTIAN
 from tests.e2e.test_personal_data import DIPLOMAS, PEOPLE, Keys, decide_revoke_and_bar

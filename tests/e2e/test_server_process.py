@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stdnum.cn import ric
 
-from miaopi.adapters.ports import REGISTRY_NAMES
+from miaopi.evidence.ports import REGISTRY_NAMES
 from tests.conftest import DATA_KEY, RULES
 
 # Resident ID numbers of four areas born over 26 years: 104 lookups of an area in a year.

@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.records import db
 from miaopi.records.cases import NewCase
-from miaopi.records.db import make_engine, upgrade
+from miaopi.records.engines import make_engine
+from miaopi.records.migrate import upgrade
 from miaopi.records.sealing import DataKey
 from tests.conftest import DATA_KEY, NOW, ON_POSTGRES
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from miaopi.eligibility.ruleset import RuleBook
-from miaopi.records import cases, db, ledger
+from miaopi.records import cases, db, ledger_verify
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import create_client
 from miaopi.records.tables import approval_counters, case_events, registry_queries
@@ -59,7 +59,7 @@ def test_a_key_another_case_took_is_a_race_and_the_losing_case_leaves_nothing(
         )
 
     assert _counts(engine) == before
-    assert ledger.verify(engine).intact
+    assert ledger_verify.verify(engine).intact
     assert cases.find_idempotent(engine, client.id, "k") == ("h", first.id)
     # The next approval takes the next number: the loser's increment was taken back.
     after = cases.record(engine, _case(rulebook, client.id), "4403")
@@ -80,7 +80,7 @@ def test_cases_recorded_one_after_another_are_each_stored_numbered_and_chained(
         stored = dict(conn.execute(select(case_table.c.id, case_table.c.approval_number)).all())
     assert stored == {r.id: r.approval_number for r in recorded}
     assert _counts(engine)["queries"] == len(REGISTRIES) * len(statuses)
-    verdict = ledger.verify(engine)
+    verdict = ledger_verify.verify(engine)
     assert verdict.intact
     assert verdict.entries == len(statuses)
 
@@ -109,7 +109,7 @@ def test_cases_recorded_at_once_on_the_event_loop_never_leave_its_thread(
     assert threads == {threading.get_ident()}
     numbers = sorted(r.approval_number for r in recorded if r.status == "approved")
     assert numbers == [f"4403-2026-{n:06d}" for n in range(1, statuses.count("approved") + 1)]
-    verdict = ledger.verify(engine)
+    verdict = ledger_verify.verify(engine)
     assert (verdict.intact, verdict.entries) == (True, len(statuses))
     engine.dispose()
     with engine.connect() as conn:  # the loop's connections were closed with it
@@ -140,5 +140,5 @@ def test_the_millionth_approval_of_a_year_gets_seven_digits_and_a_chain_that_hol
             select(case_table.c.approval_number).where(case_table.c.id == millionth.id)
         ).scalar()
     assert stored == "4403-2026-1000000"
-    verdict = ledger.verify(engine)
+    verdict = ledger_verify.verify(engine)
     assert (verdict.intact, verdict.entries) == (True, 2)

@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy import Engine
 
 from miaopi.records import db
-from miaopi.records.db import make_engine, upgrade, writing
+from miaopi.records.engines import make_engine
+from miaopi.records.migrate import upgrade
 from miaopi.records.sealing import DataKey
 from miaopi.records.wal import Checkpointer
+from miaopi.records.writing import writer_queue, writing
 from tests.conftest import DATA_KEY
 
 pytestmark = pytest.mark.anyio
@@ -71,7 +73,7 @@ async def test_while_serving_a_commit_on_the_loop_never_checkpoints(engine: Engi
 def test_a_long_log_is_copied_to_its_end_holding_the_write_slot(engine: Engine) -> None:
     """Under steady writes a passive checkpoint never gets to the end of the log; above
     ``most_frames`` pages the checkpointer waits for the write slot and copies the rest."""
-    checkpointer = Checkpointer(engine, db._writer_queue(engine).turn, most_frames=50)
+    checkpointer = Checkpointer(engine, writer_queue(engine).turn, most_frames=50)
     with closing(sqlite3.connect(str(engine.url.database), check_same_thread=False)) as own:
         own.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the migrations' pages out of the log
         for pages, needs_slot in ((20, False), (200, True)):

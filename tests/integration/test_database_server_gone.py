@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from miaopi.bootstrap import open_database
 from miaopi.records import cases
-from miaopi.records.db import make_engine
+from miaopi.records.engines import make_engine
 from miaopi.settings import Settings
 from tests.conftest import DATA_KEY, ON_POSTGRES, run_on_the_loop
 

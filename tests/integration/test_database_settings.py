@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from miaopi.bootstrap import open_database
 from miaopi.records import cases, db
-from miaopi.records.db import reading_one
+from miaopi.records.engines import reading_one
 from miaopi.settings import Settings
 from tests.conftest import DATA_KEY, ON_POSTGRES, run_on_the_loop, session_count
 

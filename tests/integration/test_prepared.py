@@ -11,9 +11,10 @@ from sqlalchemy.exc import IntegrityError
 
 from miaopi.records.access_log import log_queries
 from miaopi.records.clients import create_client
-from miaopi.records.db import after_commit, reading_one, writing
+from miaopi.records.engines import reading_one
 from miaopi.records.prepared import Prepared
 from miaopi.records.tables import cases, clients, registry_queries, rulesets
+from miaopi.records.writing import after_commit, writing
 from tests.integration.conftest import Where
 
 ID_NUMBER = "420102200203151232"

@@ -14,9 +14,11 @@ from sqlalchemy import Engine, select
 
 from miaopi.records import db
 from miaopi.records.clients import create_client
-from miaopi.records.db import make_engine, upgrade, writing
+from miaopi.records.engines import make_engine
+from miaopi.records.migrate import upgrade
 from miaopi.records.sealing import DataKey
 from miaopi.records.tables import clients, metadata
+from miaopi.records.writing import writing
 from tests.conftest import DATA_KEY
 
 

@@ -22,7 +22,7 @@ from miaopi.adapters.http.registries import (
     HttpPoliceRegistry,
     HttpSocialSecurityRegistry,
 )
-from miaopi.adapters.ports import Evidence
+from miaopi.evidence.ports import Evidence
 
 pytestmark = pytest.mark.anyio
 ID = "420102200203151232"

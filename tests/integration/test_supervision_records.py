@@ -11,11 +11,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.eligibility.ruleset import RuleBook
-from miaopi.records import cases, ledger
+from miaopi.records import cases, ledger, ledger_verify
 from miaopi.records.clients import create_client
-from miaopi.records.db import alembic_config, make_engine, upgrade
+from miaopi.records.engines import make_engine
+from miaopi.records.migrate import alembic_config, upgrade
 from miaopi.records.sealing import DataKey
-from miaopi.records.supervision import assign_waiting
 from miaopi.records.tables import (
     audit_tasks,
     case_events,
@@ -25,6 +25,7 @@ from miaopi.records.tables import (
 )
 from miaopi.records.tables import cases as case_table
 from miaopi.supervision.draw import is_selected
+from miaopi.supervision.queue import assign_waiting
 from tests.conftest import DATA_KEY, sqlite_only, stored_bytes
 from tests.integration.conftest import new_case
 
@@ -95,8 +96,8 @@ def test_upgrading_from_0001_gives_existing_cases_their_history(database_url: st
 def test_upgrading_seals_stored_personal_data_and_keeps_the_ledger_intact(
     database_url: str,
 ) -> None:
-    from miaopi.records.ledger import verify
-    from miaopi.records.supervision import bars_of
+    from miaopi.records.ledger_verify import verify
+    from miaopi.supervision.tasks import bars_of
 
     engine = make_engine(database_url, DataKey(DATA_KEY))
     cfg = alembic_config(str(engine.url))
@@ -169,7 +170,7 @@ def test_a_seed_drawn_by_a_case_that_rolled_back_is_never_used(
         seed = conn.exec_driver_sql("SELECT seed FROM audit_periods").scalar_one()
     assert len(draws) == 100
     assert all(is_selected(seed, d.case_id, d.rate) == d.selected for d in draws)
-    assert ledger.verify(engine).intact
+    assert ledger_verify.verify(engine).intact
 
 
 @sqlite_only

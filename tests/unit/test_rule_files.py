@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from miaopi.eligibility.ruleset import RuleBook, RuleFileError
+from miaopi.eligibility.model import RuleFileError
+from miaopi.eligibility.ruleset import RuleBook
 from tests.conftest import RULES
 
 

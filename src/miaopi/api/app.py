@@ -20,7 +20,8 @@ from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 from miaopi.identifiers import load_tables
-from miaopi.records.db import open_on_this_loop, statement_threads
+from miaopi.records.db import open_on_this_loop
+from miaopi.records.engines import statement_threads
 from miaopi.telemetry import forget_dead_workers, stamp_request_ids
 
 log = logging.getLogger("miaopi.rules")

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,7 +66,7 @@ class RequestTelemetry:
             REQUEST_ID.reset(token)
 
 
-def _route(scope: dict[str, Any]) -> str:
+def _route(scope: MutableMapping[str, Any]) -> str:
     """The route's template (``/v1/applications/{case_id}``), never the path with its ids."""
     route = scope.get("route")
     path = getattr(route, "path", None)

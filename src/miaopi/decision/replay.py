@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from miaopi.adapters.ports import Evidence
 from miaopi.decision.outcome import outcome
 from miaopi.decision.service import judge
 from miaopi.domain import Application
+from miaopi.eligibility.build import ruleset_of
 from miaopi.eligibility.engine import RuleEngine
-from miaopi.eligibility.ruleset import Ruleset, fingerprint
+from miaopi.eligibility.model import Ruleset, fingerprint
+from miaopi.evidence.ports import Evidence
 
 
 class TamperedRuleset(ValueError):
@@ -36,7 +37,7 @@ def stored_ruleset(definition: dict[str, Any] | None, recorded_fingerprint: str)
     """A case's rule version rebuilt from its stored definition, if that still hashes right."""
     if definition is None or fingerprint(definition) != recorded_fingerprint:
         raise TamperedRuleset(recorded_fingerprint)
-    return Ruleset.from_definition(definition)
+    return ruleset_of(definition)
 
 
 def replay(

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from miaopi.adapters.ports import Evidence
 from miaopi.decision.outcome import outcome
 from miaopi.domain import Application, Outcome
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.evaluate import CriterionOutcome, Evaluation, evaluate
-from miaopi.eligibility.ruleset import RuleBook, Ruleset
+from miaopi.eligibility.model import Ruleset
+from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.facts import CREDIT_EMPLOYER, FactContext, Query, derive_facts
 from miaopi.evidence.gather import Registries, gather
+from miaopi.evidence.ports import Evidence
 
 
 class NoRulesInForce(LookupError):

@@ -17,7 +17,7 @@ from typing import Any
 
 from miaopi.domain import CriterionResult, OnFail
 from miaopi.eligibility.engine import RuleEngine
-from miaopi.eligibility.ruleset import Ruleset
+from miaopi.eligibility.model import Ruleset
 
 
 @dataclass(frozen=True, slots=True)

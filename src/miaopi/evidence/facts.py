@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from stdnum.cn import ric
 
-from miaopi.adapters.ports import RegistryName
 from miaopi.domain import Application
 from miaopi.eligibility.dates import age_on
+from miaopi.evidence.ports import RegistryName
 
 FactType = Literal["str", "int", "bool", "date"]
 

@@ -6,7 +6,12 @@ import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from miaopi.adapters.ports import (
+from miaopi.domain import Application
+from miaopi.evidence.facts import (
+    Query,
+    query_argument,
+)
+from miaopi.evidence.ports import (
     CreditRegistry,
     EducationRegistry,
     Evidence,
@@ -15,11 +20,6 @@ from miaopi.adapters.ports import (
     PoliceRegistry,
     RevocationRegister,
     SocialSecurityRegistry,
-)
-from miaopi.domain import Application
-from miaopi.evidence.facts import (
-    Query,
-    query_argument,
 )
 
 

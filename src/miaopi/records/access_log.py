@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Row, bindparam, insert, select
 
-from miaopi.records.db import reading, writing
+from miaopi.records.engines import reading
 from miaopi.records.prepared import Prepared
 from miaopi.records.tables import clients, registry_queries
+from miaopi.records.writing import writing
 
 Purpose = Literal["decision", "dry_run", "recheck"]
 _COLUMNS = ("case_id", "evaluation_id", "purpose", "requested_by", "registry", "query",

@@ -11,15 +11,13 @@ from typing import Any, Literal
 from sqlalchemy import Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from miaopi.eligibility.supervision_terms import SupervisionTerms
 from miaopi.records import ledger
 from miaopi.records.access_log import log_queries
-from miaopi.records.db import after_commit, dialect_insert, reading, reading_one, writing
+from miaopi.records.engines import dialect_insert, reading, reading_one
 from miaopi.records.ledger import decision_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import JsonText, json_text
-from miaopi.records.supervision import add_event, enqueue_approval
 from miaopi.records.tables import (
     approval_counters,
     audit_tasks,
@@ -27,6 +25,9 @@ from miaopi.records.tables import (
     idempotency_keys,
     rulesets,
 )
+from miaopi.records.writing import after_commit, writing
+from miaopi.supervision.queue import add_event, enqueue_approval
+from miaopi.supervision.terms import SupervisionTerms
 
 
 class IdempotencyRace(Exception):
@@ -133,8 +134,8 @@ def record(
 
     Returns the case as stored, with the columns of a row read back (``get``), from the values
     in hand: reading the row back would only open again what was just sealed. The ledger hashes
-    these values; ``ledger.verify`` recomputes the hash from the stored row, so a value that did
-    not store exactly as given would show as a broken chain.
+    these values; ``ledger_verify.verify`` recomputes the hash from the stored row, so a value that
+    did not store exactly as given would show as a broken chain.
     """
     case_id = new.row["id"]
     known = _stored_rulesets.setdefault(engine, set())

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, bindparam, insert, select, update
 
 from miaopi.domain import Role
-from miaopi.records.db import reading_one, writing
+from miaopi.records.engines import reading_one
 from miaopi.records.prepared import Prepared
 from miaopi.records.tables import clients
+from miaopi.records.writing import writing
 
 
 @dataclass(frozen=True, slots=True)

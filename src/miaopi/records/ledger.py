@@ -20,42 +20,26 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import partial
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Engine,
-    Row,
-    Select,
     String,
-    Table,
-    Text,
-    and_,
     bindparam,
-    case,
-    cast,
     insert,
     select,
     text,
-    type_coerce,
     update,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import NullType
 
-from miaopi.records.db import reading
 from miaopi.records.prepared import Prepared
-from miaopi.records.sealing import SealBroken, SealedText
-from miaopi.records.tables import UTCDateTime, audit_tasks, cases, ledger, ledger_head
+from miaopi.records.tables import UTCDateTime, ledger, ledger_head
 
 GENESIS = "0" * 64
 
 
-def _iso(value: datetime | date | None) -> str | None:
+def iso(value: datetime | date | None) -> str | None:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     return value.isoformat() if value else None
@@ -68,7 +52,7 @@ def decision_record(case: Any) -> dict[str, Any]:
         "business_type": case.business_type,
         "outcome": case.outcome,
         "approval_number": case.approval_number,
-        "application_date": _iso(case.application_date),
+        "application_date": iso(case.application_date),
         "ruleset_fingerprint": case.ruleset_fingerprint,
         "applicant": [case.applicant_name, case.applicant_id_number],
         "employer_uscc": case.employer_uscc,
@@ -76,7 +60,7 @@ def decision_record(case: Any) -> dict[str, Any]:
         "request": case.request,
         "decision": case.decision,
         "evidence": case.evidence,
-        "decided_at": _iso(case.decided_at),
+        "decided_at": iso(case.decided_at),
     }
 
 
@@ -84,7 +68,7 @@ def revocation_record(case: Any) -> dict[str, Any]:
     return {
         "case_id": case.id,
         "status": case.status,
-        "revoked_at": _iso(case.revoked_at),
+        "revoked_at": iso(case.revoked_at),
         "reason": case.revocation_reason,
     }
 
@@ -98,7 +82,7 @@ def closure_record(task: Any) -> dict[str, Any]:
         "findings": task.findings,
         "outcome": task.outcome,
         "reason": task.reason,
-        "closed_at": _iso(task.closed_at),
+        "closed_at": iso(task.closed_at),
     }
 
 
@@ -156,16 +140,16 @@ def _numbered(digest: str, approval_number: str | None) -> str:
     return _sha256([digest, approval_number])
 
 
-def _entry_hash(
+def chained_hash(
     prev: str, seq: int, at: str, kind: str, case_id: str, subject_id: str, record_hash: str
 ) -> str:
     return _sha256([prev, seq, at, kind, case_id, subject_id, record_hash])
 
 
-_HEAD = select(ledger_head.c.last_seq, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
+HEAD = select(ledger_head.c.last_seq, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
 # Run for every decision (see prepared.py).
-_LOCK_HEAD = Prepared(_HEAD.with_for_update())
-_MOVE_HEAD = Prepared(
+_LOCKHEAD = Prepared(HEAD.with_for_update())
+_MOVEHEAD = Prepared(
     update(ledger_head)
     .where(ledger_head.c.id == 1)
     .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
@@ -204,12 +188,12 @@ def _append_hashed(
         params = _entry_params(kind, case_id, subject_id, at)
         _CHAINED[record_format].execute(conn, {**params, "record_hash": hashed})
         return
-    head = _LOCK_HEAD.first(conn, {})
+    head = _LOCKHEAD.first(conn, {})
     if head is None:
         raise LookupError("the ledger has no head row; the migrations make it")
     last_seq, last_hash = head
-    seq, stamp = last_seq + 1, _iso(at) or ""
-    entry_hash = _entry_hash(last_hash, seq, stamp, kind, case_id, subject_id, hashed)
+    seq, stamp = last_seq + 1, iso(at) or ""
+    entry_hash = chained_hash(last_hash, seq, stamp, kind, case_id, subject_id, hashed)
     entry = {
         "seq": seq,
         "at": at,
@@ -223,7 +207,7 @@ def _append_hashed(
     if record_format != WHOLE:  # the column's default; migration 0004 chains before it exists
         entry["record_format"] = record_format
     _INSERT.execute(conn, entry)
-    _MOVE_HEAD.execute(conn, {"seq": seq, "hash": entry_hash})
+    _MOVEHEAD.execute(conn, {"seq": seq, "hash": entry_hash})
 
 
 def append_decision(
@@ -256,7 +240,7 @@ def _entry_params(kind: str, case_id: str, subject_id: str, at: datetime) -> dic
         "case_id": case_id,
         "subject_id": subject_id,
         # The entry's own fields, between its seq and its record's hash in the canonical JSON.
-        "entry_fields": _canonical([_iso(at) or "", kind, case_id, subject_id])[1:-1],
+        "entry_fields": _canonical([iso(at) or "", kind, case_id, subject_id])[1:-1],
     }
 
 
@@ -338,177 +322,3 @@ _NUMBERED_AND_CHAINED = Prepared(
     .bindparams(_AT)
     .columns(approval_number=String)
 )
-
-
-@dataclass(frozen=True)
-class Verdict:
-    entries: int
-    broken_at: int | None = None  # the first entry that does not hold
-    reason: str = ""
-
-    @property
-    def intact(self) -> bool:
-        return self.broken_at is None and not self.reason
-
-
-# The columns each kind of record is read from: only those, so that a damaged column belongs
-# to the entry recording it (a revocation's entry does not open the decision's evidence).
-_RECORDS: dict[str, tuple[Table, tuple[str, ...], Callable[[Any], dict[str, Any]]]] = {
-    "decision": (cases, (
-        "id", "business_type", "outcome", "approval_number", "application_date",
-        "ruleset_fingerprint", "applicant_name", "applicant_id_number", "employer_uscc",
-        "submitted_by", "request", "decision", "evidence", "decided_at",
-    ), decision_record),
-    "revocation": (cases, ("id", "status", "revoked_at", "revocation_reason"), revocation_record),
-    "audit_closure": (audit_tasks, (
-        "id", "case_id", "kind", "auditor_id", "findings", "outcome", "reason", "closed_at",
-    ), closure_record),
-}  # fmt: skip
-
-
-def _is_document(kind: str, name: str) -> bool:
-    """A decision's JSON document: read as the text stored (format 3 hashes that text)."""
-    return kind == "decision" and name in DOCUMENTS
-
-
-def _entries_with_records() -> Select[Any]:
-    """Every entry with the columns of what it records, in one query in the chain's order.
-
-    A query per entry made verification a round trip per entry on PostgreSQL. The record's
-    columns come as stored (``NullType``: nothing opened or parsed as the rows are fetched, a
-    thousand at a time); ``_record`` reads them entry by entry, so a value that does not open
-    is reported at its own entry. A JSON column comes as its text (PostgreSQL keeps a ``json``
-    value's text as it was given; its driver would parse it).
-    """
-
-    def stored(kind: str, column: Any) -> Any:
-        value = cast(column, Text) if _is_document(kind, column.name) else column
-        return type_coerce(case((ledger.c.kind == kind, value)), NullType())
-
-    raw = [
-        stored(kind, table.c[name]).label(f"{kind}__{name}")
-        for kind, (table, names, _) in _RECORDS.items()
-        for name in names
-    ]
-    joined = ledger.outerjoin(
-        cases, and_(ledger.c.kind.in_(("decision", "revocation")), cases.c.id == ledger.c.case_id)
-    ).outerjoin(
-        audit_tasks, and_(ledger.c.kind == "audit_closure", audit_tasks.c.id == ledger.c.subject_id)
-    )
-    return select(ledger, *raw).select_from(joined).order_by(ledger.c.seq)
-
-
-def _readers(dialect: Dialect) -> dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]]:
-    """Per kind: (column, label, how the column's own type reads a stored value); a decision's
-    documents are read as their JSON text, opened if sealed."""
-
-    def reader(kind: str, name: str, kind_of_column: Any) -> Callable[[Any], Any] | None:
-        if not _is_document(kind, name):
-            return kind_of_column.dialect_impl(dialect).result_processor(dialect, None)
-        if isinstance(kind_of_column, SealedText):
-            return partial(kind_of_column.opened, dialect=dialect)
-        return None
-
-    return {
-        kind: [(name, f"{kind}__{name}", reader(kind, name, table.c[name].type)) for name in names]
-        for kind, (table, names, _) in _RECORDS.items()
-    }
-
-
-def _parsed(record: dict[str, Any]) -> dict[str, Any]:
-    """A decision's record with its documents parsed, as formats 1 and 2 hash it."""
-    return {**record, **{name: json.loads(record[name]) for name in DOCUMENTS}}
-
-
-def _record(
-    entry: Row[Any], readers: dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]]
-) -> dict[str, Any] | None:
-    """What the entry records, from the rows as they are now; None if its row is gone."""
-    stored = entry._mapping
-    values = {
-        name: stored[label] if read is None or stored[label] is None else read(stored[label])
-        for name, label, read in readers[entry.kind]
-    }
-    if values["id"] is None:
-        return None
-    return _RECORDS[entry.kind][2](SimpleNamespace(**values))
-
-
-def verify(engine: Engine) -> Verdict:
-    """Walk the whole chain against the rows as they are now; name the first broken entry."""
-    prev, count = GENESIS, 0
-    readers = _readers(engine.dialect)
-    with reading(engine) as conn:
-        for entry in conn.execute(_entries_with_records()).yield_per(1000):
-            count += 1
-            if entry.seq != count:
-                return Verdict(count, entry.seq, f"entry {count} is missing")
-            if entry.prev_hash != prev:
-                return Verdict(count, entry.seq, "does not follow the entry before it")
-            if entry.kind not in _RECORDS:
-                return Verdict(count, entry.seq, f"its kind {entry.kind!r} is unknown")
-            try:
-                record = _record(entry, readers)
-            except SealBroken as exc:  # a sealed column edited in place no longer opens
-                return Verdict(count, entry.seq, f"its {entry.kind} record was changed ({exc})")
-            if record is None:
-                return Verdict(count, entry.seq, f"its {entry.kind} record is gone")
-            if entry.record_format not in FORMATS:
-                return Verdict(
-                    count, entry.seq, f"its record format {entry.record_format} is unknown"
-                )
-            if entry.kind != "decision" and entry.record_format != WHOLE:  # a decision's formats
-                return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
-            if entry.kind == "decision" and entry.record_format != DOCUMENTS_APART:
-                try:
-                    record = _parsed(record)
-                except ValueError:
-                    return Verdict(count, entry.seq, "its decision record was changed (not JSON)")
-            if record_hash(record, entry.record_format) != entry.record_hash:
-                return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
-            expected = _entry_hash(
-                prev, entry.seq, _iso(entry.at) or "", entry.kind, entry.case_id,
-                entry.subject_id, entry.record_hash,
-            )  # fmt: skip
-            if entry.entry_hash != expected:
-                return Verdict(count, entry.seq, "the entry itself was changed")
-            prev = entry.entry_hash
-        last_seq, last_hash = conn.execute(_HEAD).one()
-        if (last_seq, last_hash) != (count, prev):
-            return Verdict(count, None, "the chain was cut: its recorded end is not its last entry")
-        missing = _uncovered(conn)
-        if missing:
-            return Verdict(count, None, missing)
-    return Verdict(count)
-
-
-def _uncovered(conn: Connection) -> str:
-    """A change the ledger does not record (an entry removed, or a row made around it)."""
-
-    def lacking(kind: str, subject: Any) -> Any:
-        return ~(
-            select(ledger.c.seq)
-            .where(ledger.c.kind == kind, ledger.c.subject_id == subject)
-            .exists()
-        )
-
-    checks = (
-        (select(cases.c.id).where(lacking("decision", cases.c.id)), "decision"),
-        (
-            select(cases.c.id).where(
-                cases.c.status == "revoked", lacking("revocation", cases.c.id)
-            ),
-            "revocation",
-        ),
-        (
-            select(audit_tasks.c.id).where(
-                audit_tasks.c.status == "closed", lacking("audit_closure", audit_tasks.c.id)
-            ),
-            "audit_closure",
-        ),
-    )
-    for query, kind in checks:
-        found = conn.execute(query.limit(1)).scalar_one_or_none()
-        if found is not None:
-            return f"{found} has no {kind} entry"
-    return ""

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Row, Select
 
-from miaopi.records.db import reading
+from miaopi.records.engines import reading
 
 
 def new_id() -> str:

@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util.concurrency import await_
 
@@ -80,7 +81,7 @@ class _Compiled:
 class Prepared:
     """A statement, or one built per dialect (``ON CONFLICT`` differs), ready for its driver."""
 
-    def __init__(self, statement: Executable | Callable[[Dialect], Executable]) -> None:
+    def __init__(self, statement: ClauseElement | Callable[[Dialect], ClauseElement]) -> None:
         self._build = statement if callable(statement) else (lambda _dialect: statement)
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
 
@@ -90,7 +91,7 @@ class Prepared:
             return found
         # An INSERT takes its columns from the values given, as SQLAlchemy compiles it.
         statement = self._build(dialect)
-        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
         returned = list(getattr(statement, "exported_columns", ()))  # none from text()
         positional = bool(compiled.positional)
         rendered = {name: bind for bind, name in compiled.bind_names.items()}
@@ -104,7 +105,7 @@ class Prepared:
             positional=positional,
             dialect=dialect,
             returned=tuple(c.type for c in returned),
-            row=namedtuple("Row", [c.key for c in returned], rename=True),  # type: ignore[misc]
+            row=namedtuple("Row", [c.key for c in returned], rename=True),
         )
         self._compiled[(dialect.name, keys)] = found
         return found
@@ -120,7 +121,7 @@ class Prepared:
         cursor = _cursor(conn)
         try:
             cursor.execute(compiled.sql, compiled.values(params))
-            # In a pipeline (db.writing) an error arrives with the next result read, which may
+            # In a pipeline (writing.py) an error arrives with the next result read, which may
             # be this statement's or a later one's.
             return None if fetch is None else fetch(compiled, cursor)
         except dbapi.Error as exc:
@@ -131,10 +132,10 @@ class Prepared:
     def sent(self, conn: Connection, params: Params) -> Callable[[], Any]:
         """Send it now; the function returned reads the first column of its first row later.
 
-        On PostgreSQL in a pipeline (``db.writing``) that can be after COMMIT, so that no lock
+        On PostgreSQL in a pipeline (``writing.writing``) that can be after COMMIT, so that no lock
         the statement took waits for its answer to reach the client; read it before the
         connection goes back to the pool: inside the ``writing`` block, or in
-        ``db.after_commit``. SQLite cannot commit with an answer unread: it is read at once.
+        ``writing.after_commit``. SQLite cannot commit with an answer unread: it is read at once.
         """
         compiled = self._for(conn.dialect, tuple(params))
         dbapi = conn.dialect.loaded_dbapi
@@ -230,6 +231,8 @@ def _first(compiled: _Compiled, cursor: Any) -> Any:
 
 def driver_error(dialect: Dialect, sql: str, exc: Exception) -> DBAPIError:
     """The driver's error as SQLAlchemy's (an ``IntegrityError`` stays one), parameters hidden."""
-    return DBAPIError.instance(
+    error = DBAPIError.instance(
         sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
     )
+    assert isinstance(error, DBAPIError)  # noqa: S101 - a driver's error is always a DBAPIError
+    return error

@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from miaopi.adapters.ports import Evidence, RevocationRegister
+from miaopi.evidence.ports import Evidence, RevocationRegister
 from miaopi.records import db
-from miaopi.records.supervision import bars_of
+from miaopi.supervision.tasks import bars_of
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,13 @@ from miaopi.decision.service import judge
 from miaopi.domain import Application
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.engine import RuleEngine
-from miaopi.eligibility.ruleset import RuleBook, Ruleset
+from miaopi.eligibility.model import Ruleset
+from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.facts import CREDIT_EMPLOYER
 from miaopi.evidence.gather import Registries, gather
-from miaopi.records import access_log, cases, supervision
+from miaopi.records import access_log, cases
 from miaopi.records.paging import new_id
+from miaopi.supervision import queue, recheck_claims
 
 log = logging.getLogger(__name__)
 # How long a runner's claim on a case lasts: far longer than one case takes (its registry
@@ -69,7 +71,7 @@ class Rechecker:
     async def run(self) -> RecheckReport:
         report = RecheckReport()
         now = self.clock()
-        report.assigned = await asyncio.to_thread(supervision.assign_waiting, self.db, now)
+        report.assigned = await asyncio.to_thread(queue.assign_waiting, self.db, now)
         today = today_in_shanghai(now)
         earliest = min(
             (r.supervision.recheck_from_days for r in self.rulebook().rulesets), default=0
@@ -79,7 +81,7 @@ class Rechecker:
             while True:
                 # Batches claimed under a lease: runners on other instances take other cases.
                 batch = await asyncio.to_thread(
-                    lambda: supervision.claim_rechecks(
+                    lambda: recheck_claims.claim_rechecks(
                         self.db, runner=runner, now=self.clock(), lease=CLAIM_LEASE,
                         approved_on_or_before=today - timedelta(days=earliest),
                     )
@@ -93,7 +95,7 @@ class Rechecker:
                         log.error("re-check skipped: case %s has a tampered rule version", row.id)
         finally:
             # Not finished (no answer, not due yet, tampered): back in the queue for next time.
-            await asyncio.to_thread(supervision.release_rechecks, self.db, runner)
+            await asyncio.to_thread(recheck_claims.release_rechecks, self.db, runner)
         return report
 
     async def _ruleset(self, fp: str) -> Ruleset:
@@ -144,7 +146,7 @@ class Rechecker:
             )
         if discrepancy:
             task = await asyncio.to_thread(
-                lambda: supervision.finish_recheck(
+                lambda: recheck_claims.finish_recheck(
                     self.db,
                     case_id=row.id,
                     runner=runner,
@@ -166,7 +168,7 @@ class Rechecker:
 
     async def _finish(self, case_id: str, runner: str, result: str, now: datetime) -> None:
         await asyncio.to_thread(
-            lambda: supervision.finish_recheck(
+            lambda: recheck_claims.finish_recheck(
                 self.db, case_id=case_id, runner=runner, result=result, now=now
             )
         )

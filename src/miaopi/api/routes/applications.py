@@ -27,7 +27,7 @@ from miaopi.api.schemas import (
 from miaopi.decision.replay import TamperedRuleset, replay
 from miaopi.decision.service import Decision, NoRulesInForce
 from miaopi.domain import Application, BusinessType, CaseStatus
-from miaopi.eligibility.ruleset import canonical_json
+from miaopi.eligibility.model import canonical_json
 from miaopi.records import access_log, cases, db
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client

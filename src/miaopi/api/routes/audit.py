@@ -28,9 +28,10 @@ from miaopi.api.schemas import (
 )
 from miaopi.bootstrap import Container
 from miaopi.eligibility.dates import today_in_shanghai
-from miaopi.records import cases, db, supervision
+from miaopi.records import cases, db
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client
+from miaopi.supervision import tasks
 from miaopi.supervision.draw import has_ended, parse_period, seed_commitment
 
 router = APIRouter(prefix="/v1/audit", tags=["supervision"])
@@ -48,7 +49,7 @@ def _today(container: Container) -> Any:
 
 
 async def _task(container: Container, client: Client, task_id: str) -> Any:
-    row = await db.run(container.db, supervision.get_task, task_id, _own(client))
+    row = await db.run(container.db, tasks.get_task, task_id, _own(client))
     if row is None:
         raise Problem(404, "task not found")
     return row
@@ -56,7 +57,7 @@ async def _task(container: Container, client: Client, task_id: str) -> Any:
 
 async def _detail(container: Container, client: Client, task: Any) -> dict[str, Any]:
     case = await db.run(container.db, cases.get, task.case_id, Scope("all"))
-    history = await run_in_threadpool(supervision.case_history, container.db, task.case_id)
+    history = await run_in_threadpool(tasks.case_history, container.db, task.case_id)
     body = task_body(task, _today(container))
     body["case"] = audited_case_body(case, history, client)
     return body
@@ -82,13 +83,13 @@ async def list_tasks(
         _period(period, ["query", "period"])
     today = _today(container)
     rows, next_cursor = await run_in_threadpool(
-        supervision.task_page,
+        tasks.task_page,
         container.db,
         _own(client),
         today,
         limit,
         cursor,
-        supervision.TaskFilter(status=status, kind=kind, overdue=overdue, period=period),
+        tasks.TaskFilter(status=status, kind=kind, overdue=overdue, period=period),
     )
     return {"items": [task_body(r, today) for r in rows], "next_cursor": next_cursor}
 
@@ -117,7 +118,7 @@ async def close_task(
     now = container.clock()
     try:
         await run_in_threadpool(
-            lambda: supervision.close_task(
+            lambda: tasks.close_task(
                 container.db,
                 task_id=task_id,
                 auditor_id=client.id,
@@ -130,9 +131,9 @@ async def close_task(
                 today=today_in_shanghai(now),
             )
         )
-    except supervision.TaskNotFound:
+    except tasks.TaskNotFound:
         raise Problem(404, "task not found") from None
-    except supervision.TaskClosed:
+    except tasks.TaskClosed:
         raise Problem(
             409, "this task is closed already; a closure is final", slug="task-closed"
         ) from None
@@ -170,7 +171,7 @@ def _period_document(container: Container, period: str) -> Iterator[str]:
     The draws come first and what is summed up from them after, so each is read once.
     """
     ended = has_ended(period, _today(container))
-    seed = supervision.period_seed(container.db, period)
+    seed = tasks.period_seed(container.db, period)
     yield (
         _json_fields(
             period=period,
@@ -183,7 +184,7 @@ def _period_document(container: Container, period: str) -> Iterator[str]:
     rates: set[tuple[str, str]] = set()
     selected: list[str] = []
     approvals = 0
-    for batch in supervision.period_draws(container.db, period):
+    for batch in tasks.period_draws(container.db, period):
         draws = []
         for d in batch:
             draws.append({"case_id": d.case_id, "risk_class": d.risk_class, "rate": d.rate,
@@ -245,7 +246,7 @@ async def export_samples(period: PeriodParam, client: Supervisor, container: Con
 def _samples_csv(container: Container, auditor_id: int | None, period: str) -> Iterator[str]:
     """The samples as CSV, written out as they are read, in a worker thread (read_period)."""
     today = _today(container)
-    batches = supervision.period_samples(container.db, auditor_id, period)
+    batches = tasks.period_samples(container.db, auditor_id, period)
     out = io.StringIO()
     out.write("\ufeff")  # Excel reads UTF-8 (Chinese names) only with a byte-order mark
     writer = csv.writer(out)

@@ -14,7 +14,7 @@ from miaopi.api.schemas import ReloadOut, RuleSetDetail, RuleSetList
 from miaopi.bootstrap import RulesRefused
 from miaopi.domain import BusinessType
 from miaopi.eligibility.dates import today_in_shanghai
-from miaopi.eligibility.ruleset import Ruleset
+from miaopi.eligibility.model import Ruleset
 
 router = APIRouter(prefix="/v1", tags=["rules"])
 

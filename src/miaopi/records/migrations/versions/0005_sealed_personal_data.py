@@ -10,6 +10,7 @@ Create Date: 2026-11-22
 """
 
 import json
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -53,10 +54,11 @@ def _seal_what_exists() -> None:
     from miaopi.records.sealing import json_text
 
     conn = op.get_bind()
-    key = op.get_context().config.attributes.get("data_key")
+    config = op.get_context().config
+    key = config.attributes.get("data_key") if config is not None else None
     for table, (pk, text_columns, json_columns) in SEALED.items():
         columns = (*text_columns, *json_columns)
-        extra = [sa.column("id_hash")] if table == "fraud_bars" else []
+        extra: list[sa.ColumnClause[Any]] = [sa.column("id_hash")] if table == "fraud_bars" else []
         t = sa.table(table, sa.column(pk), *(sa.column(c, sa.Text()) for c in columns), *extra)
         rows = conn.execute(sa.select(t)).all()
         if rows and key is None:
@@ -64,6 +66,7 @@ def _seal_what_exists() -> None:
                 "sealing existing personal data needs the data key (MIAOPI_DATA_KEY)"
             )
         for row in rows:
+            assert key is not None  # noqa: S101 - rows without a key raised above
             values = {}
             for column in columns:
                 raw = getattr(row, column)

@@ -1,0 +1,218 @@
+"""Verifying the ledger: recompute every entry from the rows as they are now (``ledger.py``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    Table,
+    Text,
+    and_,
+    case,
+    cast,
+    select,
+    type_coerce,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import NullType
+
+from miaopi.records.engines import reading
+from miaopi.records.ledger import (
+    DOCUMENTS,
+    DOCUMENTS_APART,
+    FORMATS,
+    GENESIS,
+    HEAD,
+    WHOLE,
+    chained_hash,
+    closure_record,
+    decision_record,
+    iso,
+    record_hash,
+    revocation_record,
+)
+from miaopi.records.sealing import SealBroken, SealedText
+from miaopi.records.tables import audit_tasks, cases, ledger
+
+
+@dataclass(frozen=True)
+class Verdict:
+    entries: int
+    broken_at: int | None = None  # the first entry that does not hold
+    reason: str = ""
+
+    @property
+    def intact(self) -> bool:
+        return self.broken_at is None and not self.reason
+
+
+# The columns each kind of record is read from: only those, so that a damaged column belongs
+# to the entry recording it (a revocation's entry does not open the decision's evidence).
+_RECORDS: dict[str, tuple[Table, tuple[str, ...], Callable[[Any], dict[str, Any]]]] = {
+    "decision": (cases, (
+        "id", "business_type", "outcome", "approval_number", "application_date",
+        "ruleset_fingerprint", "applicant_name", "applicant_id_number", "employer_uscc",
+        "submitted_by", "request", "decision", "evidence", "decided_at",
+    ), decision_record),
+    "revocation": (cases, ("id", "status", "revoked_at", "revocation_reason"), revocation_record),
+    "audit_closure": (audit_tasks, (
+        "id", "case_id", "kind", "auditor_id", "findings", "outcome", "reason", "closed_at",
+    ), closure_record),
+}  # fmt: skip
+
+
+def _is_document(kind: str, name: str) -> bool:
+    """A decision's JSON document: read as the text stored (format 3 hashes that text)."""
+    return kind == "decision" and name in DOCUMENTS
+
+
+def _entries_with_records() -> Select[Any]:
+    """Every entry with the columns of what it records, in one query in the chain's order.
+
+    A query per entry made verification a round trip per entry on PostgreSQL. The record's
+    columns come as stored (``NullType``: nothing opened or parsed as the rows are fetched, a
+    thousand at a time); ``_record`` reads them entry by entry, so a value that does not open
+    is reported at its own entry. A JSON column comes as its text (PostgreSQL keeps a ``json``
+    value's text as it was given; its driver would parse it).
+    """
+
+    def stored(kind: str, column: Any) -> Any:
+        value = cast(column, Text) if _is_document(kind, column.name) else column
+        return type_coerce(case((ledger.c.kind == kind, value)), NullType())
+
+    raw = [
+        stored(kind, table.c[name]).label(f"{kind}__{name}")
+        for kind, (table, names, _) in _RECORDS.items()
+        for name in names
+    ]
+    joined = ledger.outerjoin(
+        cases, and_(ledger.c.kind.in_(("decision", "revocation")), cases.c.id == ledger.c.case_id)
+    ).outerjoin(
+        audit_tasks, and_(ledger.c.kind == "audit_closure", audit_tasks.c.id == ledger.c.subject_id)
+    )
+    return select(ledger, *raw).select_from(joined).order_by(ledger.c.seq)
+
+
+def _readers(dialect: Dialect) -> dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]]:
+    """Per kind: (column, label, how the column's own type reads a stored value); a decision's
+    documents are read as their JSON text, opened if sealed."""
+
+    def reader(kind: str, name: str, kind_of_column: Any) -> Callable[[Any], Any] | None:
+        if not _is_document(kind, name):
+            return kind_of_column.dialect_impl(dialect).result_processor(dialect, None)
+        if isinstance(kind_of_column, SealedText):
+            return partial(kind_of_column.opened, dialect=dialect)
+        return None
+
+    return {
+        kind: [(name, f"{kind}__{name}", reader(kind, name, table.c[name].type)) for name in names]
+        for kind, (table, names, _) in _RECORDS.items()
+    }
+
+
+def _parsed(record: dict[str, Any]) -> dict[str, Any]:
+    """A decision's record with its documents parsed, as formats 1 and 2 hash it."""
+    return {**record, **{name: json.loads(record[name]) for name in DOCUMENTS}}
+
+
+def _record(
+    entry: Row[Any], readers: dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]]
+) -> dict[str, Any] | None:
+    """What the entry records, from the rows as they are now; None if its row is gone."""
+    stored = entry._mapping
+    values = {
+        name: stored[label] if read is None or stored[label] is None else read(stored[label])
+        for name, label, read in readers[entry.kind]
+    }
+    if values["id"] is None:
+        return None
+    return _RECORDS[entry.kind][2](SimpleNamespace(**values))
+
+
+def verify(engine: Engine) -> Verdict:
+    """Walk the whole chain against the rows as they are now; name the first broken entry."""
+    prev, count = GENESIS, 0
+    readers = _readers(engine.dialect)
+    with reading(engine) as conn:
+        for entry in conn.execute(_entries_with_records()).yield_per(1000):
+            count += 1
+            if entry.seq != count:
+                return Verdict(count, entry.seq, f"entry {count} is missing")
+            if entry.prev_hash != prev:
+                return Verdict(count, entry.seq, "does not follow the entry before it")
+            if entry.kind not in _RECORDS:
+                return Verdict(count, entry.seq, f"its kind {entry.kind!r} is unknown")
+            try:
+                record = _record(entry, readers)
+            except SealBroken as exc:  # a sealed column edited in place no longer opens
+                return Verdict(count, entry.seq, f"its {entry.kind} record was changed ({exc})")
+            if record is None:
+                return Verdict(count, entry.seq, f"its {entry.kind} record is gone")
+            if entry.record_format not in FORMATS:
+                return Verdict(
+                    count, entry.seq, f"its record format {entry.record_format} is unknown"
+                )
+            if entry.kind != "decision" and entry.record_format != WHOLE:  # a decision's formats
+                return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
+            if entry.kind == "decision" and entry.record_format != DOCUMENTS_APART:
+                try:
+                    record = _parsed(record)
+                except ValueError:
+                    return Verdict(count, entry.seq, "its decision record was changed (not JSON)")
+            if record_hash(record, entry.record_format) != entry.record_hash:
+                return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
+            expected = chained_hash(
+                prev, entry.seq, iso(entry.at) or "", entry.kind, entry.case_id,
+                entry.subject_id, entry.record_hash,
+            )  # fmt: skip
+            if entry.entry_hash != expected:
+                return Verdict(count, entry.seq, "the entry itself was changed")
+            prev = entry.entry_hash
+        last_seq, last_hash = conn.execute(HEAD).one()
+        if (last_seq, last_hash) != (count, prev):
+            return Verdict(count, None, "the chain was cut: its recorded end is not its last entry")
+        missing = _uncovered(conn)
+        if missing:
+            return Verdict(count, None, missing)
+    return Verdict(count)
+
+
+def _uncovered(conn: Connection) -> str:
+    """A change the ledger does not record (an entry removed, or a row made around it)."""
+
+    def lacking(kind: str, subject: Any) -> Any:
+        return ~(
+            select(ledger.c.seq)
+            .where(ledger.c.kind == kind, ledger.c.subject_id == subject)
+            .exists()
+        )
+
+    checks = (
+        (select(cases.c.id).where(lacking("decision", cases.c.id)), "decision"),
+        (
+            select(cases.c.id).where(
+                cases.c.status == "revoked", lacking("revocation", cases.c.id)
+            ),
+            "revocation",
+        ),
+        (
+            select(audit_tasks.c.id).where(
+                audit_tasks.c.status == "closed", lacking("audit_closure", audit_tasks.c.id)
+            ),
+            "audit_closure",
+        ),
+    )
+    for query, kind in checks:
+        found = conn.execute(query.limit(1)).scalar_one_or_none()
+        if found is not None:
+            return f"{found} has no {kind} entry"
+    return ""
