@@ -32,13 +32,12 @@ async def _record(applications: list[dict[str, object]], concurrency: int) -> di
     from miaopi.api.app import create_app
     from miaopi.bootstrap import bootstrap
     from miaopi.records.clients import create_client
-    from miaopi.records.db import open_on_this_loop
 
     container = bootstrap()
-    _, key = create_client(container.db, "channel", "ledger benchmark")
+    _, key = create_client(container.database.engine, "channel", "ledger benchmark")
     headers = {"Authorization": f"Bearer {key}"}
     outcomes: dict[str, int] = {}
-    open_on_this_loop(container.db)
+    container.database.open_on_this_loop()
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as api:
         queue = list(reversed(applications))
@@ -79,7 +78,7 @@ def main() -> None:
         from miaopi.records.ledger_verify import verify
         from miaopi.settings import Settings
 
-        engine = open_database(Settings())
+        engine = open_database(Settings()).engine
         print(f"ledger of {args.n} decisions {outcomes}, on {engine.dialect.name}")
         for _ in range(3):
             started, cpu = time.perf_counter(), time.process_time()

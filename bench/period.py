@@ -70,12 +70,11 @@ def main() -> None:
         from miaopi.api.app import create_app
         from miaopi.bootstrap import bootstrap
         from miaopi.records.clients import create_client
-        from miaopi.records.db import open_on_this_loop
         from miaopi.records.tables import spot_check_draws
 
         container = bootstrap()
-        _, key = create_client(container.db, "admin", "period benchmark")
-        with container.db.connect() as conn:
+        _, key = create_client(container.database.engine, "admin", "period benchmark")
+        with container.database.engine.connect() as conn:
             conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
             conn.execute(spot_check_draws.insert(), [
                 {"case_id": uuid.uuid4().hex, "period": "2026-10", "risk_class": "B",
@@ -85,7 +84,7 @@ def main() -> None:
             conn.commit()
 
         async def measure() -> None:
-            open_on_this_loop(container.db)
+            container.database.open_on_this_loop()
             app = create_app(container)
             for _ in range(3):
                 size, took, late = await _read(app, key, "2026-10")

@@ -342,7 +342,7 @@ def make_keys(env: dict[str, str], n: int) -> list[str]:
     )  # fmt: skip
     db = open_database(settings)
     try:
-        return [create_client(db, "channel", f"bench {i}")[1] for i in range(n)]
+        return [create_client(db.engine, "channel", f"bench {i}")[1] for i in range(n)]
     finally:
         db.dispose()
 

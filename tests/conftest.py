@@ -22,9 +22,8 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
-from miaopi.records import db
 from miaopi.records.clients import create_client
-from miaopi.records.db import close_on_this_loop, open_on_this_loop
+from miaopi.records.database import Database
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 
@@ -170,16 +169,16 @@ def sessions_ended(database: str, *, refuse_new: bool = False) -> Iterator[int]:
                 admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
 
 
-def run_on_the_loop(engine: Engine, work: Callable[..., Any], *args: Any) -> Any:
-    """``db.run(engine, work, *args)`` once, on a loop of its own with the engine's loop pool
+def run_on_the_loop(database: Database, work: Callable[..., Any], *args: Any) -> Any:
+    """``database.run(work, *args)`` once, on a loop of its own with the database's loop pool
     opened for it and closed after, as a serving process's lifespan does."""
 
     async def once() -> Any:
-        open_on_this_loop(engine)
+        database.open_on_this_loop()
         try:
-            return await db.run(engine, work, *args)
+            return await database.run(work, *args)
         finally:
-            await close_on_this_loop(engine)
+            await database.close_on_this_loop()
 
     return anyio.run(once)
 
@@ -279,13 +278,13 @@ def clock() -> Clock:
 def container(settings: Settings, clock: Clock) -> Iterator[Container]:
     made = bootstrap(settings, clock=clock)
     yield made
-    made.db.dispose()  # pooled connections closed before the test's database goes away
+    made.database.dispose()  # pooled connections closed before the test's database goes away
 
 
 @pytest.fixture
 async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(container)
-    open_on_this_loop(container.db)  # as the app's lifespan does, which ASGITransport skips
+    container.database.open_on_this_loop()  # as the app's lifespan does, which ASGITransport skips
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://miaopi.test"
     ) as client:
@@ -297,7 +296,11 @@ async def api(container: Container) -> AsyncIterator[httpx.AsyncClient]:
 def make_key(container: Container) -> Callable[..., dict[str, str]]:
     def make(role: str = "employer", uscc: str | None = EMPLOYER, **kw: str) -> dict[str, str]:
         _, key = create_client(
-            container.db, role, f"{role} test", uscc=uscc if role == "employer" else None, **kw
+            container.database.engine,
+            role,
+            f"{role} test",
+            uscc=uscc if role == "employer" else None,
+            **kw,
         )
         return {"Authorization": f"Bearer {key}"}
 

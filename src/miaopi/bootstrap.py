@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine
 
 from miaopi.adapters.http.base import RegistryClient, RegistryHttpClient
 from miaopi.adapters.http.breaker import CircuitBreaker
@@ -33,14 +32,15 @@ from miaopi.decision.service import Decider
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
-from miaopi.evidence.ports import REGISTRY_NAMES, RegistryName
-from miaopi.records.db import close_on_this_loop
-from miaopi.records.engines import make_engine
+from miaopi.evidence.ports import REGISTRY_NAMES, RegistryName, RevocationRegister
+from miaopi.records.database import Database
 from miaopi.records.migrate import upgrade
 from miaopi.records.revocations import DbRevocationRegister
 from miaopi.records.sealing import check_key, resolve_key
+from miaopi.records.unit_of_work import DatabaseUnitOfWork
 from miaopi.settings import Settings
-from miaopi.supervision.recheck import Rechecker
+from miaopi.usecases.recheck import Rechecker
+from miaopi.usecases.unit_of_work import UnitOfWork
 
 log = logging.getLogger("miaopi.bootstrap")
 
@@ -111,12 +111,13 @@ class RulesRefused(Exception):
 @dataclass
 class Container:
     settings: Settings
-    db: Engine
+    database: Database
     rule_engine: RuleEngine
     registries: Registries
     decider: Decider
     rechecker: Rechecker
     clock: Callable[[], datetime]
+    uow: UnitOfWork
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     @property
@@ -155,18 +156,18 @@ class Container:
     async def aclose(self) -> None:
         for client in self.http_clients:
             await client.aclose()
-        await close_on_this_loop(self.db)
-        self.db.dispose()
+        await self.database.close_on_this_loop()
+        self.database.dispose()
 
 
-def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
+def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     """The database with its data key bound, at the newest schema, checked against the key.
 
     Raises ``DataKeyError`` when no usable key is configured (production) or the key is not
     the one the stored personal data was sealed with.
     """
     key = resolve_key(settings.data_key, settings.environment)
-    db = make_engine(
+    database = Database(
         settings.database_url,
         key,
         pool_size=settings.database_pool_size,
@@ -175,12 +176,12 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Engine:
     )
     try:
         if migrate:
-            upgrade(db)
-        check_key(db, key)
+            upgrade(database.engine)
+        check_key(database.engine, key)
     except BaseException:
-        db.dispose()
+        database.dispose()
         raise
-    return db
+    return database
 
 
 def registry_client(
@@ -208,19 +209,14 @@ def registry_client(
     return RegistryClient(base_url=base_url, transport=transport)
 
 
-def bootstrap(
-    settings: Settings | None = None,
-    *,
-    migrate: bool = True,
-    clock: Callable[[], datetime] | None = None,
+def wire_registries(
+    settings: Settings,
+    revocations: RevocationRegister,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
-) -> Container:
-    settings = settings or Settings()
-    clock = clock or _now
-    rulebook = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
+) -> tuple[Registries, list[httpx.AsyncClient]]:
+    """The registry ports and the HTTP clients behind them (to close when done): over the
+    given transports, the configured URLs, or, in development, the in-process mocks."""
     transports = transports or {}
-    check_registries(settings, rulebook)
-    db = open_database(settings, migrate=migrate)
     mocked = [n for n in REGISTRY_NAMES if n not in transports and not settings.registry_url(n)]
     if mocked:
         log.warning("development: in-process mock registries stand in for %s", ", ".join(mocked))
@@ -252,17 +248,37 @@ def bootstrap(
         social_security=HttpSocialSecurityRegistry(http["social_security"]),
         credit=HttpCreditRegistry(http["credit"]),
         hrss=HttpHrssRegistry(http["hrss"]),
-        revocations=DbRevocationRegister(db, clock),
+        revocations=revocations,
+    )
+    return registries, list(clients.values())
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    clock: Callable[[], datetime] | None = None,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+) -> Container:
+    settings = settings or Settings()
+    clock = clock or _now
+    rulebook = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
+    transports = transports or {}
+    check_registries(settings, rulebook)
+    database = open_database(settings, migrate=migrate)
+    registries, clients = wire_registries(
+        settings, DbRevocationRegister(database, clock), transports
     )
     rule_engine = RuleEngine()
     decider = Decider(rulebook, rule_engine, registries, clock)
     return Container(
         settings=settings,
-        db=db,
+        database=database,
+        uow=DatabaseUnitOfWork(database),
         rule_engine=rule_engine,
         registries=registries,
         decider=decider,
-        rechecker=Rechecker(db, rule_engine, registries, lambda: decider.rulebook, clock),
+        rechecker=Rechecker(database, rule_engine, registries, lambda: decider.rulebook, clock),
         clock=clock,
-        http_clients=list(clients.values()),
+        http_clients=clients,
     )

@@ -9,8 +9,7 @@ import typer
 from miaopi.domain import ROLES
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
+    from miaopi.records.database import Database
     from miaopi.settings import Settings
 
 app = typer.Typer(
@@ -60,7 +59,7 @@ def _settings() -> Settings:
     return settings
 
 
-def _database(settings: Settings) -> Engine:
+def _database(settings: Settings) -> Database:
     """The database, migrated, with its data key; a clear error and exit 1 without one."""
     from miaopi.bootstrap import open_database
     from miaopi.records.sealing import DataKeyError
@@ -164,7 +163,7 @@ def clients_create(
     elif district:
         raise typer.BadParameter("only auditors have a district", param_hint="--district")
     settings = _settings()
-    engine = _database(settings)
+    engine = _database(settings).engine
     client, key = create_client(engine, role, name, uscc=uscc, district=district)
     typer.echo(f"created {role} client {client.id} ({name}), key prefix {client.key_prefix}")
     if role == "auditor":
@@ -185,7 +184,7 @@ def clients_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix"
     """Revoke a client's key by its prefix."""
     from miaopi.records.clients import revoke_client
 
-    engine = _database(_settings())
+    engine = _database(_settings()).engine
     client = revoke_client(engine, prefix)
     if client is None:
         typer.echo(f"no active key with prefix {prefix}", err=True)
@@ -327,7 +326,7 @@ def ledger_verify() -> None:
     """Check the whole decision ledger against the stored rows; name the first broken entry."""
     from miaopi.records.ledger_verify import verify
 
-    engine = _database(_settings())
+    engine = _database(_settings()).engine
     verdict = verify(engine)
     if verdict.intact:
         typer.echo(f"ledger intact: {verdict.entries} entries")
@@ -355,7 +354,7 @@ def db_upgrade() -> None:
     """Apply migrations to MIAOPI_DATABASE_URL."""
 
     settings = _settings()
-    engine = _database(settings)
+    engine = _database(settings).engine
     typer.echo(f"database at head: {engine.url.render_as_string(hide_password=True)}")
 
 

@@ -57,7 +57,7 @@ async def test_a_dry_run_records_no_case_but_logs_its_queries(
     employer = make_key()
     response = await api.post("/v1/evaluations", json=application(), headers=employer)
     evaluation_id = response.json()["evaluation_id"]
-    with container.db.connect() as conn:
+    with container.database.engine.connect() as conn:
         rows = conn.execute(
             select(registry_queries).where(registry_queries.c.evaluation_id == evaluation_id)
         ).all()

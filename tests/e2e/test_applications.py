@@ -17,7 +17,6 @@ from miaopi.api.app import create_app
 from miaopi.api.schemas import ApplicationIn
 from miaopi.bootstrap import Container, bootstrap
 from miaopi.eligibility.model import canonical_json
-from miaopi.records.db import open_on_this_loop
 from miaopi.records.tables import idempotency_keys
 from miaopi.settings import Settings
 from tests.conftest import (
@@ -311,7 +310,7 @@ async def test_a_key_recorded_with_the_bodys_plain_hash_still_replays(
     first = await api.post("/v1/applications", json=application(), headers=auth)
     assert first.status_code == 201
     body = ApplicationIn.model_validate(application()).model_dump(mode="json")
-    with container.db.begin() as conn:
+    with container.database.engine.begin() as conn:
         plain = hashlib.sha256(canonical_json(body)).hexdigest()
         assert conn.execute(update(idempotency_keys).values(request_hash=plain)).rowcount == 1
 
@@ -332,7 +331,7 @@ async def test_a_submission_the_database_cannot_take_is_503_and_its_retry_is_dec
     headers = {**auth, "Idempotency-Key": "hr-db-down"}
     body = application("430104199608202463", "王芳", "105331202603000456")
 
-    with sessions_ended(container.db.url.database or "", refuse_new=True):
+    with sessions_ended(container.database.engine.url.database or "", refuse_new=True):
         refused = await api.post("/v1/applications", json=body, headers=headers)
         assert refused.status_code == 503
         assert refused.headers["content-type"] == "application/problem+json"
@@ -368,17 +367,17 @@ async def test_a_decision_waits_for_a_lock_held_elsewhere_a_bounded_time(
     settings: Settings, make_key: Callable[..., dict[str, str]]
 ) -> None:
     container = bootstrap(settings.model_copy(update={"database_lock_timeout_s": 0.5}))
-    open_on_this_loop(container.db)
+    container.database.open_on_this_loop()
     headers = {**make_key(), "Idempotency-Key": "hr-locked-out"}
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
-        with every_decision_locked_out(container.db):
+        with every_decision_locked_out(container.database.engine):
             started = time.monotonic()
             refused = await api.post("/v1/applications", json=application(), headers=headers)
             waited = time.monotonic() - started
         retried = await api.post("/v1/applications", json=application(), headers=headers)
     await container.aclose()
-    container.db.dispose()
+    container.database.dispose()
     assert refused.status_code == 503, refused.text
     assert refused.json()["type"].endswith("/database-unavailable")
     assert refused.headers["Retry-After"] == "1"
@@ -394,9 +393,9 @@ async def test_a_statement_the_database_refuses_is_a_500_not_an_outage_to_retry(
     # SQLite reports "no such table" as an OperationalError too; it is not the database being
     # away, and a client told to retry would retry for ever.
     auth = {**make_key(), "Idempotency-Key": "hr-no-table"}
-    with container.db.begin() as conn:
+    with container.database.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE idempotency_keys")
-    open_on_this_loop(container.db)
+    container.database.open_on_this_loop()
     transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
         answer = await api.post("/v1/applications", json=application(), headers=auth)

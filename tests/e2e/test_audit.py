@@ -191,7 +191,7 @@ async def test_without_an_eligible_auditor_the_task_waits_for_admins(
 
     # An auditor from another district arrives (``miaopi clients create`` does this step).
     later = make_key("auditor", district="440306")
-    assert assign_waiting(container.db, clock()) == 1
+    assert assign_waiting(container.database.engine, clock()) == 1
     [task] = await tasks_of(api, later)
     assert task["task_id"] == waiting["task_id"]
     assert task["status"] == "open"

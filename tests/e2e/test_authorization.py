@@ -43,7 +43,8 @@ class World:
 @pytest.fixture
 async def world(api: httpx.AsyncClient, container: Container) -> World:
     def key(role: str, **kw: Any) -> dict[str, str]:
-        return {"Authorization": f"Bearer {create_client(container.db, role, role, **kw)[1]}"}
+        _, secret = create_client(container.database.engine, role, role, **kw)
+        return {"Authorization": f"Bearer {secret}"}
 
     keys = {
         "anonymous": {},
@@ -55,8 +56,8 @@ async def world(api: httpx.AsyncClient, container: Container) -> World:
         "other_auditor": key("auditor", district="440304"),  # recused from Futian's cases
         "admin": key("admin"),
     }
-    revoked, secret = create_client(container.db, "admin", "gone")
-    revoke_client(container.db, revoked.key_prefix)
+    revoked, secret = create_client(container.database.engine, "admin", "gone")
+    revoke_client(container.database.engine, revoked.key_prefix)
     keys["revoked"] = {"Authorization": f"Bearer {secret}"}
     created = await api.post(
         "/v1/applications", json=application(uscc=FUTIAN), headers=keys["channel"]
@@ -165,13 +166,13 @@ async def test_a_revoked_key_stops_working_within_the_key_cache_lifetime(
 
     app = create_app(container)
     app.state.recent_keys = RecentKeys(ttl_s=0.3)
-    client, secret = create_client(container.db, "admin", "leaving")
+    client, secret = create_client(container.database.engine, "admin", "leaving")
     auth = {"Authorization": f"Bearer {secret}"}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as api:
         assert (await api.get("/v1/applications", headers=auth)).status_code == 200
-        revoke_client(container.db, client.key_prefix)
+        revoke_client(container.database.engine, client.key_prefix)
         await anyio.sleep(0.35)
         gone = await api.get("/v1/applications", headers=auth)
     assert gone.status_code == 401

@@ -104,7 +104,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         clock=Clock(),
         transports=dict(switches),
     )
-    _, key = create_client(container.db, "employer", "e", uscc=EMPLOYER)
+    _, key = create_client(container.database.engine, "employer", "e", uscc=EMPLOYER)
     auth = {"Authorization": f"Bearer {key}"}
 
     async def warm_up() -> None:
@@ -133,7 +133,7 @@ def _body(applicant: tuple[str, str, str, dict[str, str]]) -> dict[str, Any]:
 
 
 def _count(container: Container) -> int:
-    with container.db.connect() as conn:
+    with container.database.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(cases)).scalar_one()
 
 

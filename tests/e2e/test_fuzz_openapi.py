@@ -80,7 +80,7 @@ class Service:
             ("auditor", {"district": "440304"}),
             ("admin", {}),
         ):
-            keys[role] = create_client(container.db, role, f"fuzz {role}", **extra)[1]
+            keys[role] = create_client(container.database.engine, role, f"fuzz {role}", **extra)[1]
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=create_app(container)), base_url="http://miaopi.test"
         )

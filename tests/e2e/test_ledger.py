@@ -69,7 +69,7 @@ async def test_an_untouched_ledger_verifies(
     api: httpx.AsyncClient, make_key: Keys, container: Container
 ) -> None:
     await fill(api, make_key)
-    verdict = verify(container.db)
+    verdict = verify(container.database.engine)
     assert verdict.intact, verdict
     assert verdict.entries == 5  # three decisions, a revocation, an audit closure
 
@@ -109,9 +109,9 @@ async def test_a_direct_edit_is_caught_at_its_entry(
     reason: str,
 ) -> None:  # fmt: skip
     await fill(api, make_key)
-    with container.db.begin() as conn:
+    with container.database.engine.begin() as conn:
         assert conn.execute(text(portable(edit))).rowcount == 1
-    verdict = verify(container.db)
+    verdict = verify(container.database.engine)
     assert not verdict.intact
     assert verdict.broken_at == entry
     assert reason in verdict.reason
@@ -123,10 +123,10 @@ async def test_an_entry_pins_the_stored_text_of_a_decision(
     """A decision's documents are hashed as the text stored: even an edit that keeps the JSON's
     meaning (a space before it) breaks the chain at that decision."""
     await fill(api, make_key)
-    with container.db.begin() as conn:
+    with container.database.engine.begin() as conn:
         edit = "UPDATE cases SET decision = ' ' || decision WHERE seq = 3"
         assert conn.execute(text(portable(edit))).rowcount == 1
-    verdict = verify(container.db)
+    verdict = verify(container.database.engine)
     assert (verdict.broken_at, verdict.reason) == (3, "its decision record was changed")
 
 
@@ -160,22 +160,24 @@ async def test_entries_older_builds_made_still_verify(
     api: httpx.AsyncClient, make_key: Keys, container: Container
 ) -> None:
     await fill(api, make_key)
-    rechain_as_before(container.db, {1: ledger.WHOLE, 2: ledger.NUMBER_APART, 3: ledger.WHOLE})
-    verdict = verify(container.db)
+    rechain_as_before(
+        container.database.engine, {1: ledger.WHOLE, 2: ledger.NUMBER_APART, 3: ledger.WHOLE}
+    )
+    verdict = verify(container.database.engine)
     assert verdict.intact, verdict
     assert verdict.entries == 5
     # Hashed from the documents' meaning, not their text: a space before it keeps it.
-    with container.db.begin() as conn:
+    with container.database.engine.begin() as conn:
         spaced = "UPDATE cases SET decision = ' ' || decision WHERE seq = 2"
         assert conn.execute(text(portable(spaced))).rowcount == 1
-    assert verify(container.db).intact
-    with container.db.begin() as conn:
+    assert verify(container.database.engine).intact
+    with container.database.engine.begin() as conn:
         edit = (
             "UPDATE cases SET decision = substr(decision, 1, instr(decision, '\"pass\"')) "
             "|| 'pasS' || substr(decision, instr(decision, '\"pass\"') + 5) WHERE seq = 2"
         )
         assert conn.execute(text(portable(edit))).rowcount == 1
-    verdict = verify(container.db)
+    verdict = verify(container.database.engine)
     assert (verdict.broken_at, verdict.reason) == (2, "its decision record was changed")
 
 
@@ -184,10 +186,12 @@ async def test_an_older_entry_whose_decision_is_no_longer_json_is_named(
     api: httpx.AsyncClient, make_key: Keys, container: Container
 ) -> None:
     await fill(api, make_key)
-    rechain_as_before(container.db, {1: ledger.NUMBER_APART, 2: ledger.WHOLE, 3: ledger.WHOLE})
-    with container.db.begin() as conn:
+    rechain_as_before(
+        container.database.engine, {1: ledger.NUMBER_APART, 2: ledger.WHOLE, 3: ledger.WHOLE}
+    )
+    with container.database.engine.begin() as conn:
         conn.execute(text("UPDATE cases SET decision = '{\"outcome\": ' WHERE seq = 1"))
-    verdict = verify(container.db)
+    verdict = verify(container.database.engine)
     assert (verdict.broken_at, verdict.reason) == (1, "its decision record was changed (not JSON)")
 
 
@@ -195,13 +199,13 @@ async def test_cutting_the_tail_or_recording_around_the_ledger_is_caught(
     api: httpx.AsyncClient, make_key: Keys, container: Container
 ) -> None:
     await fill(api, make_key)
-    with container.db.begin() as conn:
+    with container.database.engine.begin() as conn:
         conn.execute(text("DELETE FROM ledger WHERE seq = 5"))
-    assert "cut" in verify(container.db).reason
-    with container.db.begin() as conn:
+    assert "cut" in verify(container.database.engine).reason
+    with container.database.engine.begin() as conn:
         conn.execute(text("UPDATE ledger_head SET last_seq = 4, last_hash = "
                           "(SELECT entry_hash FROM ledger WHERE seq = 4)"))  # fmt: skip
-    assert "has no audit_closure entry" in verify(container.db).reason
+    assert "has no audit_closure entry" in verify(container.database.engine).reason
 
 
 async def test_the_cli_verifies_and_names_the_broken_entry(
@@ -210,7 +214,7 @@ async def test_the_cli_verifies_and_names_the_broken_entry(
     await fill(api, make_key)
     env = {
         **os.environ,
-        "MIAOPI_DATABASE_URL": str(container.db.url),
+        "MIAOPI_DATABASE_URL": str(container.database.engine.url),
         "MIAOPI_DATA_KEY": DATA_KEY,
         "MIAOPI_RULES_DIR": str(RULES),
     }
@@ -218,7 +222,7 @@ async def test_the_cli_verifies_and_names_the_broken_entry(
                                  env=env, check=False, cwd=tmp_path)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.decode().strip() == "ledger intact: 5 entries"
-    with container.db.begin() as conn:
+    with container.database.engine.begin() as conn:
         conn.execute(text(portable("UPDATE cases SET elapsed_ms = elapsed_ms, decision = "
                           "replace(decision, 'bachelor', 'bachelo_') WHERE seq = 1")))  # fmt: skip
     broken = await anyio.run_process([sys.executable, "-m", "miaopi.cli", "ledger", "verify"],

@@ -35,9 +35,8 @@ async def limited(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Call
     )
 
     def key() -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {create_client(container.db, 'employer', 'e', EMPLOYER)[1]}"
-        }
+        _, secret = create_client(container.database.engine, "employer", "e", EMPLOYER)
+        return {"Authorization": f"Bearer {secret}"}
 
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
@@ -91,7 +90,7 @@ async def two_at_once(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, 
         ),
         clock=Clock(),
     )
-    key = create_client(container.db, "employer", "e", EMPLOYER)[1]
+    key = create_client(container.database.engine, "employer", "e", EMPLOYER)[1]
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=10) as api:
         yield api, {"Authorization": f"Bearer {key}"}

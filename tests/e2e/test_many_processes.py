@@ -53,7 +53,7 @@ def _cli(env: dict[str, str], *args: str) -> str:
 def _database(database_url: str) -> Engine:
     """The fleet's database, as the test reads it back."""
     settings = Settings(database_url=database_url, data_key=DATA_KEY, _env_file=None)  # type: ignore[call-arg]
-    return open_database(settings, migrate=False)
+    return open_database(settings, migrate=False).engine
 
 
 @pytest.fixture

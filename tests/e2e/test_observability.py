@@ -125,7 +125,7 @@ async def test_the_request_id_reaches_every_registry_and_the_log(
     )
     from miaopi.records.clients import create_client
 
-    _, key = create_client(container.db, "employer", "e", uscc="91440305MA5F1Q2RXK")
+    _, key = create_client(container.database.engine, "employer", "e", uscc="91440305MA5F1Q2RXK")
     headers = {"Authorization": f"Bearer {key}"}
     caplog.set_level(logging.INFO, logger="miaopi")
     async with httpx.AsyncClient(

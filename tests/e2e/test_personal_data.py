@@ -83,9 +83,9 @@ async def test_the_database_file_holds_no_id_number_or_name_in_plain_text(
     bar = next(c for c in second["decision"]["criteria"] if c["id"] == "no_fraud_bar")
     assert (bar["result"], bar["registries"]) == ("fail", ["credit", "revocations"])
     assert barred["applicant"]["name"] in PEOPLE.values()
-    assert verify(container.db).intact
+    assert verify(container.database.engine).intact
 
-    raw = stored_bytes(container.db)
+    raw = stored_bytes(container.database.engine)
     assert len(raw) > 10_000
     for id_number, name in PEOPLE.items():
         assert id_number.encode() not in raw
@@ -105,7 +105,7 @@ async def test_an_idempotency_key_keeps_no_plain_hash_of_the_body(
     assert again.headers["Idempotent-Replayed"] == "true"
 
     canonical = canonical_json(ApplicationIn.model_validate(body).model_dump(mode="json"))
-    raw = stored_bytes(container.db)
+    raw = stored_bytes(container.database.engine)
     assert b"hr-1" in raw
     assert hashlib.sha256(canonical).hexdigest().encode() not in raw
 

@@ -95,7 +95,7 @@ async def test_the_server_is_sent_no_id_number_or_name_in_plain_text(
     assert (await api.post("/v1/evaluations", json=body, headers=channel)).status_code == 200
     clock.advance(days=40)
     assert (await container.rechecker.run()).summary()
-    assert verify(container.db).intact
+    assert verify(container.database.engine).intact
 
     relayed = bytes(tap.relayed)
     assert len(relayed) > 50_000

@@ -70,7 +70,7 @@ async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
 
 async def submit(world: World, **who: Any) -> dict[str, Any]:
     container = world.start()
-    _, key = create_client(container.db, "employer", "e", uscc=FUTIAN)
+    _, key = create_client(container.database.engine, "employer", "e", uscc=FUTIAN)
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
         response = await api.post(
@@ -84,7 +84,7 @@ async def submit(world: World, **who: Any) -> dict[str, Any]:
 
 async def tasks(world: World, kind: str = "recheck") -> list[dict[str, Any]]:
     container = world.start()
-    _, key = create_client(container.db, "admin", "a")
+    _, key = create_client(container.database.engine, "admin", "a")
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
         response = await api.get(
@@ -120,7 +120,7 @@ async def test_a_diploma_revoked_after_approval_opens_one_recheck_task(world: Wo
     assert task["due_date"] == "2027-02-20"
 
     container = world.start()
-    _, admin = create_client(container.db, "admin", "a")
+    _, admin = create_client(container.database.engine, "admin", "a")
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
         log = await api.get(

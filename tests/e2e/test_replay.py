@@ -94,7 +94,7 @@ async def test_only_auditors_and_admins_replay_and_tampering_is_refused(
     assert (
         await api.post(f"/v1/applications/{case['case_id']}/replay", headers=employer)
     ).status_code == 403
-    with container.db.begin() as conn:
+    with container.database.engine.begin() as conn:
         conn.execute(update(rulesets).values(definition={"tampered": True}))
     refused = await api.post(f"/v1/applications/{case['case_id']}/replay", headers=admin)
     assert refused.status_code == 409

@@ -38,8 +38,8 @@ def rules_copy(tmp_path: Path) -> Path:
 @pytest.fixture
 async def reloadable(settings: Settings, rules_copy: Path):  # type: ignore[no-untyped-def]
     container = bootstrap(settings.model_copy(update={"rules_dir": rules_copy}), clock=lambda: NOW)
-    _, admin = create_client(container.db, "admin", "ops")
-    _, channel = create_client(container.db, "channel", "portal")
+    _, admin = create_client(container.database.engine, "admin", "ops")
+    _, channel = create_client(container.database.engine, "channel", "portal")
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
         yield api, {"Authorization": f"Bearer {admin}"}, {"Authorization": f"Bearer {channel}"}

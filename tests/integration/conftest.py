@@ -11,20 +11,24 @@ import pytest
 from sqlalchemy import Engine
 
 from miaopi.eligibility.ruleset import RuleBook
-from miaopi.records import db
 from miaopi.records.cases import NewCase
-from miaopi.records.engines import make_engine
+from miaopi.records.database import Database
 from miaopi.records.migrate import upgrade
 from miaopi.records.sealing import DataKey
 from tests.conftest import DATA_KEY, NOW, ON_POSTGRES
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url, DataKey(DATA_KEY))
-    upgrade(engine)
-    yield engine
-    engine.dispose()  # no pooled connection outlives the test's database
+def store(database_url: str) -> Iterator[Database]:
+    store = Database(database_url, DataKey(DATA_KEY))
+    upgrade(store.engine)
+    yield store
+    store.dispose()  # no pooled connection outlives the test's database
+
+
+@pytest.fixture
+def engine(store: Database) -> Engine:
+    return store.engine
 
 
 Work = Callable[[Engine], Any]
@@ -32,19 +36,19 @@ Where = Callable[[Work], Any]
 
 
 @pytest.fixture(params=["thread", "event loop"] if ON_POSTGRES else ["thread"])
-def where(request: pytest.FixtureRequest, engine: Engine) -> Where:
+def where(request: pytest.FixtureRequest, store: Database) -> Where:
     """Runs ``work(engine)`` as a statement thread would, or, on PostgreSQL, as the service's
-    event loop does: in ``db.run``'s greenlet, over psycopg's asyncio connections."""
+    event loop does: in ``Database.run``'s greenlet, over psycopg's asyncio connections."""
 
     def on_thread(work: Work) -> Any:
-        return work(engine)
+        return work(store.engine)
 
     async def on_loop(work: Work) -> Any:
-        db.open_on_this_loop(engine)
+        store.open_on_this_loop()
         try:
-            return await db.run(engine, work)
+            return await store.run(work)
         finally:
-            await db.close_on_this_loop(engine)
+            await store.close_on_this_loop()
 
     if request.param == "thread":
         return on_thread

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from miaopi.eligibility.ruleset import RuleBook
-from miaopi.records import cases, db, ledger_verify
+from miaopi.records import cases, ledger_verify
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import create_client
+from miaopi.records.database import Database
 from miaopi.records.tables import approval_counters, case_events, registry_queries
 from miaopi.records.tables import cases as case_table
 from miaopi.records.tables import ledger as ledger_table
@@ -87,7 +88,7 @@ def test_cases_recorded_one_after_another_are_each_stored_numbered_and_chained(
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite's cases are written on the loop's thread")
 def test_cases_recorded_at_once_on_the_event_loop_never_leave_its_thread(
-    engine: Engine, rulebook: RuleBook
+    store: Database, engine: Engine, rulebook: RuleBook
 ) -> None:
     client, _ = create_client(engine, "channel", "portal")
     statuses = ["approved", "rejected", "approved", "referred"] * 8  # more than the 20 turns
@@ -98,11 +99,11 @@ def test_cases_recorded_at_once_on_the_event_loop_never_leave_its_thread(
         return cases.record(on, _case(rulebook, client.id, status), "4403")
 
     async def all_at_once() -> list[object]:
-        db.open_on_this_loop(engine)
+        store.open_on_this_loop()
         try:
-            return await asyncio.gather(*(db.run(engine, record, s) for s in statuses))
+            return await asyncio.gather(*(store.run(record, s) for s in statuses))
         finally:
-            await db.close_on_this_loop(engine)
+            await store.close_on_this_loop()
 
     recorded = anyio.run(all_at_once)
 

@@ -13,25 +13,29 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from miaopi.records import db
-from miaopi.records.engines import make_engine
+from miaopi.records.database import Database
 from miaopi.records.migrate import upgrade
 from miaopi.records.sealing import DataKey
 from miaopi.records.wal import Checkpointer
-from miaopi.records.writing import writer_queue, writing
+from miaopi.records.writing import write_slot, writing
 from tests.conftest import DATA_KEY
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path}/w.db", DataKey(DATA_KEY))
-    upgrade(engine)
-    with writing(engine) as conn:
+def store(tmp_path: Path) -> Iterator[Database]:
+    store = Database(f"sqlite:///{tmp_path}/w.db", DataKey(DATA_KEY))
+    upgrade(store.engine)
+    with writing(store.engine) as conn:
         conn.exec_driver_sql("CREATE TABLE filler (b BLOB)")
-    yield engine
-    engine.dispose()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def engine(store: Database) -> Engine:
+    return store.engine
 
 
 def _fill(engine: Engine, pages: int) -> int:
@@ -50,12 +54,14 @@ def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "miaopi-checkpoints"]
 
 
-async def test_while_serving_a_commit_on_the_loop_never_checkpoints(engine: Engine) -> None:
-    db.open_on_this_loop(engine)
+async def test_while_serving_a_commit_on_the_loop_never_checkpoints(
+    store: Database, engine: Engine
+) -> None:
+    store.open_on_this_loop()
     try:
         size = _file_size(engine)
         # SQLite's own default would checkpoint in this commit: 1,500 pages > 1,000.
-        assert await db.run(engine, _fill, 1500) == 0
+        assert await store.run(_fill, 1500) == 0
         assert _file_size(engine) == size  # the pages are in the log only
         assert len(_checkpoint_threads()) == 1
         for _ in range(200):  # the thread checkpoints every 0.2 s: 10 s at most
@@ -64,7 +70,7 @@ async def test_while_serving_a_commit_on_the_loop_never_checkpoints(engine: Engi
             await asyncio.sleep(0.05)
         assert _file_size(engine) > size + 1500 * 4000  # copied by the thread
     finally:
-        await db.close_on_this_loop(engine)
+        await store.close_on_this_loop()
     assert _checkpoint_threads() == []
     # Once the service stops serving, connections checkpoint on their own again.
     assert _fill(engine, 1) == 1000
@@ -73,7 +79,7 @@ async def test_while_serving_a_commit_on_the_loop_never_checkpoints(engine: Engi
 def test_a_long_log_is_copied_to_its_end_holding_the_write_slot(engine: Engine) -> None:
     """Under steady writes a passive checkpoint never gets to the end of the log; above
     ``most_frames`` pages the checkpointer waits for the write slot and copies the rest."""
-    checkpointer = Checkpointer(engine, writer_queue(engine).turn, most_frames=50)
+    checkpointer = Checkpointer(engine, write_slot(engine).turn, most_frames=50)
     with closing(sqlite3.connect(str(engine.url.database), check_same_thread=False)) as own:
         own.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the migrations' pages out of the log
         for pages, needs_slot in ((20, False), (200, True)):

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from miaopi.bootstrap import open_database
 from miaopi.records import cases
+from miaopi.records.database import Database
 from miaopi.records.engines import make_engine
 from miaopi.settings import Settings
 from tests.conftest import DATA_KEY, ON_POSTGRES, run_on_the_loop
@@ -55,12 +56,12 @@ def test_the_url_may_give_its_own_connect_timeout(silent_server: str) -> None:
 
 
 def test_work_on_the_loop_gives_up_on_a_silent_server_too(silent_server: str) -> None:
-    engine = make_engine(f"{silent_server}?connect_timeout=2")
+    store = Database(f"{silent_server}?connect_timeout=2")
     try:
-        reading = partial(run_on_the_loop, engine, cases.find_idempotent, 1, "k")
+        reading = partial(run_on_the_loop, store, cases.find_idempotent, 1, "k")
         assert _seconds_to_fail(reading) < 4
     finally:
-        engine.dispose()
+        store.dispose()
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="a real server's connection")
@@ -91,12 +92,12 @@ def _idle_timeout_on_reuse(engine: Engine) -> str:
 def test_every_connection_has_its_idle_transactions_ended_by_the_server(
     database_url: str,
 ) -> None:
-    engine = make_engine(database_url)
+    store = Database(database_url)
     try:
-        assert _idle_timeout_on_reuse(engine) == "10s"
-        assert run_on_the_loop(engine, _idle_timeout_on_reuse) == "10s"
+        assert _idle_timeout_on_reuse(store.engine) == "10s"
+        assert run_on_the_loop(store, _idle_timeout_on_reuse) == "10s"
     finally:
-        engine.dispose()
+        store.dispose()
 
 
 def _with(engine: Engine, read: Any) -> Any:
@@ -109,7 +110,9 @@ def _with(engine: Engine, read: Any) -> Any:
 def test_a_transaction_abandoned_with_the_ledger_locked_does_not_stop_decisions(
     database_url: str,
 ) -> None:
-    engine = open_database(Settings(database_url=database_url, data_key=DATA_KEY, _env_file=None))  # type: ignore[call-arg]
+    engine = open_database(
+        Settings(database_url=database_url, data_key=DATA_KEY, _env_file=None)
+    ).engine  # type: ignore[call-arg]
     head = "SELECT last_seq FROM ledger_head WHERE id = 1 FOR UPDATE"
     try:
         frozen = engine.connect()  # a process cut off mid-decision: its lock held, then silence

@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from miaopi.bootstrap import open_database
-from miaopi.records import cases, db
+from miaopi.records import cases
+from miaopi.records.database import Database
 from miaopi.records.engines import reading_one
 from miaopi.settings import Settings
 from tests.conftest import DATA_KEY, ON_POSTGRES, run_on_the_loop, session_count
@@ -23,45 +24,45 @@ from tests.conftest import DATA_KEY, ON_POSTGRES, run_on_the_loop, session_count
 pytestmark = pytest.mark.skipif(not ON_POSTGRES, reason="the settings are PostgreSQL's")
 
 
-def _open(database_url: str, **settings: object) -> Engine:
+def _open(database_url: str, **settings: object) -> Database:
     return open_database(
         Settings(database_url=database_url, data_key=DATA_KEY, _env_file=None, **settings)  # type: ignore[arg-type]
     )
 
 
-def _sessions_after_reads_at_once(engine: Engine, database_url: str, reads: int) -> int:
+def _sessions_after_reads_at_once(store: Database, database_url: str, reads: int) -> int:
     """Run ``reads`` reads at once on the loop's pool; the sessions it then holds open."""
 
     async def scenario() -> int:
-        db.open_on_this_loop(engine)
+        store.open_on_this_loop()
         try:
             await asyncio.gather(
-                *(db.run(engine, cases.find_idempotent, 1, f"k{i}") for i in range(reads))
+                *(store.run(cases.find_idempotent, 1, f"k{i}") for i in range(reads))
             )
             return session_count(make_url(database_url).database or "")
         finally:
-            await db.close_on_this_loop(engine)
+            await store.close_on_this_loop()
 
-    engine.dispose()  # the migrations' connection: what is left is the loop's pool
+    store.dispose()  # the migrations' connection: what is left is the loop's pool
     return anyio.run(scenario)
 
 
 def test_a_server_process_keeps_no_more_connections_than_its_pool_size(
     database_url: str,
 ) -> None:
-    engine = _open(database_url, database_pool_size=3)
+    store = _open(database_url, database_pool_size=3)
     try:
-        assert _sessions_after_reads_at_once(engine, database_url, reads=8) == 3
+        assert _sessions_after_reads_at_once(store, database_url, reads=8) == 3
     finally:
-        engine.dispose()
+        store.dispose()
 
 
 def test_by_default_reads_at_once_each_get_a_connection(database_url: str) -> None:
-    engine = _open(database_url)
+    store = _open(database_url)
     try:
-        assert _sessions_after_reads_at_once(engine, database_url, reads=8) == 8
+        assert _sessions_after_reads_at_once(store, database_url, reads=8) == 8
     finally:
-        engine.dispose()
+        store.dispose()
 
 
 def _prepared_after_six_reads(engine: Engine) -> int:
@@ -77,15 +78,15 @@ def _prepared_after_six_reads(engine: Engine) -> int:
 def test_statements_are_prepared_on_the_server_unless_the_setting_says_not(
     database_url: str, where: str, prepared: bool
 ) -> None:
-    engine = _open(database_url, database_prepared_statements=prepared)
+    store = _open(database_url, database_prepared_statements=prepared)
     try:
         held = (
-            _prepared_after_six_reads(engine)
+            _prepared_after_six_reads(store.engine)
             if where == "thread"
-            else run_on_the_loop(engine, _prepared_after_six_reads)
+            else run_on_the_loop(store, _prepared_after_six_reads)
         )
     finally:
-        engine.dispose()
+        store.dispose()
     assert (held > 0) is prepared
 
 
@@ -98,24 +99,24 @@ def _waits() -> tuple[float, float]:
 def test_work_that_finds_every_connection_in_use_waits_and_the_wait_is_measured(
     database_url: str,
 ) -> None:
-    engine = _open(database_url, database_pool_size=1)
+    store = _open(database_url, database_pool_size=1)
 
     def slow_read(engine: Engine) -> None:
         with reading_one(engine) as conn:
             conn.exec_driver_sql("SELECT pg_sleep(0.3)")
 
     async def two_at_once() -> None:
-        db.open_on_this_loop(engine)
+        store.open_on_this_loop()
         try:
-            await asyncio.gather(db.run(engine, slow_read), db.run(engine, slow_read))
+            await asyncio.gather(store.run(slow_read), store.run(slow_read))
         finally:
-            await db.close_on_this_loop(engine)
+            await store.close_on_this_loop()
 
     count, total = _waits()
     try:
         anyio.run(two_at_once)
     finally:
-        engine.dispose()
+        store.dispose()
     waited_count, waited_total = _waits()
     assert waited_count - count == 2  # every unit of work is counted, the one that had no wait too
     assert 0.25 <= waited_total - total < 2  # the second waited for the first's connection
@@ -129,12 +130,12 @@ def _lock_timeout(engine: Engine) -> str:
 def test_work_gives_up_on_a_lock_after_the_setting_and_a_migration_does_not(
     database_url: str,
 ) -> None:
-    engine = _open(database_url, database_lock_timeout_s=0.2)
+    store = _open(database_url, database_lock_timeout_s=0.2)
     try:
-        assert _lock_timeout(engine) == "200ms"
-        assert run_on_the_loop(engine, _lock_timeout) == "200ms"
+        assert _lock_timeout(store.engine) == "200ms"
+        assert run_on_the_loop(store, _lock_timeout) == "200ms"
         # Another instance migrating: the one that starts meanwhile waits for it, however long.
-        with engine.connect() as migrating:
+        with store.engine.connect() as migrating:
             migrating.exec_driver_sql("SELECT pg_advisory_lock(44030001)")
             done = threading.Timer(
                 1, lambda: migrating.exec_driver_sql("SELECT pg_advisory_unlock(44030001)")
@@ -147,4 +148,4 @@ def test_work_gives_up_on_a_lock_after_the_setting_and_a_migration_does_not(
                 done.join()
             assert time.monotonic() - started >= 0.9
     finally:
-        engine.dispose()
+        store.dispose()

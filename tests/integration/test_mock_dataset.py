@@ -127,7 +127,7 @@ async def test_decisions_on_the_population_give_every_outcome(tmp_path: Path) ->
         ),
         clock=Clock(),
     )
-    _, key = create_client(container.db, "admin", "a")
+    _, key = create_client(container.database.engine, "admin", "a")
     outcomes: Counter[str] = Counter()
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:

@@ -12,8 +12,8 @@ from alembic.migration import MigrationContext
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select
 
-from miaopi.records import db
 from miaopi.records.clients import create_client
+from miaopi.records.database import Database
 from miaopi.records.engines import make_engine
 from miaopi.records.migrate import upgrade
 from miaopi.records.sealing import DataKey
@@ -49,9 +49,10 @@ def _client_names(engine: Engine) -> list[str]:
 async def test_a_short_write_waits_for_another_writer_without_stopping_the_loop(
     tmp_path: Path, holder: str
 ) -> None:
-    """On SQLite ``db.run`` writes on the loop's thread, but never makes the loop wait."""
+    """On SQLite ``Database.run`` writes on the loop's thread, but never makes the loop wait."""
     database = tmp_path / "w.db"
-    engine = make_engine(f"sqlite:///{database}", DataKey(DATA_KEY))
+    store = Database(f"sqlite:///{database}", DataKey(DATA_KEY))
+    engine = store.engine
     upgrade(engine)
     held, release = threading.Event(), threading.Event()
 
@@ -82,7 +83,7 @@ async def test_a_short_write_waits_for_another_writer_without_stopping_the_loop(
 
     waits = REGISTRY.get_sample_value("miaopi_database_wait_seconds_sum") or 0.0
     try:
-        task = asyncio.ensure_future(db.run(engine, work))
+        task = asyncio.ensure_future(store.run(work))
         await asyncio.sleep(0.2)  # the loop keeps running while the work waits its turn
         assert not task.done()
         tries_while_held = len(threads)
@@ -104,7 +105,8 @@ async def test_a_short_write_waits_for_another_writer_without_stopping_the_loop(
 
 @pytest.mark.anyio
 async def test_a_short_write_on_a_free_database_commits_on_the_loop(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/w.db", DataKey(DATA_KEY))
+    store = Database(f"sqlite:///{tmp_path}/w.db", DataKey(DATA_KEY))
+    engine = store.engine
     upgrade(engine)
     threads: list[int] = []
 
@@ -113,7 +115,7 @@ async def test_a_short_write_on_a_free_database_commits_on_the_loop(tmp_path: Pa
         create_client(engine, "channel", "first")
         create_client(engine, "channel", "second")  # a second transaction in the same work
 
-    await db.run(engine, work)
+    await store.run(work)
     assert threads == [threading.get_ident()]
     assert sorted(_client_names(engine)) == ["first", "second"]
     engine.dispose()

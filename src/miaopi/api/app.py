@@ -20,8 +20,6 @@ from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 from miaopi.identifiers import load_tables
-from miaopi.records.db import open_on_this_loop
-from miaopi.records.engines import statement_threads
 from miaopi.telemetry import forget_dead_workers, stamp_request_ids
 
 log = logging.getLogger("miaopi.rules")
@@ -57,10 +55,9 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        anyio.to_thread.current_default_thread_limiter().total_tokens = statement_threads(
-            container.db
-        )
-        open_on_this_loop(container.db)  # closed by container.aclose()
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = container.database.statement_threads()
+        container.database.open_on_this_loop()  # closed by container.aclose()
         # SIGHUP reloads the rules on the event loop's thread (durable-rules must stay there).
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)

@@ -13,8 +13,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from miaopi.api.errors import Problem, invalid
 from miaopi.bootstrap import Container
 from miaopi.domain import Role
-from miaopi.records import db
-from miaopi.records.cases import Scope
 from miaopi.records.clients import Client, authenticate
 from miaopi.records.paging import decode_cursor
 
@@ -67,7 +65,7 @@ async def _client(
     cache: RecentKeys = state.recent_keys
     client = cache.get(credentials.credentials)
     if client is None:
-        client = await db.run(state.container.db, authenticate, credentials.credentials)
+        client = await state.container.database.run(authenticate, credentials.credentials)
         if client is None:
             raise unauthorized
         cache.put(credentials.credentials, client)
@@ -115,17 +113,6 @@ async def _cursor(
 
 
 Cursor = Annotated[str | None, Depends(_cursor)]
-
-
-def scope_of(client: Client) -> Scope:
-    """The cases a client may see: all, its employer's, the ones it submitted, or its tasks'."""
-    if client.role == "admin":
-        return Scope("all")
-    if client.role == "employer":
-        return Scope("employer", client.uscc)
-    if client.role == "channel":
-        return Scope("submitted_by", client.id)
-    return Scope("auditor", client.id)  # the cases of their own tasks
 
 
 async def reject_unknown_query(request: Request) -> None:

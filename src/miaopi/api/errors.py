@@ -13,6 +13,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from miaopi.usecases.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidInput,
+    UseCaseError,
+)
+
 log = logging.getLogger("miaopi.api")
 
 PROBLEM = "application/problem+json"
@@ -89,10 +97,33 @@ def _unavailable(exc: OperationalError) -> bool:
     return True  # psycopg keeps OperationalError for the connection and the server's state
 
 
+def as_problem(exc: UseCaseError) -> Problem:
+    """A use case's refusal as the problem the contract gives for it."""
+    if isinstance(exc, InvalidInput):
+        return invalid(exc.loc, str(exc))
+    if isinstance(exc, IdempotencyKeyReused):
+        return Problem(
+            422,
+            str(exc),
+            slug="idempotency-key-reused",
+            errors=[{"loc": ["header", "idempotency-key"], "msg": "reused with a different body"}],
+        )
+    if isinstance(exc, Forbidden):
+        return Problem(403, str(exc), slug="forbidden")
+    if isinstance(exc, Conflict):
+        return Problem(409, str(exc), slug=exc.slug)
+    return Problem(404, str(exc))  # NotFound: never says whether it exists elsewhere
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.detail, exc.slug, exc.errors, exc.headers)
+
+    @app.exception_handler(UseCaseError)
+    async def _refused(_: Request, exc: UseCaseError) -> JSONResponse:
+        p = as_problem(exc)
+        return problem_response(p.status, p.detail, p.slug, p.errors, p.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,7 +21,7 @@ def openapi_document() -> dict[str, Any]:
     try:
         return create_app(container).openapi()
     finally:
-        container.db.dispose()
+        container.database.dispose()
 
 
 def openapi_yaml() -> str:

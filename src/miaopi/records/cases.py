@@ -65,7 +65,7 @@ class NewCase:
     risk_class: str | None
     employer_region: str | None
     supervision: SupervisionTerms
-    # Made once, with the case, not by ``record``: on SQLite ``db.run`` tries that again while
+    # Made once, with the case, not by ``record``: on SQLite ``Database.run`` tries that again while
     # another writer holds the write slot, and these cost more than the rest of an attempt.
     row: dict[str, Any] = field(init=False)  # as inserted (its id too): documents as JSON text
     digest: str = field(init=False)  # for its ledger entry (``ledger.decision_digest``)

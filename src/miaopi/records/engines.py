@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
 from miaopi.records.sealing import DataKey, bind_key, json_text
-from miaopi.records.writing import refuse_unprepared
+from miaopi.records.writing import WRITE_SLOT, WriteSlot, refuse_unprepared
 
 _SERVER_POOL = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
 # The loop's own pool (open_on_this_loop): its work is not bounded by statement threads, so
@@ -32,8 +32,7 @@ _SERVER_POOL = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
 # load a few connections serve, each back within the time it is trusted without a ping, and
 # the rest sit idle.
 LOOP_POOL_SIZE = 20
-_LOOP_POOL = {"pool_pre_ping": False, "pool_use_lifo": True, "max_overflow": 0}
-loop_pools: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+LOOP_POOL = {"pool_pre_ping": False, "pool_use_lifo": True, "max_overflow": 0}
 
 
 # libpq's bounds on a database server that stops answering without closing the connection (a
@@ -63,7 +62,6 @@ IDLE_IN_TRANSACTION_MS = 10_000
 # decision, each waiting with its connection and its place among the decisions in flight
 # for as long as it lasted.
 LOCK_TIMEOUT_S = 5.0
-lock_timeouts: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 
 
 def bound_sessions(lock_timeout_s: float) -> Callable[[Any, Any], None]:
@@ -80,34 +78,35 @@ def bound_sessions(lock_timeout_s: float) -> Callable[[Any, Any], None]:
     return bound
 
 
+def connect_args(url: URL, prepared_statements: bool = True) -> dict[str, Any]:
+    """The driver's arguments: without ``prepared_statements`` psycopg never prepares a
+    statement on the server (for a pooler in transaction mode that does not track them)."""
+    args: dict[str, Any] = {} if prepared_statements else {"prepare_threshold": None}
+    if url.get_backend_name() == "postgresql":
+        # The URL's own values, if it gives them, stand (``?connect_timeout=…``).
+        args |= {k: v for k, v in _NETWORK_BOUNDS.items() if k not in url.query}
+    return args
+
+
 def make_engine(
     url: str,
     data_key: DataKey | None = None,
     *,
-    pool_size: int = LOOP_POOL_SIZE,
     prepared_statements: bool = True,
     lock_timeout_s: float = LOCK_TIMEOUT_S,
 ) -> Engine:
     """An engine for ``url``; ``data_key`` seals and opens its personal data (sealing.py).
 
-    For a server database, ``pool_size`` is the connections of the loop's own pool
-    (``open_on_this_loop``), and without ``prepared_statements`` psycopg never prepares a
-    statement on the server (for a pooler in transaction mode that does not track them).
-    Work gives up on a lock held elsewhere after ``lock_timeout_s`` (``LOCK_TIMEOUT_S``).
+    A server's sessions give up on a lock held elsewhere after ``lock_timeout_s``; a SQLite
+    file's engine carries the file's write slot (``writing.WRITE_SLOT``).
     """
-    connect_args: dict[str, Any] = {} if prepared_statements else {"prepare_threshold": None}
     parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        # The URL's own values, if it gives them, stand (``?connect_timeout=…``).
-        connect_args |= {k: v for k, v in _NETWORK_BOUNDS.items() if k not in parsed.query}
-    engine = _engine(parsed, connect_args)
-    lock_timeouts[engine] = lock_timeout_s
+    engine = _engine(parsed, connect_args(parsed, prepared_statements))
     if parsed.get_backend_name() != "sqlite":
         event.listen(engine, "connect", bound_sessions(lock_timeout_s))
     event.listen(engine, "before_cursor_execute", refuse_unprepared)
     if data_key is not None:
         bind_key(engine, data_key)
-    loop_pools[engine] = {**_LOOP_POOL, "pool_size": pool_size, "connect_args": connect_args}
     return engine
 
 
@@ -128,6 +127,9 @@ def _engine(parsed: URL, connect_args: dict[str, Any]) -> Engine:
     engine = create_engine(
         parsed, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=json_text
     )
+    slot = WriteSlot(parsed.database)
+    engine.update_execution_options(**{WRITE_SLOT: slot})
+    weakref.finalize(engine, slot.close)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -192,7 +192,7 @@ def _cursor(conn: Connection) -> Any:
 
 
 class _Awaited:
-    """An asyncio driver's cursor as a plain one, for work that ``db.run`` runs in a greenlet.
+    """An asyncio driver's cursor as a plain one, for work that ``Database.run`` runs in a greenlet.
 
     SQLAlchemy's own adapter of the cursor reads a statement's rows as soon as it runs, which
     in a pipeline finds none yet: a pipelined read would come back empty.

@@ -11,24 +11,23 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from miaopi.evidence.ports import Evidence, RevocationRegister
-from miaopi.records import db
+from miaopi.records.database import Database
 from miaopi.supervision.tasks import bars_of
 
 log = logging.getLogger(__name__)
 
 
 class DbRevocationRegister(RevocationRegister):
-    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
-        self.engine, self.clock = engine, clock
+    def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
+        self.database, self.clock = database, clock
 
     async def bars_of(self, id_number: str) -> Evidence:
         queried_at, started = self.clock(), time.perf_counter()
         try:
-            rows = await db.run(self.engine, bars_of, id_number)
+            rows = await self.database.run(bars_of, id_number)
         except SQLAlchemyError as exc:
             log.warning("revocation register unavailable: %s", type(exc).__name__)
             return Evidence(

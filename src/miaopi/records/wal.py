@@ -2,8 +2,8 @@
 
 By default SQLite checkpoints in the COMMIT that takes the write-ahead log past 1,000 pages: it
 copies the log into the database file and waits for the disk, 8–10 ms here. While the service
-serves, that COMMIT is a case's, run on the event loop (``db.run``), so every request in flight
-waited with it, about once a second at 100 decisions/s. That was most of the p99 overhead:
+serves, that COMMIT is a case's, run on the event loop (``Database.run``), so every request in
+flight waited with it, about once a second at 100 decisions/s. That was most of the p99 overhead:
 scripts/bench, one worker at 100/s, p99 overhead 14.2–16.2 ms in seven runs, 6.6 ms in a run
 with no checkpoint at all.
 
@@ -14,9 +14,9 @@ end starts again from its beginning (at the next writer), and under steady write
 checkpoint seldom gets there, since what is committed while it runs is left for the next one:
 with passive checkpoints alone the log grew to 580 MB in one benchmark. So when the log holds
 more than ``most_frames`` pages, the thread checkpoints once more holding the write slot
-(``db._WriterQueue``), so that no writer adds to the log meanwhile, and the next writer starts
+(``writing.WriteSlot``), so that no writer adds to the log meanwhile, and the next writer starts
 it again. Work on the loop that finds the slot taken pauses without stopping the loop and tries
-again (``db.run``); only the writes of those few milliseconds wait. Measured so: p99 overhead
+again (``Database.run``); only the writes of those few milliseconds wait. Measured so: p99 overhead
 at 100/s 6.7–11.9 ms in eight runs of eleven, with one worker and with two (README, Benchmark).
 """
 
@@ -46,7 +46,7 @@ MOST_FRAMES = 1000
 
 class Checkpointer:
     """Checkpoints the WAL of the engine's SQLite file from a thread of its own; ``write_slot``
-    holds the database's only write slot (``db._WriterQueue.turn``)."""
+    holds the database's only write slot (``writing.WriteSlot.turn``)."""
 
     def __init__(
         self,

@@ -13,7 +13,6 @@ import fcntl
 import os
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -28,7 +27,7 @@ class WriterBusy(Exception):
     """Another writer holds the SQLite database; raised only to work that must not wait."""
 
 
-class _WriterQueue:
+class WriteSlot:
     """One writer at a time per SQLite file: a lock for threads, ``flock`` for processes."""
 
     def __init__(self, database: str | None) -> None:
@@ -62,21 +61,14 @@ class _WriterQueue:
             self._fd = None
 
 
-_writer_queues: weakref.WeakKeyDictionary[Engine, _WriterQueue] = weakref.WeakKeyDictionary()
-queues_lock = threading.Lock()
+# The execution option of a SQLite engine that holds its file's ``WriteSlot`` (engines.py).
+WRITE_SLOT = "miaopi_write_slot"
 
 
-def writer_queue(engine: Engine) -> _WriterQueue:
-    with queues_lock:
-        return writer_queue_locked(engine)
-
-
-def writer_queue_locked(engine: Engine) -> _WriterQueue:
-    queue = _writer_queues.get(engine)
-    if queue is None:
-        queue = _writer_queues[engine] = _WriterQueue(engine.url.database)
-        weakref.finalize(engine, queue.close)
-    return queue
+def write_slot(engine: Engine) -> WriteSlot:
+    """The write slot of a SQLite engine's file (``make_engine`` gives every one its own)."""
+    slot: WriteSlot = engine.get_execution_options()[WRITE_SLOT]
+    return slot
 
 
 @contextmanager
@@ -101,7 +93,7 @@ def writing(engine: Engine, *, pipelined: bool = False) -> Iterator[Connection]:
     inline = inline_work.__dict__
     # Work run on the event loop gives its place up rather than wait, unless it already wrote.
     wait = not inline.get("active") or inline.get("wrote", False)
-    with writer_queue(engine).turn(wait), engine.connect() as conn:
+    with write_slot(engine).turn(wait), engine.connect() as conn:
         conn = conn.execution_options(sqlite_immediate=True)
         with _after_commit(conn), _prepared_only(conn, pipelined), conn.begin():
             yield conn

@@ -28,11 +28,12 @@ from miaopi.api.schemas import (
 )
 from miaopi.bootstrap import Container
 from miaopi.eligibility.dates import today_in_shanghai
-from miaopi.records import cases, db
+from miaopi.records import cases
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client
 from miaopi.supervision import tasks
 from miaopi.supervision.draw import has_ended, parse_period, seed_commitment
+from miaopi.usecases import close_task as closing
 
 router = APIRouter(prefix="/v1/audit", tags=["supervision"])
 
@@ -49,15 +50,15 @@ def _today(container: Container) -> Any:
 
 
 async def _task(container: Container, client: Client, task_id: str) -> Any:
-    row = await db.run(container.db, tasks.get_task, task_id, _own(client))
+    row = await container.database.run(tasks.get_task, task_id, _own(client))
     if row is None:
         raise Problem(404, "task not found")
     return row
 
 
 async def _detail(container: Container, client: Client, task: Any) -> dict[str, Any]:
-    case = await db.run(container.db, cases.get, task.case_id, Scope("all"))
-    history = await run_in_threadpool(tasks.case_history, container.db, task.case_id)
+    case = await container.database.run(cases.get, task.case_id, Scope("all"))
+    history = await container.database.run_in_thread(tasks.case_history, task.case_id)
     body = task_body(task, _today(container))
     body["case"] = audited_case_body(case, history, client)
     return body
@@ -82,10 +83,7 @@ async def list_tasks(
     if period is not None:
         _period(period, ["query", "period"])
     today = _today(container)
-    rows, next_cursor = await run_in_threadpool(
-        tasks.task_page,
-        container.db,
-        _own(client),
+    rows, next_cursor = await container.database.run_in_thread(tasks.task_page, _own(client),
         today,
         limit,
         cursor,
@@ -113,30 +111,12 @@ async def read_task(task_id: str, client: Supervisor, container: ContainerDep) -
 async def close_task(
     task_id: str, body: FindingsIn, client: Auditor, container: ContainerDep
 ) -> Any:
-    if body.outcome == "revoked" and not body.reason:
-        raise invalid(["body", "reason"], "a revocation needs its reason")
-    now = container.clock()
-    try:
-        await run_in_threadpool(
-            lambda: tasks.close_task(
-                container.db,
-                task_id=task_id,
-                auditor_id=client.id,
-                findings=body.model_dump(
-                    include={"completeness", "consistency", "compliance", "notes"}
-                ),
-                outcome=body.outcome,
-                reason=body.reason,
-                now=now,
-                today=today_in_shanghai(now),
-            )
-        )
-    except tasks.TaskNotFound:
-        raise Problem(404, "task not found") from None
-    except tasks.TaskClosed:
-        raise Problem(
-            409, "this task is closed already; a closure is final", slug="task-closed"
-        ) from None
+    findings = closing.Findings(
+        checks=body.model_dump(include={"completeness", "consistency", "compliance", "notes"}),
+        outcome=body.outcome,
+        reason=body.reason,
+    )
+    await closing.close_task(task_id, findings, client, uow=container.uow, now=container.clock())
     return await _detail(container, client, await _task(container, client, task_id))
 
 
@@ -171,7 +151,7 @@ def _period_document(container: Container, period: str) -> Iterator[str]:
     The draws come first and what is summed up from them after, so each is read once.
     """
     ended = has_ended(period, _today(container))
-    seed = tasks.period_seed(container.db, period)
+    seed = tasks.period_seed(container.database.engine, period)
     yield (
         _json_fields(
             period=period,
@@ -184,7 +164,7 @@ def _period_document(container: Container, period: str) -> Iterator[str]:
     rates: set[tuple[str, str]] = set()
     selected: list[str] = []
     approvals = 0
-    for batch in tasks.period_draws(container.db, period):
+    for batch in tasks.period_draws(container.database.engine, period):
         draws = []
         for d in batch:
             draws.append({"case_id": d.case_id, "risk_class": d.risk_class, "rate": d.rate,
@@ -246,7 +226,7 @@ async def export_samples(period: PeriodParam, client: Supervisor, container: Con
 def _samples_csv(container: Container, auditor_id: int | None, period: str) -> Iterator[str]:
     """The samples as CSV, written out as they are read, in a worker thread (read_period)."""
     today = _today(container)
-    batches = tasks.period_samples(container.db, auditor_id, period)
+    batches = tasks.period_samples(container.database.engine, auditor_id, period)
     out = io.StringIO()
     out.write("\ufeff")  # Excel reads UTF-8 (Chinese names) only with a byte-order mark
     writer = csv.writer(out)

@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Engine, text
 
 from miaopi.api.deps import ContainerDep
 from miaopi.api.schemas import HealthOut
@@ -22,10 +21,14 @@ async def healthz() -> Any:
     return {"status": "ok", "checks": {}}
 
 
-def _database_ok(container: Container) -> bool:
+def _select_one(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+async def _database_ok(container: Container) -> bool:
     try:
-        with container.db.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        await container.database.run_in_thread(_select_one)
     except Exception:
         return False
     return True
@@ -39,7 +42,7 @@ def _database_ok(container: Container) -> bool:
 )
 async def readyz(container: ContainerDep) -> Any:
     checks = {
-        "database": "ok" if await run_in_threadpool(_database_ok, container) else "unavailable",
+        "database": "ok" if await _database_ok(container) else "unavailable",
         "rules": "ok" if container.rulebook.rulesets else "none loaded",
     }
     ready = all(v == "ok" for v in checks.values())

@@ -12,14 +12,11 @@ Runs on the event loop, like decisions, because it evaluates rules.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy import Engine
 
 from miaopi.decision.replay import TamperedRuleset, stored_ruleset
 from miaopi.decision.service import judge
@@ -31,6 +28,7 @@ from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.facts import CREDIT_EMPLOYER
 from miaopi.evidence.gather import Registries, gather
 from miaopi.records import access_log, cases
+from miaopi.records.database import Database
 from miaopi.records.paging import new_id
 from miaopi.supervision import queue, recheck_claims
 
@@ -61,7 +59,7 @@ class RecheckReport:
 
 @dataclass
 class Rechecker:
-    db: Engine
+    database: Database
     engine: RuleEngine
     registries: Registries
     rulebook: Callable[[], RuleBook]
@@ -71,7 +69,7 @@ class Rechecker:
     async def run(self) -> RecheckReport:
         report = RecheckReport()
         now = self.clock()
-        report.assigned = await asyncio.to_thread(queue.assign_waiting, self.db, now)
+        report.assigned = await self.database.run_in_thread(queue.assign_waiting, now)
         today = today_in_shanghai(now)
         earliest = min(
             (r.supervision.recheck_from_days for r in self.rulebook().rulesets), default=0
@@ -80,9 +78,9 @@ class Rechecker:
         try:
             while True:
                 # Batches claimed under a lease: runners on other instances take other cases.
-                batch = await asyncio.to_thread(
-                    lambda: recheck_claims.claim_rechecks(
-                        self.db, runner=runner, now=self.clock(), lease=CLAIM_LEASE,
+                batch = await self.database.run_in_thread(
+                    lambda engine: recheck_claims.claim_rechecks(
+                        engine, runner=runner, now=self.clock(), lease=CLAIM_LEASE,
                         approved_on_or_before=today - timedelta(days=earliest),
                     )
                 )  # fmt: skip
@@ -95,12 +93,12 @@ class Rechecker:
                         log.error("re-check skipped: case %s has a tampered rule version", row.id)
         finally:
             # Not finished (no answer, not due yet, tampered): back in the queue for next time.
-            await asyncio.to_thread(recheck_claims.release_rechecks, self.db, runner)
+            await self.database.run_in_thread(recheck_claims.release_rechecks, runner)
         return report
 
     async def _ruleset(self, fp: str) -> Ruleset:
         if fp not in self._rulesets:
-            definition = await asyncio.to_thread(cases.ruleset_definition, self.db, fp)
+            definition = await self.database.run_in_thread(cases.ruleset_definition, fp)
             self._rulesets[fp] = stored_ruleset(definition, fp)
         return self._rulesets[fp]
 
@@ -118,9 +116,9 @@ class Rechecker:
         report.checked += 1
         application = Application.from_json(row.request)
         answers = await gather(self.registries, list(ruleset.queries), application)
-        await asyncio.to_thread(
-            lambda: access_log.record_queries(
-                self.db, [e.to_json() for e in answers.values()], "recheck", case_id=row.id,
+        await self.database.run_in_thread(
+            lambda engine: access_log.record_queries(
+                engine, [e.to_json() for e in answers.values()], "recheck", case_id=row.id,
                 requested_by=None,
             )
         )  # fmt: skip
@@ -145,9 +143,9 @@ class Rechecker:
                 }
             )
         if discrepancy:
-            task = await asyncio.to_thread(
-                lambda: recheck_claims.finish_recheck(
-                    self.db,
+            task = await self.database.run_in_thread(
+                lambda engine: recheck_claims.finish_recheck(
+                    engine,
                     case_id=row.id,
                     runner=runner,
                     result="discrepancy",
@@ -167,9 +165,9 @@ class Rechecker:
             report.clean += 1
 
     async def _finish(self, case_id: str, runner: str, result: str, now: datetime) -> None:
-        await asyncio.to_thread(
-            lambda: recheck_claims.finish_recheck(
-                self.db, case_id=case_id, runner=runner, result=result, now=now
+        await self.database.run_in_thread(
+            lambda engine: recheck_claims.finish_recheck(
+                engine, case_id=case_id, runner=runner, result=result, now=now
             )
         )
 

@@ -1,0 +1,43 @@
+"""The unit of work on the database: each call one transaction, run where ``Database`` says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from miaopi.records import access_log, cases
+from miaopi.records.access_log import Purpose
+from miaopi.records.cases import NewCase, Scope
+from miaopi.records.database import Database
+from miaopi.records.sealing import key_of
+from miaopi.supervision import tasks
+from miaopi.usecases.unit_of_work import UnitOfWork
+
+
+class DatabaseUnitOfWork(UnitOfWork):
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def body_hash(self, canonical_body: bytes) -> str:
+        return key_of(self.database.engine.dialect).body_hash(canonical_body)
+
+    async def find_idempotent(self, client_id: int, key: str) -> tuple[str, str] | None:
+        return await self.database.run(cases.find_idempotent, client_id, key)
+
+    async def record(
+        self, new: NewCase, city_prefix: str, idempotency: tuple[int, str, str] | None
+    ) -> Any:
+        return await self.database.run(cases.record, new, city_prefix, idempotency)
+
+    async def case(self, case_id: str, scope: Scope) -> Any | None:
+        return await self.database.run(cases.get, case_id, scope)
+
+    async def log_queries(
+        self, evidence: list[dict[str, Any]], purpose: Purpose, **who: Any
+    ) -> None:
+        await self.database.run(access_log.record_queries, evidence, purpose, **who)
+
+    async def close_task(self, **closure: Any) -> None:
+        await self.database.run_in_thread(lambda engine: tasks.close_task(engine, **closure))
+
+    async def ruleset_definition(self, fingerprint: str) -> dict[str, Any] | None:
+        return await self.database.run_in_thread(cases.ruleset_definition, fingerprint)

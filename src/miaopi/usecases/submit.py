@@ -1,0 +1,95 @@
+"""Submit an application: decide it now and record the case, once per Idempotency-Key."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from miaopi.decision.service import Decider, Decision
+from miaopi.domain import Application
+from miaopi.records.cases import IdempotencyRace, NewCase
+from miaopi.records.clients import Client
+from miaopi.usecases.access import case_in_scope
+from miaopi.usecases.applications import check_application
+from miaopi.usecases.decide import decide
+from miaopi.usecases.errors import IdempotencyKeyReused
+from miaopi.usecases.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    application: Application
+    client: Client
+    # The body as canonical JSON: an Idempotency-Key records its keyed hash, to tell a retry
+    # from a different body.
+    canonical_body: bytes
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    case: Any  # as stored
+    replayed: bool  # the case an earlier request with the same key recorded
+
+
+async def submit(
+    submission: Submission, *, decider: Decider, uow: UnitOfWork, city_prefix: str
+) -> Submitted:
+    application = check_application(submission.application, submission.client)
+    body_hash = uow.body_hash(submission.canonical_body)
+    if submission.idempotency_key is not None:
+        seen = await _seen(submission, body_hash, uow)
+        if seen is not None:
+            return seen
+    decision = await decide(decider, application, "case")
+    key = submission.idempotency_key
+    claim = (submission.client.id, key, body_hash) if key is not None else None
+    try:
+        row = await uow.record(new_case(decision, submission.client.id), city_prefix, claim)
+    except IdempotencyRace:
+        # A concurrent request with the same key committed first: its case is the answer.
+        seen = await _seen(submission, body_hash, uow)
+        if seen is None:  # pragma: no cover - the race guarantees the key is recorded
+            raise
+        return seen
+    return Submitted(row, replayed=False)
+
+
+async def _seen(submission: Submission, body_hash: str, uow: UnitOfWork) -> Submitted | None:
+    """The case already recorded under the submission's key, or None."""
+    client, key = submission.client, str(submission.idempotency_key)
+    seen = await uow.find_idempotent(client.id, key)
+    if seen is None:
+        return None
+    # Keys recorded before the hash was keyed hold the body's plain SHA-256.
+    if seen[0] not in (body_hash, hashlib.sha256(submission.canonical_body).hexdigest()):
+        raise IdempotencyKeyReused("this Idempotency-Key was used with a different body")
+    return Submitted(await case_in_scope(uow, client, seen[1]), replayed=True)
+
+
+def new_case(decision: Decision, submitted_by: int) -> NewCase:
+    """The case to record for a decision."""
+    application = decision.application
+    return NewCase(
+        status=decision.outcome,
+        business_type=application.business_type,
+        applicant_name=application.applicant_name,
+        applicant_id_number=application.id_number,
+        employer_uscc=application.employer_uscc,
+        employer_name=decision.employer_name,
+        submitted_by=submitted_by,
+        application_date=decision.application_date,
+        ruleset_fingerprint=decision.ruleset.fingerprint,
+        ruleset_definition=decision.ruleset.definition,
+        ruleset_version=decision.ruleset.version,
+        request=application.to_json(),
+        decision=decision.decision_json(),
+        evidence=decision.evidence_json(),
+        submitted_at=decision.submitted_at,
+        decided_at=decision.decided_at,
+        elapsed_ms=decision.elapsed_ms,
+        risk_class=decision.risk_class,
+        employer_region=decision.employer_region,
+        supervision=decision.ruleset.supervision,
+    )

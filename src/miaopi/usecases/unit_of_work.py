@@ -1,0 +1,54 @@
+"""The unit of work: what the use cases need of storage, each call one transaction.
+
+``record`` is the decision's transaction: the case, its idempotency claim, its registry
+queries, its event, its ledger entry and, for an approval, its supervision queue entry, all or
+nothing. The database's implementation is ``records/unit_of_work.py``; the tests' fake keeps
+cases in memory, so the use cases are tested without a database.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from miaopi.records.access_log import Purpose
+from miaopi.records.cases import NewCase, Scope
+
+
+class UnitOfWork(abc.ABC):
+    @abc.abstractmethod
+    def body_hash(self, canonical_body: bytes) -> str:
+        """The keyed hash an Idempotency-Key records of the body (no body is stored)."""
+
+    @abc.abstractmethod
+    async def find_idempotent(self, client_id: int, key: str) -> tuple[str, str] | None:
+        """(recorded body hash, case id) of a key the client used before, or None."""
+
+    @abc.abstractmethod
+    async def record(
+        self, new: NewCase, city_prefix: str, idempotency: tuple[int, str, str] | None
+    ) -> Any:
+        """Record a decided case in one transaction; the case as stored.
+
+        Raises ``cases.IdempotencyRace`` when ``idempotency`` (client id, key, body hash) was
+        claimed by a concurrent request, in which case nothing was recorded.
+        """
+
+    @abc.abstractmethod
+    async def case(self, case_id: str, scope: Scope) -> Any | None:
+        """The case if it is within ``scope``."""
+
+    @abc.abstractmethod
+    async def log_queries(
+        self, evidence: list[dict[str, Any]], purpose: Purpose, **who: Any
+    ) -> None:
+        """Record registry queries that belong to no recorded case (a dry run's)."""
+
+    @abc.abstractmethod
+    async def close_task(self, **closure: Any) -> None:
+        """Close an audit task (``supervision.tasks.close_task``'s arguments) in one
+        transaction; raises ``TaskNotFound`` or ``TaskClosed``."""
+
+    @abc.abstractmethod
+    async def ruleset_definition(self, fingerprint: str) -> dict[str, Any] | None:
+        """The stored definition of a rule version, by its fingerprint."""
