@@ -22,6 +22,7 @@ connection per worker) and switches counting on and off itself: the HTTP server'
 counted too. ``--http`` and ``--loop`` choose uvicorn's protocol and event loop.
 
   python bench/instructions.py                  # needs valgrind on the PATH; about a minute
+  python bench/instructions.py --record bench/results.jsonl   # kept for the benchmarks page
   python bench/instructions.py -n 200 --concurrency 8
   python bench/instructions.py --served --http httptools --loop uvloop
   python bench/instructions.py --database-url postgresql+psycopg://miaopi@127.0.0.1:54330/empty
@@ -33,11 +34,13 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +245,9 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty database instead of a SQLite file")
     parser.add_argument("--http", default="h11", help="uvicorn's HTTP protocol (--served)")
     parser.add_argument("--loop", default="asyncio", help="uvicorn's event loop (--served)")
+    parser.add_argument(
+        "--record", metavar="FILE", help="append the result as a JSON line (bench/results.jsonl)"
+    )
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -282,6 +288,27 @@ def main() -> None:
     how = f"served by uvicorn ({args.http}, {args.loop})" if args.served else "in process"
     print(f"{total / args.n / 1e6:.2f} million instructions per decision ({args.n} decisions "
           f"{how}, concurrency {args.concurrency}, outcomes {outcomes})")  # fmt: skip
+    if args.record:
+        _record(args, total / args.n, how)
+
+
+def _record(args: argparse.Namespace, per_decision: float, how: str) -> None:
+    """Append this run to the results file the benchmarks page is made from (docs/)."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+    result = {
+        "bench": "instructions",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit or None,
+        "python": f"{sys.implementation.name} {platform.python_version()} ({sys.executable})",
+        "database": "postgresql" if args.database_url else "sqlite",
+        "mode": how,
+        "decisions": args.n,
+        "concurrency": args.concurrency,
+        "instructions_per_decision": round(per_decision),
+    }
+    with Path(args.record).open("a", encoding="utf-8") as out:
+        out.write(json.dumps(result, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

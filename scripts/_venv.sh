@@ -44,10 +44,23 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
+# What an install is made from: when none of it changed since the last install into this .venv/
+# (with the extra asked for, or with "test", which has every dependency), the install is skipped,
+# so a restart of scripts/serve takes a second, not a reinstall.
+stamp="$({ "$PYTHON" --version;
+           find pyproject.toml src adapters rules -type f -not -path '*/__pycache__/*' \
+             -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -d' ' -f1)"
+read -r installed installed_extra < .venv/.miaopi-installed 2>/dev/null || true
+if [ "${installed:-}" = "$stamp" ] && { [ "${installed_extra:-}" = "${1:-}" ] || [ "${installed_extra:-}" = test ]; }; then
+  return 0 2>/dev/null || exit 0
+fi
+rm -f .venv/.miaopi-installed
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
 # A plain (non-editable) install: the code under test is what a deployment gets. setuptools
 # reuses ./build, where a module no longer listed in pyproject.toml would linger: start clean.
 rm -rf build
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps .
+rm -rf build
 # With an argument, that extra's dependencies too (scripts/test passes "test").
 .venv/bin/python -m pip install --quiet --disable-pip-version-check ".${1:+[$1]}"
+echo "$stamp ${1:-}" > .venv/.miaopi-installed

@@ -13,7 +13,7 @@ import anyio.to_thread
 from fastapi import Depends, FastAPI
 
 from miaopi import __version__
-from miaopi.api import errors
+from miaopi.api import docs_ui, errors
 from miaopi.api.deps import RecentKeys, reject_unknown_query
 from miaopi.api.limits import BodyLimit, DecisionLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
@@ -81,6 +81,8 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        docs_url=None,  # docs_ui serves both pages without a CDN
+        redoc_url=None,
         dependencies=[Depends(reject_unknown_query)],
     )
     app.state.container = container
@@ -98,6 +100,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(rules.router)
     app.include_router(audit.router)
     app.include_router(health.router)
+    docs_ui.install(app)
     return app
 
 
