@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-BusinessType = Literal["graduate", "in_service", "overseas_returnee", "postdoc"]
+# The rule files define the business types (``RuleBook.business_types``), not this module.
+BusinessType = str
 CriterionResult = Literal["pass", "fail", "unknown"]
 OnFail = Literal["reject", "refer"]
 Outcome = Literal["approved", "rejected", "referred"]

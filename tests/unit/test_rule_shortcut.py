@@ -98,6 +98,7 @@ def _rule_file(criteria: int, branches: int, conditions: int) -> str:
     return f"""kind: business_type
 business_type: postdoc
 title: {{zh: 测试, en: Test}}
+claims: []
 versions:
   - version: "2030.01"
     effective_from: 2030-01-01

@@ -15,6 +15,7 @@ RULE_FILE = """
 kind: business_type
 business_type: postdoc
 title: {zh: 测试, en: Test}
+claims: []
 versions:
   - version: "2030.01"
     effective_from: 2030-01-01

@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI
@@ -101,7 +102,35 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(audit.router)
     app.include_router(health.router)
     docs_ui.install(app)
+    _list_business_types(app, container)
     return app
+
+
+def _list_business_types(app: FastAPI, container: Container) -> None:
+    """The OpenAPI document names the business types of the rules loaded as an ``enum``."""
+    made = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = made()
+        types = container.rulebook.business_types()
+        for schema in document.get("components", {}).get("schemas", {}).values():
+            field = schema.get("properties", {}).get("business_type")
+            if field is not None:
+                _enumerate(field, types)
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "business_type":
+                        _enumerate(parameter["schema"], types)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _enumerate(schema: dict[str, Any], types: list[str]) -> None:
+    for option in schema.get("anyOf", [schema]):  # an optional field: [string, null]
+        if option.get("type") == "string":
+            option["enum"] = list(types)  # a list of its own: YAML would anchor a shared one
 
 
 # Container objects a server process may gain, net, before a young collection: CPython's 700

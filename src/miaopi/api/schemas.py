@@ -15,9 +15,19 @@ from pydantic import (
     field_validator,
 )
 
-from miaopi.domain import BusinessType, CaseStatus, CriterionResult, OnFail, Outcome
+from miaopi.domain import CaseStatus, CriterionResult, OnFail, Outcome
 from miaopi.identifiers import CreditCode, ResidentId
 
+# Which business types exist is the rules' to say: the app lists them in its OpenAPI document
+# (api/app.py) and the use cases refuse a type no rule file defines.
+BusinessTypeName = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=40,
+        description="A business type the rules define (GET /v1/rules)",
+    ),
+]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -83,7 +93,7 @@ class ConsentIn(_In):
 
 
 class ApplicationIn(_In):
-    business_type: BusinessType
+    business_type: BusinessTypeName
     applicant: ApplicantIn
     employer: EmployerIn
     claims: ClaimsIn = Field(default_factory=ClaimsIn)
@@ -108,7 +118,7 @@ class CriterionOut(BaseModel):
 
 
 class RulesetRef(BaseModel):
-    business_type: BusinessType
+    business_type: BusinessTypeName
     version: str
     fingerprint: str
 
@@ -146,7 +156,7 @@ class EmployerOut(BaseModel):
 
 
 class EvaluationOut(BaseModel):
-    business_type: BusinessType
+    business_type: BusinessTypeName
     applicant: ApplicantOut
     employer: EmployerOut
     decision: DecisionOut
@@ -201,7 +211,7 @@ class RuleVersionOut(BaseModel):
 
 
 class RuleSetSummary(BaseModel):
-    business_type: BusinessType
+    business_type: BusinessTypeName
     title: dict[str, str]
     versions: list[RuleVersionOut]
 
@@ -221,7 +231,7 @@ class RuleCriterionOut(BaseModel):
 
 
 class RuleSetDetail(RuleVersionOut):
-    business_type: BusinessType
+    business_type: BusinessTypeName
     title: dict[str, str]
     reference: str
     parameters: dict[str, Any]
@@ -288,7 +298,7 @@ class DiscrepancyOut(BaseModel):
 
 
 class TaskCaseSummary(BaseModel):
-    business_type: BusinessType
+    business_type: BusinessTypeName
     status: CaseStatus
     approval_number: str | None
     employer: EmployerOut

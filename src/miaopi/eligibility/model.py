@@ -141,6 +141,9 @@ class Ruleset:
     criteria: tuple[Criterion, ...] = field(repr=False)
     fingerprint: str = ""
     entitlements: tuple[Entitlement, ...] = field(default=(), repr=False)
+    # What an application must claim, each group one of (the file's ``claims``): a condition
+    # of the request, not of the outcome, so it is not part of the definition's fingerprint.
+    required_claims: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
 
     @property
     def title(self) -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -139,6 +139,7 @@ def _versions(
         }
         try:
             ruleset = ruleset_of(definition, source=name, origins=origins)
+            ruleset = replace(ruleset, required_claims=tuple(map(tuple, data["claims"])))
             try:
                 ruleset.supervision  # noqa: B018 - parsed here so bad terms fail the load
             except TermsError as exc:
@@ -169,6 +170,11 @@ class RuleBook:
 
     def business_types(self) -> list[str]:
         return sorted({r.business_type for r in self.rulesets})
+
+    def required_claims(self, business_type: str) -> tuple[tuple[str, ...], ...] | None:
+        """What an application of the type must claim; None for a type no file defines."""
+        versions = self.versions(business_type)
+        return versions[-1].required_claims if versions else None
 
     def versions(self, business_type: str) -> list[Ruleset]:
         return sorted(

@@ -28,7 +28,8 @@ async def dry_run(
     decider: Decider,
     uow: UnitOfWork,
 ) -> Evaluated:
-    decision = await decide(decider, check_application(application, client), "dry_run", as_of)
+    checked = check_application(application, client, decider.rulebook)
+    decision = await decide(decider, checked, "dry_run", as_of)
     evaluation_id = new_id()
     # No case is recorded, but the queries made about a person are, all the same (§8).
     await uow.log_queries(

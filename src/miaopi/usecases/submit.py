@@ -36,7 +36,7 @@ class Submitted:
 async def submit(
     submission: Submission, *, decider: Decider, uow: UnitOfWork, city_prefix: str
 ) -> Submitted:
-    application = check_application(submission.application, submission.client)
+    application = check_application(submission.application, submission.client, decider.rulebook)
     body_hash = uow.body_hash(submission.canonical_body)
     if submission.idempotency_key is not None:
         seen = await _seen(submission, body_hash, uow)

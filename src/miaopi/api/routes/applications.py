@@ -8,10 +8,12 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from miaopi.api.deps import ContainerDep, Cursor, Evaluator, Reader, Submitter, Supervisor
+from miaopi.api.errors import invalid
 from miaopi.api.presenters import case_body, evaluation_body
 from miaopi.api.schemas import (
     AccessLogOut,
     ApplicationIn,
+    BusinessTypeName,
     CaseList,
     CaseOut,
     EvaluationIn,
@@ -19,7 +21,7 @@ from miaopi.api.schemas import (
     ProblemOut,
     ReplayOut,
 )
-from miaopi.domain import Application, BusinessType, CaseStatus
+from miaopi.domain import Application, CaseStatus
 from miaopi.eligibility.model import canonical_json
 from miaopi.records import access_log, cases
 from miaopi.records.clients import Client
@@ -130,13 +132,14 @@ async def list_cases(
     client: Reader,
     container: ContainerDep,
     status: CaseStatus | None = None,
-    business_type: BusinessType | None = None,
+    business_type: BusinessTypeName | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Cursor = None,
 ) -> Any:
+    if business_type is not None and business_type not in container.rulebook.business_types():
+        raise invalid(["query", "business_type"], "no rule file defines this business type")
     rows, next_cursor = await container.database.run_in_thread(
-        cases.page, scope_of(client),
-        limit, cursor, status, business_type
+        cases.page, scope_of(client), limit, cursor, status, business_type
     )
     return {"items": [case_body(r, client) for r in rows], "next_cursor": next_cursor}
 

@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from miaopi.api.deps import Admin, ContainerDep, CurrentClient
-from miaopi.api.errors import Problem
+from miaopi.api.errors import Problem, invalid
 from miaopi.api.routes.applications import PROBLEMS
-from miaopi.api.schemas import ReloadOut, RuleSetDetail, RuleSetList
+from miaopi.api.schemas import BusinessTypeName, ReloadOut, RuleSetDetail, RuleSetList
 from miaopi.bootstrap import RulesRefused
-from miaopi.domain import BusinessType
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.model import Ruleset
 
@@ -54,11 +53,13 @@ async def list_rules(_: CurrentClient, container: ContainerDep) -> Any:
     summary="The criteria and parameters of the version in force",
 )
 async def rules_in_force(
-    business_type: BusinessType,
+    business_type: BusinessTypeName,
     _: CurrentClient,
     container: ContainerDep,
     as_of: Annotated[date | None, Query(description="Default today (Asia/Shanghai)")] = None,
 ) -> Any:
+    if business_type not in container.rulebook.business_types():
+        raise invalid(["path", "business_type"], "no rule file defines this business type")
     day = as_of or today_in_shanghai(container.clock())
     ruleset = container.rulebook.in_force(business_type, day)
     if ruleset is None:
