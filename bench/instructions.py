@@ -165,7 +165,7 @@ def _serve(args: argparse.Namespace, population: Path, env: dict[str, str]) -> N
 
     from miaopi.api.app import create_app
     from miaopi.bootstrap import bootstrap
-    from miaopi.telemetry import logging_config
+    from miaopi.telemetry.logs import logging_config
 
     keys = bench.make_keys(env, args.concurrency)
     port = bench.free_port()

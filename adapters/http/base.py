@@ -29,7 +29,8 @@ from pydantic_core import to_json
 from miaopi.adapters.http.breaker import CircuitBreaker
 from miaopi.adapters.http.transport import MOST_ANSWER_BYTES, AnswerTooLarge, RegistryTransport
 from miaopi.evidence.ports import Evidence, EvidenceStatus, RegistryName
-from miaopi.telemetry import BREAKER_CODES, BREAKER_STATE, REQUEST_ID, series
+from miaopi.telemetry.logs import REQUEST_ID
+from miaopi.telemetry.metrics import BREAKER_CODES, BREAKER_STATE, series
 
 BACKOFF_S = (0.05, 0.15)  # the pause before the retry, drawn uniformly (jitter)
 

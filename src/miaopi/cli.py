@@ -105,14 +105,14 @@ def serve(
     typer.echo(f"rules: {book.source} ({', '.join(book.business_types())})", err=True)
     metrics_dir = None
     if workers > 1:
-        # Each worker writes its metrics here and /metrics sums them (telemetry.py). A fresh
+        # Each worker writes its metrics here and /metrics sums them (telemetry/metrics.py). A fresh
         # directory per start: samples of processes from an earlier run must not count.
         import os
         import tempfile
 
         metrics_dir = tempfile.mkdtemp(prefix="miaopi-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    from miaopi.telemetry import logging_config
+    from miaopi.telemetry.logs import logging_config
 
     try:
         uvicorn.run(

@@ -17,7 +17,7 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
 from miaopi.evidence.ports import REGISTRY_NAMES
 from miaopi.settings import Settings
-from miaopi.telemetry import JsonFormatter
+from miaopi.telemetry.logs import JsonFormatter
 from tests.conftest import ON_POSTGRES, Clock, application
 
 pytestmark = pytest.mark.anyio

@@ -21,7 +21,7 @@ from miaopi.evidence.ports import REGISTRY_NAMES
 from miaopi.records.ledger_verify import verify
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
-from miaopi.telemetry import JsonFormatter
+from miaopi.telemetry.logs import JsonFormatter
 from tests.conftest import RULES, Clock, application, stored_bytes
 from tests.e2e.test_business_types import BY_NAME, CASES
 from tests.e2e.test_ledger import FUTIAN

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from miaopi.telemetry import LOG_LINES_DROPPED, NonBlockingStreamHandler, _whole_lines
+from miaopi.telemetry.logs import NonBlockingStreamHandler, _whole_lines
+from miaopi.telemetry.metrics import LOG_LINES_DROPPED
 
 
 @pytest.fixture

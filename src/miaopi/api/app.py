@@ -21,7 +21,8 @@ from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import applications, audit, health, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 from miaopi.identifiers import load_tables
-from miaopi.telemetry import forget_dead_workers, stamp_request_ids
+from miaopi.telemetry.logs import stamp_request_ids
+from miaopi.telemetry.metrics import forget_dead_workers
 
 log = logging.getLogger("miaopi.rules")
 supervision_log = logging.getLogger("miaopi.supervision")

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from miaopi.api.errors import Problem, problem_response
-from miaopi.telemetry import DECISIONS_IN_FLIGHT, DECISIONS_TURNED_AWAY
+from miaopi.telemetry.metrics import DECISIONS_IN_FLIGHT, DECISIONS_TURNED_AWAY
 
 
 class BodyLimit:

@@ -15,7 +15,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from miaopi.telemetry import HTTP_REQUESTS, HTTP_SECONDS, REQUEST_ID, series
+from miaopi.telemetry.logs import REQUEST_ID
+from miaopi.telemetry.metrics import HTTP_REQUESTS, HTTP_SECONDS, series
 
 log = logging.getLogger("miaopi.http")
 # A caller's id is kept only when it cannot smuggle anything into a log line or a header.

@@ -40,7 +40,7 @@ from miaopi.records.engines import (
 from miaopi.records.sealing import DataKey, bind_key, json_text
 from miaopi.records.wal import Checkpointer
 from miaopi.records.writing import WriterBusy, inline_work, refuse_unprepared, write_slot
-from miaopi.telemetry import DATABASE_WAIT_SECONDS
+from miaopi.telemetry.metrics import DATABASE_WAIT_SECONDS
 
 # How long work on the loop pauses before it tries SQLite's write slot again: short, because
 # a case holds it for about a millisecond; growing, so that a long holder is not polled hard.

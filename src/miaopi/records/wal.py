@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
-from miaopi.telemetry import CHECKPOINT_SECONDS, WAL_PAGES, series
+from miaopi.telemetry.metrics import CHECKPOINT_SECONDS, WAL_PAGES, series
 
 log = logging.getLogger("miaopi.records")
 

@@ -6,7 +6,7 @@ from datetime import date
 
 from miaopi.decision.service import Decider, Decision, NoRulesInForce
 from miaopi.domain import Application
-from miaopi.telemetry import observe_decision
+from miaopi.telemetry.metrics import observe_decision
 from miaopi.usecases.errors import InvalidInput
 
 

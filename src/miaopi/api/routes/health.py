@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from miaopi.api.deps import ContainerDep
 from miaopi.api.schemas import HealthOut
 from miaopi.bootstrap import Container
-from miaopi.telemetry import exposition
+from miaopi.telemetry.metrics import exposition
 
 router = APIRouter(tags=["operations"])
 

@@ -1,0 +1,2 @@
+"""What operators see: Prometheus metrics (``metrics.py``) and JSON log lines with the
+request id (``logs.py``)."""
