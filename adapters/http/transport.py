@@ -1,13 +1,10 @@
 """The transport registry clients use in production: httpx's API over aiohttp's connection pool.
 
-httpx's own pool (httpcore 1.0.9) rescans every connection per request and collapses under load:
-a prototype of this service fell to 26 decisions/s at 64 requests in flight on it, and held about
-490/s over ``httpx-aiohttp``, which keeps the httpx API on aiohttp's pool. Its transport hands
+httpx's own pool (httpcore 1.0.9) rescans every connection per request and collapses under many
+requests in flight; ``httpx-aiohttp`` keeps the httpx API on aiohttp's pool. Its transport hands
 each answer back as a stream that httpx then reads through three async wrappers; a registry's
 answer is a small JSON document that is always read whole, so this one reads it in aiohttp and
-hands httpx the bytes. With lookups building their httpx request cheaply (the headers httpx
-would work out given): 614 → 522 µs of CPU per lookup at 64 lookups in flight (aiohttp alone:
-319), median of 10 rounds.
+hands httpx the bytes (bench/HISTORY.md has what each step saved).
 
 A lookup itself takes a shorter way, ``post``: no httpx request or response is made at all.
 They were 44 % of the instructions a lookup cost over aiohttp's own (callgrind, 64 in flight).

@@ -144,19 +144,16 @@ def settle_for_serving(container: Container) -> None:
     collect only when objects pile up.
 
     A full collection walks every object the process holds, and startup builds most of them
-    (modules, the app, schemas, compiled rules): about 180,000, which took ~100 ms per full
-    collection, every few seconds under load, with the event loop stopped and every request
-    in flight waiting. That pause was the p99 overhead at moderate load. Frozen, they are
-    left out: a full collection took ~5 ms (measured in process, 1,500 decisions). Only for
+    (modules, the app, schemas, compiled rules), and under load a full collection every few
+    seconds stopped the event loop with every request in flight waiting: that pause was the
+    p99 overhead at moderate load. Frozen, they are left out. Only for
     a server process: frozen objects are never collected, so a process that builds apps
     again and again (the test suite) would keep every one of them.
 
     A request's objects are freed by their reference counts when it ends; collections find
     next to nothing. CPython starts a young collection once 700 more container objects are
-    alive than at the last one, which 64 requests in flight cross again and again: in
-    ``scripts/bench`` one worker made about 2,200 collections of every generation in 15 s at
-    concurrency 64 (0.2 ms of a decision's CPU, in process), and none with the threshold at
-    ``YOUNG_COLLECTION_AFTER``. Cyclic garbage (an exception's traceback, say) is still
+    alive than at the last one, which 64 requests in flight cross again and again, each
+    collection finding next to nothing. Cyclic garbage (an exception's traceback, say) is still
     collected, once that many objects have piled up; such a collection takes a few ms.
     """
     for ruleset in container.rulebook.rulesets:

@@ -95,14 +95,13 @@ class DecisionLimit:
     Past what the loop can serve, every decision in flight waits longer for its turn, and that
     wait counts against its registry budgets: answers that came back in 120 ms are read after
     the deadline, the lookups are unavailable, and the applicants are referred or rejected for
-    a fault that is the service's own. In ``scripts/bench`` at concurrency 768 without a limit,
-    49-70 % of one worker's decisions were referred, against 8 % at 64. Turned away with
+    a fault that is the service's own (bench/HISTORY.md has the runs). Turned away with
     ``Retry-After``, the client sends it again when there is room; nothing was recorded.
 
     A middleware, before the body's JSON is parsed or the API key looked up: turning a
     request away must cost as little as it can, or the requests turned away take the CPU
-    the decisions need (as a route dependency, with about 500 refusals a second, one worker
-    made 183 and 135 decisions/s; as a middleware 219 and 179/s).
+    the decisions need: hence a middleware, before the body is parsed or the key looked up,
+    not a route dependency.
     """
 
     ROUTES = frozenset({("POST", "/v1/applications"), ("POST", "/v1/evaluations")})

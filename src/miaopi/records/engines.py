@@ -161,9 +161,8 @@ def statement_threads(engine: Engine) -> int:
 
     Every thread beyond what the database can use only contends for the GIL with the event
     loop. SQLite takes one writer at a time (plus a reader beside it); PostgreSQL, as many as
-    the connection pool holds, so no thread waits for a connection. Measured with
-    scripts/bench against anyio's default of 40: SQLite 53 -> 59 decisions/s with 2,
-    PostgreSQL with 2 workers 47 -> 58/s and p99 5.7 -> 2.6 s with 10.
+    the connection pool holds, so no thread waits for a connection. (anyio's default of 40
+    threads decided less and later on both: bench/HISTORY.md.)
     """
     if engine.dialect.name == "sqlite":
         return 2
@@ -188,8 +187,7 @@ def reading_one(engine: Engine) -> Iterator[Connection]:
     One statement sees one snapshot by itself; a transaction around it only added BEGIN and
     its end: the fraud-bar read every decision makes took 4 round trips, the pool's ping
     included, and takes 2. On SQLite the driver is in autocommit mode already (``_engine``),
-    and skipping SQLAlchemy's BEGIN and COMMIT halves what the read costs beside its statement
-    (43 → 22 µs in process).
+    and skipping SQLAlchemy's BEGIN and COMMIT halves what the read costs beside its statement.
     """
     with engine.connect() as conn:
         if engine.dialect.name != "sqlite":

@@ -1,11 +1,9 @@
 """SQLite's WAL checkpoints, made by a thread of their own instead of by the event loop.
 
 By default SQLite checkpoints in the COMMIT that takes the write-ahead log past 1,000 pages: it
-copies the log into the database file and waits for the disk, 8–10 ms here. While the service
-serves, that COMMIT is a case's, run on the event loop (``Database.run``), so every request in
-flight waited with it, about once a second at 100 decisions/s. That was most of the p99 overhead:
-scripts/bench, one worker at 100/s, p99 overhead 14.2–16.2 ms in seven runs, 6.6 ms in a run
-with no checkpoint at all.
+copies the log into the database file and waits for the disk. While the service serves, that
+COMMIT is a case's, run on the event loop (``Database.run``), so every request in flight waited
+with it, about once a second at 100 decisions/s: most of the p99 overhead (bench/HISTORY.md).
 
 While the service serves, its connections leave checkpoints to a ``Checkpointer``: a thread that
 checkpoints every 0.2 s in SQLite's passive mode, which copies what it can without waiting for
@@ -16,8 +14,7 @@ with passive checkpoints alone the log grew to 580 MB in one benchmark. So when 
 more than ``most_frames`` pages, the thread checkpoints once more holding the write slot
 (``writing.WriteSlot``), so that no writer adds to the log meanwhile, and the next writer starts
 it again. Work on the loop that finds the slot taken pauses without stopping the loop and tries
-again (``Database.run``); only the writes of those few milliseconds wait. Measured so: p99 overhead
-at 100/s 6.7–11.9 ms in eight runs of eleven, with one worker and with two (README, Benchmark).
+again (``Database.run``); only the writes of those few milliseconds wait.
 """
 
 from __future__ import annotations
@@ -38,9 +35,8 @@ log = logging.getLogger("miaopi.records")
 
 # Every 0.2 s: at 100 decisions/s a checkpoint copies ~200 pages, a few milliseconds of work.
 EVERY_S = 0.2
-# SQLite's own bound (wal_autocheckpoint): 1,000 pages of 4 kB. Measured against 4,000 at
-# 100 decisions/s: p99 overhead 7.6, 6.7 ms against 9.3, 10.6 ms. The slot is then held 6–7 ms
-# on average at concurrency 64, 25 ms at most, about every other round.
+# SQLite's own bound (wal_autocheckpoint): 1,000 pages of 4 kB. A longer log made the p99 worse,
+# not better (bench/HISTORY.md): the copy that holds the slot grows with it.
 MOST_FRAMES = 1000
 
 

@@ -145,9 +145,9 @@ async def read_period(period: PeriodParam, client: Supervisor, container: Contai
 def _period_document(container: Container, period: str) -> Iterator[str]:
     """The period as ``PeriodOut``, written out as its draws are read, in a worker thread.
 
-    A month of graduate season is hundreds of thousands of approvals: built whole, 100,000
-    draws were 9.7 MB of JSON made on the event loop, all in memory at once, and every decision
-    of the process waited 0.8-1.4 s for it (bench/period.py); written out so, at most 9 ms.
+    A month of graduate season is hundreds of thousands of approvals: built whole, the
+    document was made on the event loop, all in memory at once, and every decision of the
+    process waited for it (bench/period.py measures both ways).
     The draws come first and what is summed up from them after, so each is read once.
     """
     ended = has_ended(period, _today(container))
