@@ -15,6 +15,7 @@ from miaopi.bootstrap import Container
 from miaopi.domain import Role
 from miaopi.records.clients import Client, authenticate
 from miaopi.records.paging import decode_cursor
+from miaopi.records.sealing import key_of
 
 _bearer = HTTPBearer(auto_error=False, description="API key from `miaopi clients create`")
 
@@ -100,13 +101,15 @@ Admin = Annotated[Client, Depends(allow("admin"))]
 
 
 async def _cursor(
+    request: Request,
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the previous page")
     ] = None,
 ) -> str | None:
     if cursor is not None:
         try:
-            decode_cursor(cursor)
+            engine = request.app.state.container.database.engine
+            decode_cursor(cursor, key_of(engine.dialect))
         except ValueError as exc:
             raise invalid(["query", "cursor"], str(exc)) from exc
     return cursor

@@ -2,75 +2,47 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
-    StringConstraints,
+    StrictBool,
     field_validator,
 )
 
+from miaopi.api.fields import (
+    BusinessTypeName,
+    CertificateNo,
+    InputModel,
+    IsoDate,
+    Printable,
+    StrictCreditCode,
+    StrictResidentId,
+)
 from miaopi.domain import CaseStatus, CriterionResult, OnFail, Outcome
-from miaopi.identifiers import CreditCode, ResidentId
-
-# Which business types exist is the rules' to say: the app lists them in its OpenAPI document
-# (api/app.py) and the use cases refuse a type no rule file defines.
-BusinessTypeName = Annotated[
-    str,
-    Field(
-        pattern=r"^[a-z][a-z0-9_]*$",
-        max_length=40,
-        description="A business type the rules define (GET /v1/rules)",
-    ),
-]
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-CertificateNo = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]{4,40}$")]
-# No control characters (C0, DEL, C1): a name with a NUL or a line break in it is a client's
-# encoding fault, and decided it was a rejection on the applicant's record.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _printable(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (such as NUL, a tab or a line break)")
-    return value
-
-
-# Documented with the pattern it amounts to; the validator gives the message.
-Printable = Annotated[
-    str,
-    AfterValidator(_printable),
-    Field(json_schema_extra={"pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}),
-]
-
-
-class ApplicantIn(_In):
+class ApplicantIn(InputModel):
     name: Printable = Field(min_length=1, max_length=50, examples=["张三"])
-    id_number: ResidentId = Field(examples=["440304199901011239"])
+    id_number: StrictResidentId = Field(examples=["440304199901011239"])
 
 
-class EmployerIn(_In):
-    uscc: CreditCode = Field(examples=["91440304591234561Q"])
+class EmployerIn(InputModel):
+    uscc: StrictCreditCode = Field(examples=["91440304591234561Q"])
 
 
-class ClaimsIn(_In):
+class ClaimsIn(InputModel):
     diploma_no: CertificateNo | None = None
     title_certificate_no: CertificateNo | None = None
     certification_no: CertificateNo | None = None
 
 
-class CommitmentIn(_In):
+class CommitmentIn(InputModel):
+    # A legal declaration: only JSON true counts ("yes", 1 or "true" is invalid input).
     # Documented as `const: true`; the validator keeps the message an applicant can act on.
-    accepted: bool = Field(json_schema_extra={"const": True})
+    accepted: StrictBool = Field(json_schema_extra={"const": True})
     version: Printable = Field(min_length=1, max_length=32)
 
     @field_validator("accepted")
@@ -81,8 +53,8 @@ class CommitmentIn(_In):
         return v
 
 
-class ConsentIn(_In):
-    data_query: bool = Field(json_schema_extra={"const": True})
+class ConsentIn(InputModel):
+    data_query: StrictBool = Field(json_schema_extra={"const": True})
 
     @field_validator("data_query")
     @classmethod
@@ -92,7 +64,7 @@ class ConsentIn(_In):
         return v
 
 
-class ApplicationIn(_In):
+class ApplicationIn(InputModel):
     business_type: BusinessTypeName
     applicant: ApplicantIn
     employer: EmployerIn
@@ -102,7 +74,7 @@ class ApplicationIn(_In):
 
 
 class EvaluationIn(ApplicationIn):
-    as_of: date | None = Field(
+    as_of: IsoDate | None = Field(
         default=None, description="Decide as if on this date (Asia/Shanghai); default today"
     )
 
@@ -267,7 +239,7 @@ TaskStatus = Literal["unassigned", "open", "closed"]
 TaskOutcome = Literal["confirmed", "revoked"]
 
 
-class FindingsIn(_In):
+class FindingsIn(InputModel):
     completeness: Check = Field(description="完整性: the case holds every required record")
     consistency: Check = Field(description="一致性: the records agree with each other")
     compliance: Check = Field(description="合规性: the decision follows the rules in force")

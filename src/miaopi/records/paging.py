@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
-import json
+import binascii
+import hmac
 import secrets
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, Row, Select
 
 from miaopi.records.engines import reading
+from miaopi.records.sealing import DataKey, key_of
 
 
 def new_id() -> str:
@@ -20,18 +22,28 @@ def new_id() -> str:
     return secrets.token_hex(16)
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"s": seq}).encode()).decode().rstrip("=")
+# Positions are database sequence numbers: a cursor that named one beyond a BIGINT gave a 500.
+_MOST_SEQ = 2**63 - 1
 
 
-def decode_cursor(cursor: str) -> int:
-    """The position a cursor stands for; ValueError when it is not one of ours."""
+def encode_cursor(seq: int, key: DataKey) -> str:
+    """The position, with a keyed tag: a cursor the service did not issue is refused."""
+    payload = str(seq).encode()
+    signed = payload + b"." + key.tag("cursor", payload)
+    return base64.urlsafe_b64encode(signed).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, key: DataKey) -> int:
+    """The position a cursor stands for; ValueError when it is not one this service issued."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        seq = json.loads(base64.urlsafe_b64decode(padded.encode()))["s"]
-    except Exception as exc:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload, _, tag = raw.partition(b".")  # digits, then the tag (which may hold a ".")
+        if not payload.isdigit() or not hmac.compare_digest(tag, key.tag("cursor", payload)):
+            raise ValueError("bad tag")
+        seq = int(payload)
+    except (ValueError, binascii.Error) as exc:
         raise ValueError("not a cursor issued by this service") from exc
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+    if seq > _MOST_SEQ:
         raise ValueError("not a cursor issued by this service")
     return seq
 
@@ -40,10 +52,11 @@ def newest_first(
     engine: Engine, query: Select[Any], seq: ColumnElement[int], limit: int, cursor: str | None
 ) -> tuple[list[Row[Any]], str | None]:
     """One page of ``query`` by descending ``seq``; the next cursor is None on the last page."""
+    key = key_of(engine.dialect)
     if cursor:
-        query = query.where(seq < decode_cursor(cursor))
+        query = query.where(seq < decode_cursor(cursor, key))
     with reading(engine) as conn:
         rows = list(conn.execute(query.order_by(seq.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1].seq) if more and rows else None)
+    return rows, (encode_cursor(rows[-1].seq, key) if more and rows else None)

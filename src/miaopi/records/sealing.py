@@ -97,6 +97,10 @@ class DataKey:
         """The same value always gives the same hash; without the key it cannot be guessed."""
         return hmac.new(self._lookup, value.encode(), "sha256").hexdigest()
 
+    def tag(self, purpose: str, data: bytes) -> bytes:
+        """A short keyed tag that makes ``data`` tamper-evident (a list cursor)."""
+        return hmac.new(self._lookup, purpose.encode() + b"|" + data, "sha256").digest()[:12]
+
     def body_hash(self, body: bytes) -> str:
         """A request body's hash, to tell a client's retry from a different body. Keyed: a body
         names a person, and a plain hash of it would confirm a guess of its ID number."""

@@ -21,6 +21,7 @@ from miaopi.api.schemas import (
     ProblemOut,
     ReplayOut,
 )
+from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.domain import Application, CaseStatus
 from miaopi.eligibility.model import canonical_json
 from miaopi.records import access_log, cases
@@ -30,7 +31,7 @@ from miaopi.usecases import replay as replays
 from miaopi.usecases import submit as submissions
 from miaopi.usecases.access import case_in_scope, scope_of
 
-router = APIRouter(prefix="/v1", tags=["applications"])
+router = APIRouter(prefix="/v1", tags=["applications"], route_class=StrictJsonRoute)
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "content": {"application/problem+json": {}}}

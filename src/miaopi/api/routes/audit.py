@@ -26,6 +26,7 @@ from miaopi.api.schemas import (
     TaskList,
     TaskStatus,
 )
+from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.bootstrap import Container
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.records import cases
@@ -35,7 +36,7 @@ from miaopi.supervision import tasks
 from miaopi.supervision.draw import has_ended, parse_period, seed_commitment
 from miaopi.usecases import close_task as closing
 
-router = APIRouter(prefix="/v1/audit", tags=["supervision"])
+router = APIRouter(prefix="/v1/audit", tags=["supervision"], route_class=StrictJsonRoute)
 
 PeriodParam = Annotated[str, Path(description="A calendar month, YYYY-MM", examples=["2026-10"])]
 

@@ -10,10 +10,11 @@ from sqlalchemy import Engine, text
 
 from miaopi.api.deps import ContainerDep
 from miaopi.api.schemas import HealthOut
+from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.bootstrap import Container
 from miaopi.telemetry.metrics import exposition
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=StrictJsonRoute)
 
 
 @router.get("/healthz", response_model=HealthOut, summary="Liveness")

@@ -11,11 +11,12 @@ from miaopi.api.deps import Admin, ContainerDep, CurrentClient
 from miaopi.api.errors import Problem, invalid
 from miaopi.api.routes.applications import PROBLEMS
 from miaopi.api.schemas import BusinessTypeName, ReloadOut, RuleSetDetail, RuleSetList
+from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.bootstrap import RulesRefused
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.model import Ruleset
 
-router = APIRouter(prefix="/v1", tags=["rules"])
+router = APIRouter(prefix="/v1", tags=["rules"], route_class=StrictJsonRoute)
 
 
 def _version(r: Ruleset, today: date) -> dict[str, Any]:
