@@ -59,13 +59,13 @@ def _settings() -> Settings:
     return settings
 
 
-def _database(settings: Settings) -> Database:
+def _database(settings: Settings, *, migrate: bool = True) -> Database:
     """The database, migrated, with its data key; a clear error and exit 1 without one."""
     from miaopi.bootstrap import open_database
     from miaopi.records.sealing import DataKeyError
 
     try:
-        return open_database(settings)
+        return open_database(settings, migrate=migrate)
     except DataKeyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -324,15 +324,32 @@ def mock_generate(
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check the whole decision ledger against the stored rows; name the first broken entry."""
-    from miaopi.records.ledger_verify import verify
+    from sqlalchemy.exc import SQLAlchemyError
 
-    engine = _database(_settings()).engine
-    verdict = verify(engine)
+    from miaopi.records.ledger_verify import verify
+    from miaopi.records.migrate import pending
+
+    # A verifier does not write: no migration is applied, and none may be pending.
+    database = _database(_settings(), migrate=False)
+    try:
+        behind = pending(database.engine)
+        if behind is not None:
+            typer.echo(
+                f"error: the database is at revision {behind[0]}, not {behind[1]}: "
+                "apply the migrations first (miaopi db upgrade)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        verdict = verify(database.engine)
+    except SQLAlchemyError as exc:
+        typer.echo(f"error: the database could not be read ({type(exc).__name__})", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        database.dispose()
     if verdict.intact:
         typer.echo(f"ledger intact: {verdict.entries} entries")
         return
-    where = f"entry {verdict.broken_at}" if verdict.broken_at else "after the last entry"
-    typer.echo(f"ledger broken at {where}: {verdict.reason}", err=True)
+    typer.echo(f"ledger broken at {verdict.where()}: {verdict.reason}", err=True)
     raise typer.Exit(1)
 
 

@@ -205,7 +205,10 @@ async def test_cutting_the_tail_or_recording_around_the_ledger_is_caught(
     with container.database.engine.begin() as conn:
         conn.execute(text("UPDATE ledger_head SET last_seq = 4, last_hash = "
                           "(SELECT entry_hash FROM ledger WHERE seq = 4)"))  # fmt: skip
-    assert "has no audit_closure entry" in verify(container.database.engine).reason
+    verdict = verify(container.database.engine)
+    assert "a closed audit task without its closure entry" in verdict.reason
+    assert verdict.case_id is not None
+    assert verdict.case_id in verdict.reason
 
 
 async def test_the_cli_verifies_and_names_the_broken_entry(
@@ -228,4 +231,8 @@ async def test_the_cli_verifies_and_names_the_broken_entry(
     broken = await anyio.run_process([sys.executable, "-m", "miaopi.cli", "ledger", "verify"],
                                      env=env, check=False, cwd=tmp_path)  # fmt: skip
     assert broken.returncode == 1
-    assert "ledger broken at entry 1: its decision record was changed" in broken.stderr.decode()
+    first = (await api.get("/v1/applications", headers=make_key("admin"))).json()["items"][-1]
+    assert (
+        f"ledger broken at entry 1, case {first['case_id']}, approval "
+        f"{first['approval_number']}: its decision record was changed"
+    ) in broken.stderr.decode()

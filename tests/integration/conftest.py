@@ -72,7 +72,8 @@ def new_case(
         applicant_name="李明",
         applicant_id_number="420102200203151232",
         employer_uscc="91440305MA5F1Q2RXK",
-        employer_name="前海智造",
+        # As a decision has it: the employer's name is the credit registry's answer.
+        employer_name="前海智造" if "credit" in registries else None,
         submitted_by=client_id,
         application_date=date(2026, 11, 22),
         ruleset_fingerprint=ruleset.fingerprint,
@@ -83,10 +84,11 @@ def new_case(
         evidence=[
             {
                 "registry": registry,
-                "query": "person",
+                "query": "employer" if registry == "credit" else "person",
                 "queried_at": NOW.isoformat(),
                 "elapsed_ms": 40.0,
                 "status": "ok",
+                **({"record": {"name": "前海智造"}} if registry == "credit" else {}),
             }
             for registry in registries
         ],

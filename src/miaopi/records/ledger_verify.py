@@ -19,12 +19,14 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    or_,
     select,
     type_coerce,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType
 
+from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.records.engines import reading
 from miaopi.records.ledger import (
     DOCUMENTS,
@@ -40,8 +42,8 @@ from miaopi.records.ledger import (
     record_hash,
     revocation_record,
 )
-from miaopi.records.sealing import SealBroken, SealedText
-from miaopi.records.tables import audit_tasks, cases, ledger
+from miaopi.records.sealing import DataKey, SealBroken, SealedText, key_of
+from miaopi.records.tables import audit_tasks, cases, fraud_bars, ledger
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,20 @@ class Verdict:
     entries: int
     broken_at: int | None = None  # the first entry that does not hold
     reason: str = ""
+    case_id: str | None = None  # the case the problem is about, when there is one
+    approval_number: str | None = None
 
     @property
     def intact(self) -> bool:
         return self.broken_at is None and not self.reason
+
+    def where(self) -> str:
+        """The entry and the case, as an operator looks them up."""
+        parts = [f"entry {self.broken_at}" if self.broken_at else "after the last entry"]
+        if self.case_id:
+            number = f", approval {self.approval_number}" if self.approval_number else ""
+            parts.append(f"case {self.case_id}{number}")
+        return ", ".join(parts)
 
 
 # The columns each kind of record is read from: only those, so that a damaged column belongs
@@ -61,7 +73,7 @@ _RECORDS: dict[str, tuple[Table, tuple[str, ...], Callable[[Any], dict[str, Any]
     "decision": (cases, (
         "id", "business_type", "outcome", "approval_number", "application_date",
         "ruleset_fingerprint", "applicant_name", "applicant_id_number", "employer_uscc",
-        "submitted_by", "request", "decision", "evidence", "decided_at",
+        "submitted_by", "request", "decision", "evidence", "decided_at", "employer_name",
     ), decision_record),
     "revocation": (cases, ("id", "status", "revoked_at", "revocation_reason"), revocation_record),
     "audit_closure": (audit_tasks, (
@@ -126,8 +138,9 @@ def _parsed(record: dict[str, Any]) -> dict[str, Any]:
 
 def _record(
     entry: Row[Any], readers: dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]]
-) -> dict[str, Any] | None:
-    """What the entry records, from the rows as they are now; None if its row is gone."""
+) -> tuple[dict[str, Any], SimpleNamespace] | None:
+    """What the entry records, from the rows as they are now, and the columns it was made
+    from; None if its row is gone."""
     stored = entry._mapping
     values = {
         name: stored[label] if read is None or stored[label] is None else read(stored[label])
@@ -135,84 +148,201 @@ def _record(
     }
     if values["id"] is None:
         return None
-    return _RECORDS[entry.kind][2](SimpleNamespace(**values))
+    row = SimpleNamespace(**values)
+    return _RECORDS[entry.kind][2](row), row
+
+
+def _employer_name(evidence: Any) -> str | None:
+    """The employer's name as the credit registry answered it (what the case shows)."""
+    items = json.loads(evidence) if isinstance(evidence, str) else evidence
+    for e in items:
+        if (e.get("registry"), e.get("query"), e.get("status")) == ("credit", "employer", "ok"):
+            return (e.get("record") or {}).get("name")
+    return None
+
+
+def _approval_number(entry: Row[Any]) -> str | None:
+    number = entry._mapping.get("decision__approval_number")
+    return number if isinstance(number, str) else None
 
 
 def verify(engine: Engine) -> Verdict:
-    """Walk the whole chain against the rows as they are now; name the first broken entry."""
-    prev, count = GENESIS, 0
-    readers = _readers(engine.dialect)
+    """Walk the whole chain against the rows as they are now; name the first broken entry,
+    and its case. Then check what the chain implies of the rows it does not hash: each
+    case's status, its revocation's fields and fraud bar, and each closed task's status."""
     with reading(engine) as conn:
-        for entry in conn.execute(_entries_with_records()).yield_per(1000):
-            count += 1
-            if entry.seq != count:
-                return Verdict(count, entry.seq, f"entry {count} is missing")
-            if entry.prev_hash != prev:
-                return Verdict(count, entry.seq, "does not follow the entry before it")
-            if entry.kind not in _RECORDS:
-                return Verdict(count, entry.seq, f"its kind {entry.kind!r} is unknown")
-            try:
-                record = _record(entry, readers)
-            except SealBroken as exc:  # a sealed column edited in place no longer opens
-                return Verdict(count, entry.seq, f"its {entry.kind} record was changed ({exc})")
-            if record is None:
-                return Verdict(count, entry.seq, f"its {entry.kind} record is gone")
-            if entry.record_format not in FORMATS:
-                return Verdict(
-                    count, entry.seq, f"its record format {entry.record_format} is unknown"
-                )
-            if entry.kind != "decision" and entry.record_format != WHOLE:  # a decision's formats
-                return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
-            if entry.kind == "decision" and entry.record_format != DOCUMENTS_APART:
-                try:
-                    record = _parsed(record)
-                except ValueError:
-                    return Verdict(count, entry.seq, "its decision record was changed (not JSON)")
-            if record_hash(record, entry.record_format) != entry.record_hash:
-                return Verdict(count, entry.seq, f"its {entry.kind} record was changed")
-            expected = chained_hash(
-                prev, entry.seq, iso(entry.at) or "", entry.kind, entry.case_id,
-                entry.subject_id, entry.record_hash,
-            )  # fmt: skip
-            if entry.entry_hash != expected:
-                return Verdict(count, entry.seq, "the entry itself was changed")
-            prev = entry.entry_hash
-        last_seq, last_hash = conn.execute(HEAD).one()
-        if (last_seq, last_hash) != (count, prev):
-            return Verdict(count, None, "the chain was cut: its recorded end is not its last entry")
-        missing = _uncovered(conn)
-        if missing:
-            return Verdict(count, None, missing)
+        verdict = _walk(conn, engine.dialect)
+        if not verdict.intact:
+            return verdict
+        problem = _uncovered(conn) or _consistency(conn, key_of(engine.dialect))
+        if problem is not None:
+            reason, case_id, number = problem
+            return Verdict(verdict.entries, None, reason, case_id, number)
+    return verdict
+
+
+def _walk(conn: Connection, dialect: Dialect) -> Verdict:
+    prev, count = GENESIS, 0
+    readers = _readers(dialect)
+    for entry in conn.execute(_entries_with_records()).yield_per(1000):
+        verdict = _check_entry(entry, count + 1, prev, readers)
+        if verdict is not None:
+            return verdict
+        count += 1
+        prev = entry.entry_hash
+    last_seq, last_hash = conn.execute(HEAD).one()
+    if (last_seq, last_hash) != (count, prev):
+        return Verdict(count, None, "the chain was cut: its recorded end is not its last entry")
     return Verdict(count)
 
 
-def _uncovered(conn: Connection) -> str:
+def _check_entry(
+    entry: Row[Any],
+    count: int,
+    prev: str,
+    readers: dict[str, list[tuple[str, str, Callable[[Any], Any] | None]]],
+) -> Verdict | None:
+    """None if the entry holds; else the verdict naming it and its case."""
+
+    def broken(reason: str) -> Verdict:
+        return Verdict(count, entry.seq, reason, entry.case_id, _approval_number(entry))
+
+    if entry.seq != count:
+        return broken(f"entry {count} is missing")
+    if entry.prev_hash != prev:
+        return broken("does not follow the entry before it")
+    if entry.kind not in _RECORDS:
+        return broken(f"its kind {entry.kind!r} is unknown")
+    try:
+        made = _record(entry, readers)
+    except SealBroken as exc:  # a sealed column edited in place no longer opens
+        return broken(f"its {entry.kind} record was changed ({exc})")
+    if made is None:
+        return broken(f"its {entry.kind} record is gone")
+    record, row = made
+    if entry.record_format not in FORMATS:
+        return broken(f"its record format {entry.record_format} is unknown")
+    if entry.kind != "decision" and entry.record_format != WHOLE:  # a decision's formats
+        return broken(f"its {entry.kind} record was changed")
+    if entry.kind == "decision" and entry.record_format != DOCUMENTS_APART:
+        try:
+            record = _parsed(record)
+        except ValueError:
+            return broken("its decision record was changed (not JSON)")
+    if record_hash(record, entry.record_format) != entry.record_hash:
+        return broken(f"its {entry.kind} record was changed")
+    expected = chained_hash(
+        prev, entry.seq, iso(entry.at) or "", entry.kind, entry.case_id,
+        entry.subject_id, entry.record_hash,
+    )  # fmt: skip
+    if entry.entry_hash != expected:
+        return broken("the entry itself was changed")
+    if entry.kind == "decision" and row.employer_name != _employer_name(record["evidence"]):
+        return broken("the employer's name is not the one its evidence gives")
+    return None
+
+
+Problem = tuple[str, str | None, str | None]  # (what, case id, approval number)
+
+
+def _recorded(kind: str, subject: Any) -> Any:
+    entries = select(ledger.c.seq).where(ledger.c.kind == kind, ledger.c.subject_id == subject)
+    return entries.exists()
+
+
+def _uncovered(conn: Connection) -> Problem | None:
     """A change the ledger does not record (an entry removed, or a row made around it)."""
-
-    def lacking(kind: str, subject: Any) -> Any:
-        return ~(
-            select(ledger.c.seq)
-            .where(ledger.c.kind == kind, ledger.c.subject_id == subject)
-            .exists()
-        )
-
+    case_row = (cases.c.id, cases.c.approval_number)
     checks = (
-        (select(cases.c.id).where(lacking("decision", cases.c.id)), "decision"),
+        (select(*case_row).where(~_recorded("decision", cases.c.id)), "no decision entry"),
         (
-            select(cases.c.id).where(
-                cases.c.status == "revoked", lacking("revocation", cases.c.id)
+            select(*case_row).where(
+                cases.c.status == "revoked", ~_recorded("revocation", cases.c.id)
             ),
-            "revocation",
+            "no revocation entry",
         ),
         (
-            select(audit_tasks.c.id).where(
-                audit_tasks.c.status == "closed", lacking("audit_closure", audit_tasks.c.id)
-            ),
-            "audit_closure",
+            select(audit_tasks.c.case_id, cases.c.approval_number)
+            .join(cases, cases.c.id == audit_tasks.c.case_id)
+            .where(audit_tasks.c.status == "closed", ~_recorded("audit_closure", audit_tasks.c.id)),
+            "a closed audit task without its closure entry",
         ),
     )
-    for query, kind in checks:
-        found = conn.execute(query.limit(1)).scalar_one_or_none()
+    for query, what in checks:
+        found = conn.execute(query.limit(1)).first()
         if found is not None:
-            return f"{found} has no {kind} entry"
-    return ""
+            return f"case {found[0]} has {what}", found[0], found[1]
+    return None
+
+
+def _consistency(conn: Connection, key: DataKey) -> Problem | None:
+    """What the chain implies of the columns it does not hash.
+
+    A case's status is its decision's outcome (hashed) until a revocation entry makes it
+    ``revoked``; a revocation's fields exist only then. A closed task has its closure entry,
+    and a task with one stays closed. Every revoked case has the fraud bar its revocation
+    issued: for the applicant (sealed and keyed-hashed), dated the day of the revocation.
+    """
+    revoked = _recorded("revocation", cases.c.id)
+    wrong_status = select(cases.c.id, cases.c.approval_number, cases.c.status).where(
+        or_(
+            and_(cases.c.status == "revoked", ~revoked),
+            and_(cases.c.status != "revoked", revoked),
+            and_(cases.c.status != "revoked", cases.c.status != cases.c.outcome),
+            and_(
+                cases.c.status != "revoked",
+                or_(cases.c.revoked_at.is_not(None), cases.c.revocation_reason.is_not(None)),
+            ),
+        )
+    )
+    found = conn.execute(wrong_status.limit(1)).first()
+    if found is not None:
+        return (
+            f"case {found.id} has status {found.status!r}, which its ledger entries do not give",
+            found.id,
+            found.approval_number,
+        )
+    reopened = (
+        select(audit_tasks.c.case_id, cases.c.approval_number)
+        .join(cases, cases.c.id == audit_tasks.c.case_id)
+        .where(audit_tasks.c.status != "closed", _recorded("audit_closure", audit_tasks.c.id))
+    )
+    task = conn.execute(reopened.limit(1)).first()
+    if task is not None:
+        return f"case {task[0]} has a closed audit task that is open again", task[0], task[1]
+    return _fraud_bars(conn, key)
+
+
+def _fraud_bars(conn: Connection, key: DataKey) -> Problem | None:
+    def sealed(column: Any) -> Any:  # opened below, so that a broken seal is a finding
+        return type_coerce(column, NullType()).label(column.name)
+
+    bars = select(
+        cases.c.id,
+        cases.c.approval_number,
+        cases.c.status,
+        sealed(cases.c.applicant_id_number),
+        cases.c.revoked_at,
+        fraud_bars.c.id.label("bar"),
+        sealed(fraud_bars.c.id_number),
+        fraud_bars.c.id_hash,
+        fraud_bars.c.barred_on,
+    ).select_from(
+        cases.outerjoin(fraud_bars, fraud_bars.c.case_id == cases.c.id)
+    ).where(or_(cases.c.status == "revoked", fraud_bars.c.id.is_not(None)))
+    for row in conn.execute(bars).yield_per(1000):
+        problem = (f"case {row.id}'s fraud bar", row.id, row.approval_number)
+        if row.status != "revoked":
+            return f"case {row.id} has a fraud bar but was not revoked", row.id, row.approval_number
+        if row.bar is None:
+            return f"{problem[0]} is gone", row.id, row.approval_number
+        try:
+            applicant = key.open(row.applicant_id_number, "cases.applicant_id_number")
+            barred = key.open(row.id_number, "fraud_bars.id_number")
+        except SealBroken as exc:
+            return f"{problem[0]} was changed ({exc})", row.id, row.approval_number
+        if barred != applicant or row.id_hash != key.lookup_hash(applicant):
+            return f"{problem[0]} is not for its applicant", row.id, row.approval_number
+        if row.barred_on != today_in_shanghai(row.revoked_at):
+            return f"{problem[0]} is not dated its revocation", row.id, row.approval_number
+    return None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from miaopi.records.sealing import bound_key
@@ -14,6 +16,16 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", "miaopi.records:migrations")
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def pending(engine: Engine) -> tuple[str | None, str] | None:
+    """(the database's revision, the newest) when migrations are pending; None at the newest.
+    Reads only: for commands that must not write, such as ``miaopi ledger verify``."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return None if current == head or head is None else (current, head)
 
 
 def upgrade(engine: Engine) -> None:
