@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, update
 
 from miaopi.api.app import create_app
@@ -29,6 +30,10 @@ from tests.conftest import (
 )
 
 pytestmark = pytest.mark.anyio
+
+# A graduate approved as a case: what every request of the burst below decides, if it does.
+_DECIDED = ("miaopi_decisions_total",
+            {"business_type": "graduate", "outcome": "approved", "purpose": "case"})  # fmt: skip
 
 # What an unanswered or unknown diploma leaves undecided.
 DIPLOMA_UNKNOWN = dict.fromkeys(
@@ -558,12 +563,21 @@ async def test_concurrent_identical_requests_make_one_case_and_no_gap_in_numbers
     import asyncio
 
     auth = {**make_key(), "Idempotency-Key": "burst-1"}
+    decided_before = REGISTRY.get_sample_value(*_DECIDED) or 0.0
     answers = await asyncio.gather(
         *(api.post("/v1/applications", json=application(), headers=auth) for _ in range(4))
     )
     assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
     assert len({a.json()["case_id"] for a in answers}) == 1
     assert len((await api.get("/v1/applications", headers=auth)).json()["items"]) == 1
+    # Every request that decided asked the registries, winner and losers alike, and every
+    # one of those queries is in the case's access log (the losers' used to roll back).
+    decided = (REGISTRY.get_sample_value(*_DECIDED) or 0.0) - decided_before
+    log = (await api.get(f"/v1/applications/{answers[0].json()['case_id']}/access-log",
+                         headers=auth)).json()["items"]  # fmt: skip
+    per_decision = len(answers[0].json()["evidence"])
+    assert decided >= 2  # the four raced: some decided before the first one recorded its case
+    assert len(log) == decided * per_decision
     # The losers' transactions rolled back, counter increments included.
     nxt = await api.post(
         "/v1/applications",

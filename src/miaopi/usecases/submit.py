@@ -52,6 +52,15 @@ async def submit(
         seen = await _seen(submission, body_hash, uow)
         if seen is None:  # pragma: no cover - the race guarantees the key is recorded
             raise
+        # This request asked the registries about the person too, and its transaction was
+        # rolled back with its log of those queries: every query that left the service is on
+        # record (policy §8), under the case it was asked for.
+        await uow.log_queries(
+            decision.evidence_json(),
+            "decision",
+            requested_by=submission.client.id,
+            case_id=seen.case.id,
+        )
         return seen
     return Submitted(row, replayed=False)
 
