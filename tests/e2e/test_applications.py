@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -393,7 +394,7 @@ async def test_a_decision_waits_for_a_lock_held_elsewhere_a_bounded_time(
 
 
 async def test_a_statement_the_database_refuses_is_a_500_not_an_outage_to_retry(
-    container: Container, make_key
+    container: Container, make_key, caplog: pytest.LogCaptureFixture
 ) -> None:
     # SQLite reports "no such table" as an OperationalError too; it is not the database being
     # away, and a client told to retry would retry for ever.
@@ -403,11 +404,41 @@ async def test_a_statement_the_database_refuses_is_a_500_not_an_outage_to_retry(
     container.database.open_on_this_loop()
     transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
-        answer = await api.post("/v1/applications", json=application(), headers=auth)
+        with caplog.at_level(logging.ERROR, logger="miaopi.api"):
+            answer = await api.post(
+                "/v1/applications", json=application(), headers={**auth, "X-Request-ID": "hr-42"}
+            )
     await container.aclose()
     assert answer.status_code == 500
     assert answer.headers["content-type"] == "application/problem+json"
     assert "Retry-After" not in answer.headers
+    # The operator finds the error's log line by the id the client reports.
+    assert answer.headers["x-request-id"] == "hr-42"
+    unhandled = [r for r in caplog.records if r.getMessage().startswith("unhandled")]
+    assert [getattr(r, "request_id", None) for r in unhandled] == ["hr-42"]
+
+
+async def test_an_unexpected_error_is_logged_and_answered_with_the_requests_id(
+    container: Container, make_key, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*_: object, **__: object) -> object:
+        raise RuntimeError("a fault no handler knows")
+
+    container.decider.decide = broken  # type: ignore[method-assign]
+    container.database.open_on_this_loop()
+    transport = httpx.ASGITransport(app=create_app(container), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+        with caplog.at_level(logging.ERROR, logger="miaopi.api"):
+            answer = await api.post(
+                "/v1/applications",
+                json=application(),
+                headers={**make_key(), "X-Request-ID": "hr-43"},
+            )
+    await container.aclose()
+    assert answer.status_code == 500
+    assert answer.headers["x-request-id"] == "hr-43"
+    unhandled = [r for r in caplog.records if r.getMessage().startswith("unhandled RuntimeError")]
+    assert [getattr(r, "request_id", None) for r in unhandled] == ["hr-43"]
 
 
 async def test_other_employers_cannot_see_or_submit_for_a_case(

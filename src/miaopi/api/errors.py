@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from miaopi.api.observe import REQUEST_ID_KEY
+from miaopi.telemetry.logs import REQUEST_ID
 from miaopi.usecases.errors import (
     Conflict,
     Forbidden,
@@ -155,15 +157,27 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The message may carry personal data from the request: log the type and route only.
-        log.error(
-            "unhandled %s on %s %s",
-            type(exc).__name__,
-            request.method,
-            request.url.path,
-            exc_info=False,
+        # An error no handler took is answered by Starlette outside the middleware that set
+        # the request's id (observe.py): set it again from the scope, for the log line and
+        # the answer, so that the id the client reports finds the line.
+        outside = REQUEST_ID.get() == "-" and REQUEST_ID_KEY in request.scope
+        token = REQUEST_ID.set(request.scope[REQUEST_ID_KEY]) if outside else None
+        try:
+            # The message may carry personal data from the request: log the type and route only.
+            log.error(
+                "unhandled %s on %s %s",
+                type(exc).__name__,
+                request.method,
+                request.url.path,
+                exc_info=False,
+            )
+        finally:
+            if token is not None:
+                REQUEST_ID.reset(token)
+        headers = {"X-Request-ID": request.scope[REQUEST_ID_KEY]} if outside else None
+        return problem_response(
+            500, "an unexpected error occurred; it has been logged", headers=headers
         )
-        return problem_response(500, "an unexpected error occurred; it has been logged")
 
     @app.exception_handler(OperationalError)
     async def _database_error(request: Request, exc: OperationalError) -> JSONResponse:

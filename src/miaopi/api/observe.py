@@ -19,6 +19,7 @@ from miaopi.telemetry.logs import REQUEST_ID
 from miaopi.telemetry.metrics import HTTP_REQUESTS, HTTP_SECONDS, series
 
 log = logging.getLogger("miaopi.http")
+REQUEST_ID_KEY = "miaopi.request_id"  # in the ASGI scope
 # A caller's id is kept only when it cannot smuggle anything into a log line or a header.
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # HTTP/1.1 takes any token as a method; as a metric label each one a client invents would be
@@ -37,6 +38,8 @@ class RequestTelemetry:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _ACCEPTED_ID.fullmatch(given) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
+        # For the answer to an unhandled error, which Starlette makes outside this middleware.
+        scope[REQUEST_ID_KEY] = request_id
         started = time.perf_counter()
         status = 500
 
