@@ -180,16 +180,19 @@ def clients_create(
 
 
 @clients_app.command("revoke")
-def clients_revoke(prefix: Annotated[str, typer.Argument(help="The key's prefix")]) -> None:
-    """Revoke a client's key by its prefix."""
-    from miaopi.records.clients import revoke_client
+def clients_revoke(
+    key: Annotated[str, typer.Argument(help="The key, mp_<prefix>, or its prefix alone")],
+) -> None:
+    """Revoke a client's key: give the key itself, or its prefix (the part after mp_)."""
+    from miaopi.records.clients import key_prefix_of, revoke_client
 
     engine = _database(_settings()).engine
+    prefix = key_prefix_of(key)
     client = revoke_client(engine, prefix)
     if client is None:
         typer.echo(f"no active key with prefix {prefix}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"revoked {prefix}")
+    typer.echo(f"revoked {prefix} ({client.role} {client.name})")
     if client.role == "auditor":
         from datetime import UTC, datetime
 

@@ -46,11 +46,11 @@ async def tasks_of(api: httpx.AsyncClient, auth: dict[str, str], **params: str) 
     return response.json()["items"]
 
 
-async def verify_draw(published: dict) -> subprocess.CompletedProcess[bytes]:
+async def verify_draw(published: dict, *args: str) -> subprocess.CompletedProcess[bytes]:
     """The outsider's script, run on the publication as it would be saved from the API."""
     script = str(REPO / "scripts" / "verify_draw.py")
     return await anyio.run_process(
-        [sys.executable, script, "-"], input=json.dumps(published).encode(), check=False
+        [sys.executable, script, "-", *args], input=json.dumps(published).encode(), check=False
     )
 
 
@@ -233,6 +233,13 @@ async def test_the_published_seed_reproduces_last_months_selection(
     assert during["seed"] is None
     assert len(during["seed_sha256"]) == 64
     assert sorted(d["case_id"] for d in during["draws"]) == sorted(approved)
+    # While the month runs the script has no seed to check: it says so and shows the
+    # commitment to keep, instead of "0 selected, DOES NOT MATCH".
+    running = await verify_draw(during)
+    assert running.returncode == 0, running.stderr
+    assert "not published yet" in running.stderr.decode()
+    assert during["seed_sha256"] in running.stderr.decode()
+    assert running.stdout == b""
 
     clock.now = NOW  # November: October has ended
     published = (await api.get("/v1/audit/periods/2026-10", headers=auditor)).json()
@@ -246,9 +253,13 @@ async def test_the_published_seed_reproduces_last_months_selection(
     futian = {d["case_id"] for d in published["draws"] if d["risk_class"] == "C"}
     assert futian <= set(published["selected"])  # class C: every approval is checked
 
-    verifier = await verify_draw(published)
+    verifier = await verify_draw(published, "--commitment", during["seed_sha256"])
     assert verifier.returncode == 0, verifier.stderr
     assert sorted(verifier.stdout.decode().split()) == sorted(published["selected"])
+    # A seed swapped after the month, with a commitment to match, is caught by the one kept.
+    other = await verify_draw(published, "--commitment", "0" * 64)
+    assert other.returncode == 1
+    assert "commitment kept from during the month" in other.stderr.decode()
 
     # A tampered publication (one flag flipped) is caught by the same script.
     draw = next(d for d in published["draws"] if d["risk_class"] == "A")

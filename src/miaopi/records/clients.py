@@ -87,8 +87,16 @@ def authenticate(engine: Engine, key: str) -> Client | None:
     return Client(row.id, row.role, row.name, row.key_prefix, row.uscc, row.district, row.active)
 
 
-def revoke_client(engine: Engine, prefix: str) -> Client | None:
-    """Revoke the active key with this prefix; the client it belonged to, or None."""
+def key_prefix_of(given: str) -> str:
+    """The prefix of a key as an operator may give it: the whole key ``mp_<prefix>_<secret>``,
+    ``mp_<prefix>``, or the prefix alone (what ``miaopi clients create`` printed)."""
+    parts = given.strip().split("_", 2)
+    return parts[1] if parts[0] == "mp" and len(parts) > 1 else given.strip()
+
+
+def revoke_client(engine: Engine, key_or_prefix: str) -> Client | None:
+    """Revoke the active key given by itself or its prefix; the client it was, or None."""
+    prefix = key_prefix_of(key_or_prefix)
     with writing(engine) as conn:
         row = conn.execute(
             update(clients)
