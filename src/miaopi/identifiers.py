@@ -103,13 +103,25 @@ def credit_code(value: str) -> str:
     return uscc.compact(value)
 
 
+# The patterns document the shape (full-width digits too, as Chinese input methods type them);
+# the validators check what a pattern cannot: the check character, the birth date, the area.
 ResidentId = Annotated[
     str,
-    Field(min_length=18, max_length=18, description="GB 11643-1999 resident ID number"),
+    Field(
+        min_length=18,
+        max_length=18,
+        pattern="^[0-9０-９]{17}[0-9０-９XxＸｘ]$",
+        description="GB 11643-1999 resident ID number (its check digit is checked too)",
+    ),
     AfterValidator(resident_id),
 ]
 CreditCode = Annotated[
     str,
-    Field(min_length=18, max_length=18, description="GB 32100-2015 unified social credit code"),
+    Field(
+        min_length=18,
+        max_length=18,
+        pattern="^[0-9A-Za-z０-９Ａ-Ｚａ-ｚ]{18}$",
+        description="GB 32100-2015 unified social credit code (its check character too)",
+    ),
     AfterValidator(credit_code),
 ]

@@ -158,3 +158,20 @@ def test_every_cursor_the_service_issues_reads_back() -> None:
     key = DataKey(generate_key())
     for seq in range(2000):
         assert decode_cursor(encode_cursor(seq, key), key) == seq
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/applications", {"GET", "POST"}),  # two routes share this path
+        ("DELETE", "/v1/audit/tasks/t1", {"GET"}),
+        ("OPTIONS", "/v1/evaluations", {"POST"}),
+    ],
+)
+async def test_a_method_not_allowed_names_every_method_the_path_takes(
+    api: httpx.AsyncClient, make_key, method: str, path: str, allowed: set[str]
+) -> None:
+    answer = await api.request(method, path, headers=make_key("admin"))
+    assert answer.status_code == 405
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert set(answer.headers["allow"].replace(" ", "").split(",")) - {"HEAD"} == allowed

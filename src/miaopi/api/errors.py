@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -117,6 +118,21 @@ def as_problem(exc: UseCaseError) -> Problem:
     return Problem(404, str(exc))  # NotFound: never says whether it exists elsewhere
 
 
+_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def _allowed(request: Request, starlettes: str | None) -> str | None:
+    """Every method the path takes, as the API's document lists them (RFC 9110: a 405 names
+    them all). Starlette's own ``Allow`` names those of the first route that matched, and a
+    path served by two routes (GET and POST ``/v1/applications``) lost the other's."""
+    path = request.url.path
+    for template, operations in request.app.openapi()["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template), path):
+            methods = {m.upper() for m in operations if m in _METHODS}
+            return ", ".join(sorted(methods | ({"HEAD"} if "GET" in methods else set())))
+    return starlettes  # a path the document leaves out (/docs)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
@@ -142,7 +158,7 @@ def install(app: FastAPI) -> None:
         return problem_response(422, f"invalid input at: {fields}", "invalid-request", errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             # FastAPI's answer to a body it cannot decode at all (say, not UTF-8): the same
             # problem as any body that is not JSON, so clients handle one status.
@@ -151,9 +167,11 @@ def install(app: FastAPI) -> None:
                 422, f"invalid input at: body ({not_json})", "invalid-request",
                 [{"loc": ["body"], "msg": not_json}],
             )  # fmt: skip
-        return problem_response(
-            exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            allowed = _allowed(request, (headers or {}).get("Allow"))
+            headers = {**(headers or {}), **({"Allow": allowed} if allowed else {})}
+        return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -38,7 +38,16 @@ from miaopi.usecases import close_task as closing
 
 router = APIRouter(prefix="/v1/audit", tags=["supervision"], route_class=StrictJsonRoute)
 
-PeriodParam = Annotated[str, Path(description="A calendar month, YYYY-MM", examples=["2026-10"])]
+# YYYY-MM, the year from 0001 (what a date can hold).
+PERIOD = "^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-(0[1-9]|1[0-2])$"
+PeriodParam = Annotated[
+    str,
+    Path(
+        pattern=PERIOD,
+        description="A calendar month, YYYY-MM",
+        examples=["2026-10"],
+    ),
+]
 
 
 def _own(client: Client) -> int | None:
@@ -77,7 +86,9 @@ async def list_tasks(
     status: TaskStatus | None = None,
     kind: TaskKind | None = None,
     overdue: bool | None = None,
-    period: Annotated[str | None, Query(description="YYYY-MM of the draw")] = None,
+    period: Annotated[
+        str | None, Query(pattern=PERIOD, description="YYYY-MM of the draw")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Cursor = None,
 ) -> Any:
