@@ -23,11 +23,13 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
     allow_header_conformance,
     content_type_conformance,
+    missing_required_header,
     negative_data_rejection,
     positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from miaopi.api.app import create_app
@@ -72,6 +74,10 @@ CHECKS = [
     negative_data_rejection,
     positive_data_acceptance,  # ST202: a request the document calls valid is not refused
     allow_header_conformance,  # ST205: Allow lists exactly the documented methods
+    missing_required_header,
+    unsupported_method,
+    # Not here: ignored_auth sends requests of its own, past this test's in-process
+    # transport (to the network); the stateful checks (use_after_free, ...) need a stateful run.
 ]
 
 # Who calls each operation: a caller allowed to, so requests get past authorization.
