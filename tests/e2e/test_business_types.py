@@ -87,7 +87,7 @@ CASES = [
     ("postdoc", "秦川", {}, "rejected", {"postdoc_station_record": "fail"}),
     ("postdoc", "魏来", {}, "rejected", {"postdoc_station_record": "fail"}),
     ("postdoc", "姚远", {}, "referred", {"postdoc_station_record": "unknown"}),
-    ("postdoc", "白露", {}, "rejected", {"doctorate_verified": "fail"}),
+    ("postdoc", "白露", {}, "referred", {"doctorate_verified": "unknown"}),
 ]
 
 

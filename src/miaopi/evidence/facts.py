@@ -319,24 +319,30 @@ def _postdoc_station_region(ctx: FactContext, postdoc: dict) -> str | None:
     return _latest_postdoc(postdoc)["station_region"] if postdoc["records"] else None
 
 
-def _valid_doctorates(ctx: FactContext, items: list[dict]) -> int:
+def _valid_doctorates(ctx: FactContext, items: list[dict]) -> int | None:
+    """How many valid doctorates of the applicant the registry holds; None when it holds no
+    doctorate at all. Policy §6 says "(none found: unknown)": no doctorate found is not
+    proof that there is none (a degree from elsewhere, a record not yet filed), so the
+    criterion is unknown and the case referred; a doctorate found but revoked, or another's,
+    disproves it."""
     applicant = ctx.application.id_number.upper()
+    doctorates = [i for i in items if i["level"] == "doctorate"]
+    if not doctorates:
+        return None
     return sum(
         1
-        for i in items
-        if i["level"] == "doctorate"
-        and i["status"] == "valid"
-        and i["holder_id_number"].upper() == applicant
+        for i in doctorates
+        if i["status"] == "valid" and i["holder_id_number"].upper() == applicant
     )
 
 
 @_fact("domestic_valid_doctorates", "int", EDUCATION_DIPLOMAS_OF)
-def _domestic_valid_doctorates(ctx: FactContext, diplomas: dict) -> int:
+def _domestic_valid_doctorates(ctx: FactContext, diplomas: dict) -> int | None:
     return _valid_doctorates(ctx, diplomas["diplomas"])
 
 
 @_fact("overseas_valid_doctorates", "int", OVERSEAS_CERTIFICATIONS_OF)
-def _overseas_valid_doctorates(ctx: FactContext, certs: dict) -> int:
+def _overseas_valid_doctorates(ctx: FactContext, certs: dict) -> int | None:
     return _valid_doctorates(ctx, certs["certifications"])
 
 
