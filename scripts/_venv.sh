@@ -50,7 +50,7 @@ fi
 stamp="$({ "$PYTHON" --version;
            find pyproject.toml src adapters rules -type f -not -path '*/__pycache__/*' \
              -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -d' ' -f1)"
-read -r installed installed_extra < .venv/.miaopi-installed 2>/dev/null || true
+read -r installed installed_extra 2>/dev/null < .venv/.miaopi-installed || true
 if [ "${installed:-}" = "$stamp" ] && { [ "${installed_extra:-}" = "${1:-}" ] || [ "${installed_extra:-}" = test ]; }; then
   return 0 2>/dev/null || exit 0
 fi
