@@ -220,6 +220,20 @@ def rules_validate() -> None:
             f"ok  {r.business_type:<18} {r.version}  {r.effective_from} → {until}  "
             f"{len(r.criteria)} criteria  {r.fingerprint[:19]}"
         )
+    from datetime import date
+
+    from miaopi.eligibility.calendar import CalendarError, WorkingCalendar, check_horizon
+
+    try:
+        calendar = WorkingCalendar.load(settings.resolved_rules_dir())
+        check_horizon(calendar, date.today())
+    except CalendarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    years = sorted(calendar.years)
+    typer.echo(f"ok  working-day calendar      {years[0]}–{years[-1]}  "
+               f"{len(calendar.holidays)} holidays, {len(calendar.makeup_working_days)} "
+               "make-up working days")  # fmt: skip
 
 
 @rules_app.command("test")
@@ -234,13 +248,30 @@ def rules_test() -> None:
     except (RuleFileError, CaseFileError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    from miaopi.eligibility import calendar as working_days
+
+    try:
+        rules_dir = settings.resolved_rules_dir()
+        calendar_cases = working_days.run_cases(
+            rules_dir, working_days.WorkingCalendar.load(rules_dir)
+        )
+    except working_days.CalendarError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     failed = [r for r in results if not r.ok]
     for r in results:
         typer.echo(f"{'ok  ' if r.ok else 'FAIL'}  {r.file}: {r.name}")
         for problem in r.problems:
             typer.echo(f"        {problem}")
-    typer.echo(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    if failed or not results:
+    for c in calendar_cases:
+        typer.echo(f"{'ok  ' if c.ok else 'FAIL'}  {working_days.CASES_FILE}: {c.name}")
+        if c.problem:
+            typer.echo(f"        {c.problem}")
+    failed_days = [c for c in calendar_cases if not c.ok]
+    total = len(results) + len(calendar_cases)
+    typer.echo(f"{total - len(failed) - len(failed_days)} passed, "
+               f"{len(failed) + len(failed_days)} failed")  # fmt: skip
+    if failed or failed_days or not results:
         raise typer.Exit(1)
 
 
