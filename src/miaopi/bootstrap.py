@@ -29,6 +29,7 @@ from miaopi.adapters.http.transport import RegistryTransport
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import MOCK_APPS
 from miaopi.decision.service import Decider
+from miaopi.eligibility.calendar import WorkingCalendar
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
@@ -118,6 +119,7 @@ class Container:
     rechecker: Rechecker
     clock: Callable[[], datetime]
     uow: UnitOfWork
+    calendar: WorkingCalendar
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     @property
@@ -275,6 +277,7 @@ def bootstrap(
         settings=settings,
         database=database,
         uow=DatabaseUnitOfWork(database),
+        calendar=WorkingCalendar.load(settings.resolved_rules_dir()),
         rule_engine=rule_engine,
         registries=registries,
         decider=decider,

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from miaopi.domain import ROLES
-
-if TYPE_CHECKING:
-    from miaopi.records.database import Database
-    from miaopi.settings import Settings
+from miaopi.cli_clients import clients_app
+from miaopi.cli_common import load_settings, open_db
 
 app = typer.Typer(
     help="miaopi — instant approval (秒批) of talent-introduction applications.",
     no_args_is_help=True,
     add_completion=False,
 )
-clients_app = typer.Typer(help="API clients and their keys.", no_args_is_help=True)
 rules_app = typer.Typer(help="Rule files.", no_args_is_help=True)
 mock_app = typer.Typer(help="Mock registries.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -29,46 +25,6 @@ app.add_typer(mock_app, name="mock")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
-
-
-def _settings() -> Settings:
-    """The settings; in production, only with a URL for every registry the rules ask."""
-    from pydantic import ValidationError
-
-    from miaopi.bootstrap import RegistriesMissing, check_registries
-    from miaopi.eligibility.model import RuleFileError
-    from miaopi.eligibility.ruleset import RuleBook
-    from miaopi.settings import Settings
-
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        for err in exc.errors():
-            field = "MIAOPI_" + "_".join(map(str, err["loc"])).upper()
-            typer.echo(f"error: {field}: {err['msg']}", err=True)
-        raise typer.Exit(2) from None
-    if settings.environment == "production":
-        try:
-            book = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
-            check_registries(settings, book)
-        except RuleFileError:
-            pass  # the command that needs the rules says what is wrong with them
-        except RegistriesMissing as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
-    return settings
-
-
-def _database(settings: Settings, *, migrate: bool = True) -> Database:
-    """The database, migrated, with its data key; a clear error and exit 1 without one."""
-    from miaopi.bootstrap import open_database
-    from miaopi.records.sealing import DataKeyError
-
-    try:
-        return open_database(settings, migrate=migrate)
-    except DataKeyError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 keys_app = typer.Typer(help="The data key that seals personal data at rest.", no_args_is_help=True)
@@ -95,8 +51,8 @@ def serve(
     from miaopi.eligibility.model import RuleFileError
     from miaopi.eligibility.ruleset import RuleBook
 
-    settings = _settings()
-    _database(settings).dispose()
+    settings = load_settings()
+    open_db(settings).dispose()
     try:  # refuse to start on broken rules, with the reason, before forking workers
         book = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
     except RuleFileError as exc:
@@ -133,82 +89,13 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-@clients_app.command("create")
-def clients_create(
-    role: Annotated[str, typer.Option(help="employer | channel | auditor | admin")],
-    name: Annotated[str, typer.Option(help="Who the client is")],
-    uscc: Annotated[Optional[str], typer.Option(help="Employer's USCC (role employer)")] = None,  # noqa: UP045
-    district: Annotated[Optional[str], typer.Option(help="Auditor's district, 6 digits")] = None,  # noqa: UP045
-) -> None:
-    """Create an API client; its key is printed once, alone on the last line."""
-    import re
-
-    from miaopi.identifiers import credit_code
-    from miaopi.records.clients import create_client
-
-    if role not in ROLES:
-        raise typer.BadParameter(f"must be one of {', '.join(ROLES)}", param_hint="--role")
-    if role == "employer":
-        try:
-            uscc = credit_code(uscc or "")
-        except ValueError as exc:
-            raise typer.BadParameter(f"an employer needs a valid --uscc: {exc}") from None
-    elif uscc:
-        raise typer.BadParameter("only employers are bound to a USCC", param_hint="--uscc")
-    if role == "auditor":
-        if not district or not re.fullmatch(r"\d{6}", district):
-            raise typer.BadParameter(
-                "an auditor needs a 6-digit --district", param_hint="--district"
-            )
-    elif district:
-        raise typer.BadParameter("only auditors have a district", param_hint="--district")
-    settings = _settings()
-    engine = _database(settings).engine
-    client, key = create_client(engine, role, name, uscc=uscc, district=district)
-    typer.echo(f"created {role} client {client.id} ({name}), key prefix {client.key_prefix}")
-    if role == "auditor":
-        from datetime import UTC, datetime
-
-        from miaopi.supervision.queue import assign_waiting
-
-        # Tasks that waited for an auditor from another district may now have one.
-        assigned = assign_waiting(engine, datetime.now(UTC))
-        typer.echo(f"{assigned} waiting audit tasks assigned")
-    engine.dispose()
-    typer.echo("the key below is shown once; store it now")
-    typer.echo(key)
-
-
-@clients_app.command("revoke")
-def clients_revoke(
-    key: Annotated[str, typer.Argument(help="The key, mp_<prefix>, or its prefix alone")],
-) -> None:
-    """Revoke a client's key: give the key itself, or its prefix (the part after mp_)."""
-    from miaopi.records.clients import key_prefix_of, revoke_client
-
-    engine = _database(_settings()).engine
-    prefix = key_prefix_of(key)
-    client = revoke_client(engine, prefix)
-    if client is None:
-        typer.echo(f"no active key with prefix {prefix}", err=True)
-        raise typer.Exit(1)
-    typer.echo(f"revoked {prefix} ({client.role} {client.name})")
-    if client.role == "auditor":
-        from datetime import UTC, datetime
-
-        from miaopi.supervision.queue import release_auditor
-
-        moved = release_auditor(engine, client.id, datetime.now(UTC))
-        typer.echo(f"{moved} open audit tasks handed to other auditors (or back to waiting)")
-
-
 @rules_app.command("validate")
 def rules_validate() -> None:
     """Check every rule file against its schema and the fact catalogue."""
     from miaopi.eligibility.model import RuleFileError
     from miaopi.eligibility.ruleset import RuleBook
 
-    settings = _settings()
+    settings = load_settings()
     try:
         book = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
     except RuleFileError as exc:
@@ -242,7 +129,7 @@ def rules_test() -> None:
     from miaopi.eligibility.casetests import CaseFileError, run_all
     from miaopi.eligibility.model import RuleFileError
 
-    settings = _settings()
+    settings = load_settings()
     try:
         results = run_all(settings.resolved_rules_dir(), settings.city_prefix)
     except (RuleFileError, CaseFileError) as exc:
@@ -288,7 +175,7 @@ def mock_serve(
 
     from miaopi.bootstrap import mock_dataset, serve_mocks
 
-    settings = _settings()
+    settings = load_settings()
     try:
         dataset = mock_dataset(settings)
     except ValueError as exc:
@@ -314,8 +201,8 @@ def audit_recheck() -> None:
 
     from miaopi.bootstrap import bootstrap
 
-    settings = _settings()
-    _database(settings).dispose()  # migrated, and the key checked, with a clear error
+    settings = load_settings()
+    open_db(settings).dispose()  # migrated, and the key checked, with a clear error
 
     async def run() -> str:
         container = bootstrap(settings)
@@ -364,7 +251,7 @@ def ledger_verify() -> None:
     from miaopi.records.migrate import pending
 
     # A verifier does not write: no migration is applied, and none may be pending.
-    database = _database(_settings(), migrate=False)
+    database = open_db(load_settings(), migrate=False)
     try:
         behind = pending(database.engine)
         if behind is not None:
@@ -404,8 +291,8 @@ def openapi(
 def db_upgrade() -> None:
     """Apply migrations to MIAOPI_DATABASE_URL."""
 
-    settings = _settings()
-    engine = _database(settings).engine
+    settings = load_settings()
+    engine = open_db(settings).engine
     typer.echo(f"database at head: {engine.url.render_as_string(hide_password=True)}")
 
 

@@ -11,8 +11,8 @@ CriterionResult = Literal["pass", "fail", "unknown"]
 OnFail = Literal["reject", "refer"]
 Outcome = Literal["approved", "rejected", "referred"]
 CaseStatus = Literal["approved", "rejected", "referred", "revoked"]
-Role = Literal["employer", "channel", "auditor", "admin"]
-ROLES: tuple[Role, ...] = ("employer", "channel", "auditor", "admin")
+Role = Literal["employer", "channel", "auditor", "officer", "admin"]
+ROLES: tuple[Role, ...] = ("employer", "channel", "auditor", "officer", "admin")
 
 
 @dataclass(frozen=True, slots=True)

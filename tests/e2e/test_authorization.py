@@ -28,8 +28,13 @@ NANSHAN = "91440305MA5G2K7N95"
 FINDINGS = {"completeness": "ok", "consistency": "ok", "compliance": "ok", "outcome": "confirmed"}
 CALLERS = (
     "anonymous", "revoked", "employer", "other_employer", "channel", "other_channel",
-    "other_auditor", "auditor", "admin",
+    "other_auditor", "auditor", "officer", "admin",
 )  # fmt: skip
+# 何伟: referred (a criminal record fails in refer mode): the case the counter reviews.
+REFERRED = application(uscc=FUTIAN, id_number="320106200102141117", name="何伟",
+                       diploma_no="102841202602000333")  # fmt: skip
+DECISION = {"outcome": "approved", "resolutions": [
+    {"criterion": "no_criminal_record", "result": "pass", "basis": "note", "note": "spent"}]}
 
 
 @dataclass
@@ -38,6 +43,8 @@ class World:
     keys: dict[str, dict[str, str]]
     case_id: str
     task_id: str
+    review_id: str
+    referred_id: str
 
 
 @pytest.fixture
@@ -54,6 +61,7 @@ async def world(api: httpx.AsyncClient, container: Container) -> World:
         "other_channel": key("channel"),
         "auditor": key("auditor", district="440305"),
         "other_auditor": key("auditor", district="440304"),  # recused from Futian's cases
+        "officer": key("officer", district="440306"),
         "admin": key("admin"),
     }
     revoked, secret = create_client(container.database.engine, "admin", "gone")
@@ -64,7 +72,13 @@ async def world(api: httpx.AsyncClient, container: Container) -> World:
     )
     assert created.json()["status"] == "approved"
     [task] = (await api.get("/v1/audit/tasks", headers=keys["auditor"])).json()["items"]
-    return World(api, keys, created.json()["case_id"], task["task_id"])
+    referred = await api.post("/v1/applications", json=REFERRED, headers=keys["channel"])
+    assert referred.json()["status"] == "referred"
+    [review] = (await api.get("/v1/reviews", headers=keys["officer"])).json()["items"]
+    return World(
+        api, keys, created.json()["case_id"], task["task_id"], review["review_id"],
+        referred.json()["case_id"],
+    )  # fmt: skip
 
 
 def _expect(default: int | None = None, **by_caller: int) -> dict[str, int]:
@@ -74,7 +88,9 @@ def _expect(default: int | None = None, **by_caller: int) -> dict[str, int]:
     return out
 
 
-SCOPED_READ = _expect(200, other_employer=404, other_channel=404, other_auditor=404)
+SCOPED_READ = _expect(
+    200, other_employer=404, other_channel=404, other_auditor=404, officer=403
+)
 MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     ("POST", "/v1/applications", application(uscc=FUTIAN),
      _expect(403, employer=201, channel=201, other_channel=201)),
@@ -82,7 +98,7 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
      _expect(403, employer=200, channel=200, other_channel=200, admin=200)),
     ("GET", "/v1/applications/{case}", None, SCOPED_READ),
     ("GET", "/v1/applications/{case}/access-log", None, SCOPED_READ),
-    ("GET", "/v1/applications", None, _expect(200)),
+    ("GET", "/v1/applications", None, _expect(200, officer=403)),
     ("POST", "/v1/applications/{case}/replay", None,
      _expect(403, auditor=200, other_auditor=404, admin=200)),
     ("GET", "/v1/rules", None, _expect(200)),
@@ -97,6 +113,11 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
      _expect(403, auditor=200, other_auditor=200, admin=200)),
     ("POST", "/v1/audit/tasks/{task}/findings", FINDINGS,
      _expect(403, other_auditor=404, auditor=200)),
+    ("GET", "/v1/reviews", None, _expect(403, officer=200, admin=200)),
+    ("GET", "/v1/reviews/{review}", None, _expect(403, officer=200, admin=200)),
+    # The officer has not taken it: only its holder decides (the last row takes it).
+    ("POST", "/v1/reviews/{review}/decision", DECISION, _expect(403)),
+    ("POST", "/v1/reviews/{review}/claim", None, _expect(403, officer=200)),
     ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/metrics", None, dict.fromkeys(CALLERS, 200)),
@@ -107,7 +128,7 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
 async def test_every_caller_gets_what_its_role_and_scope_allow(
     world: World, method: str, path: str, body: Any, expected: dict[str, int]
 ) -> None:
-    url = path.format(case=world.case_id, task=world.task_id)
+    url = path.format(case=world.case_id, task=world.task_id, review=world.review_id)
     got = {}
     for caller in CALLERS:
         response = await world.api.request(method, url, json=body, headers=world.keys[caller])
@@ -121,15 +142,17 @@ async def test_scoped_lists_show_each_caller_only_its_own(world: World) -> None:
     def ids(caller: str) -> Any:
         return world.api.get("/v1/applications", headers=world.keys[caller])
 
-    seen = {c: [i["case_id"] for i in (await ids(c)).json()["items"]] for c in CALLERS[2:]}
+    readers = [c for c in CALLERS[2:] if c != "officer"]  # officers work from the queue
+    seen = {c: {i["case_id"] for i in (await ids(c)).json()["items"]} for c in readers}
+    both = {world.case_id, world.referred_id}
     assert seen == {
-        "employer": [world.case_id],
-        "other_employer": [],
-        "channel": [world.case_id],
-        "other_channel": [],
-        "other_auditor": [],
-        "auditor": [world.case_id],
-        "admin": [world.case_id],
+        "employer": both,
+        "other_employer": set(),
+        "channel": both,
+        "other_channel": set(),
+        "other_auditor": set(),
+        "auditor": {world.case_id},  # the case of their task only
+        "admin": both,
     }
 
 

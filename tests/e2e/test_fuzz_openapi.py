@@ -41,14 +41,16 @@ from tests.conftest import DATA_KEY, EMPLOYER, REPO, RULES, Clock
 # Refusals a document cannot express, each allowed only where it happens (ST202): the check
 # characters of an ID number and a USCC (GB 11643, GB 32100), the claims a business type needs,
 # an Idempotency-Key used before with another body, a cursor the service did not issue, a
-# revocation without its reason, a case or task not within the caller's scope, a month
-# whose draw is not published.
+# revocation without its reason, a review decision that does not resolve its case's open
+# criteria.
 REFUSED_THOUGH_WELL_FORMED = {
     "POST /v1/applications": ["422"],
     "POST /v1/evaluations": ["422"],
     "GET /v1/applications": ["422"],
     "GET /v1/audit/tasks": ["422"],
     "POST /v1/audit/tasks/{task_id}/findings": ["422"],
+    "GET /v1/reviews": ["422"],
+    "POST /v1/reviews/{review_id}/decision": ["422"],  # what each criterion needs resolved
 }
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 CONFIG = SchemathesisConfig.from_str(

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any
 
 from miaopi.evidence.ports import Evidence, RevocationRegister
 from miaopi.records.cases import IdempotencyRace, NewCase, Scope
 from miaopi.records.ledger import DOCUMENTS
+from miaopi.records.reviews import ReviewClosed, ReviewNotFound, ReviewNotHeld, ReviewTaken
 from miaopi.supervision.tasks import TaskClosed, TaskNotFound
 from miaopi.usecases.unit_of_work import UnitOfWork
 
@@ -29,6 +30,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.tasks: set[str] = set()
         self.definitions: dict[str, dict[str, Any]] = {}
         self.numbers = 0
+        self.review_rows: dict[str, SimpleNamespace] = {}
         # Runs inside ``record`` before it claims the key: a concurrent request's commit.
         self.before_claim: Callable[[], None] | None = None
 
@@ -60,6 +62,13 @@ class FakeUnitOfWork(UnitOfWork):
             client_id, key, body_hash = idempotency
             self.claims[(client_id, key)] = (body_hash, row.id)
         self.logged += [{**e, "purpose": "decision", "case_id": row.id} for e in new.evidence]
+        if new.status == "referred":
+            review_id = f"r{len(self.review_rows) + 1}"
+            self.review_rows[review_id] = SimpleNamespace(
+                id=review_id, case_id=row.id, status="waiting", officer_id=None,
+                due_date=new.review_due, employer_region=new.employer_region, outcome=None,
+                approval_number=None, resolutions=None, reason=None, entitlements=None,
+            )  # fmt: skip
         return row
 
     async def case(self, case_id: str, scope: Scope) -> Any | None:
@@ -82,6 +91,44 @@ class FakeUnitOfWork(UnitOfWork):
         if task_id in self.closed:
             raise TaskClosed(task_id)
         self.closed[task_id] = closure
+
+    async def reviews(
+        self, limit: int, cursor: str | None, status: str | None, overdue_on: date | None
+    ) -> tuple[list[Any], str | None]:
+        rows = [r for r in self.review_rows.values() if status in (None, r.status)]
+        return list(reversed(rows))[:limit], None
+
+    async def review(self, review_id: str) -> Any | None:
+        return self.review_rows.get(review_id)
+
+    async def review_of_case(self, case_id: str) -> Any | None:
+        return next((r for r in self.review_rows.values() if r.case_id == case_id), None)
+
+    async def claim_review(self, **claim: Any) -> None:
+        review = self.review_rows.get(claim["review_id"])
+        if review is None:
+            raise ReviewNotFound(claim["review_id"])
+        if review.status == "closed":
+            raise ReviewClosed(review.id)
+        if review.officer_id not in (None, claim["officer_id"]):
+            raise ReviewTaken(review.id)
+        review.status, review.officer_id = "in_review", claim["officer_id"]
+
+    async def decide_review(self, **decision: Any) -> None:
+        review = self.review_rows[decision["review_id"]]
+        if review.status == "closed":
+            raise ReviewClosed(review.id)
+        if review.officer_id != decision["officer_id"]:
+            raise ReviewNotHeld(review.id)
+        review.status, review.outcome = "closed", decision["outcome"]
+        review.resolutions, review.reason = decision["resolutions"], decision["reason"]
+        review.entitlements = decision["entitlements"]
+        if decision["outcome"] == "approved":
+            self.numbers += 1
+            review.approval_number = (
+                f"{decision['city_prefix']}-{decision['today'].year}-{self.numbers:06d}"
+            )
+        self.cases[review.case_id].status = decision["outcome"]
 
     async def ruleset_definition(self, fingerprint: str) -> dict[str, Any] | None:
         return self.definitions.get(fingerprint)

@@ -14,6 +14,7 @@ import pytest
 from miaopi.bootstrap import wire_registries
 from miaopi.decision.service import Decider, Decision
 from miaopi.domain import Application
+from miaopi.eligibility.calendar import WorkingCalendar
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.model import canonical_json
 from miaopi.eligibility.ruleset import RuleBook
@@ -35,6 +36,7 @@ from tests.unit.fakes import FakeUnitOfWork, NoBars
 
 pytestmark = pytest.mark.anyio
 
+CALENDAR = WorkingCalendar.load(RULES)
 HR = Client(id=7, role="employer", name="HR", key_prefix="k7", uscc=EMPLOYER)
 PORTAL = Client(id=8, role="channel", name="portal", key_prefix="k8")
 AUDITOR = Client(id=9, role="auditor", name="auditor", key_prefix="k9", district="440304")
@@ -57,9 +59,11 @@ async def decider(rulebook: RuleBook, rule_engine: RuleEngine) -> AsyncIterator[
         await client.aclose()
 
 
-def _submission(
-    client: Client = HR, key: str | None = None, **changes: Any
-) -> Submission:
+async def _submit(submission: Submission, decider: Decider, uow: FakeUnitOfWork) -> Any:
+    return await submit(submission, decider=decider, uow=uow, city_prefix="4403", calendar=CALENDAR)
+
+
+def _submission(client: Client = HR, key: str | None = None, **changes: Any) -> Submission:
     body = application(**changes)
     return Submission(
         application=Application.from_json(body),
@@ -73,7 +77,7 @@ async def test_an_approval_is_recorded_once_with_its_number_and_its_queries(
     decider: Decider,
 ) -> None:
     uow = FakeUnitOfWork()
-    done = await submit(_submission(key="k1"), decider=decider, uow=uow, city_prefix="4403")
+    done = await _submit(_submission(key="k1"), decider, uow)
     assert not done.replayed
     assert done.case.status == "approved"
     assert done.case.approval_number == "4403-2026-000001"
@@ -86,8 +90,8 @@ async def test_the_same_key_and_body_again_is_the_same_case_decided_once(
     decider: Decider,
 ) -> None:
     uow = FakeUnitOfWork()
-    first = await submit(_submission(key="k1"), decider=decider, uow=uow, city_prefix="4403")
-    again = await submit(_submission(key="k1"), decider=decider, uow=uow, city_prefix="4403")
+    first = await _submit(_submission(key="k1"), decider, uow)
+    again = await _submit(_submission(key="k1"), decider, uow)
     assert again.replayed
     assert again.case.id == first.case.id
     assert len(uow.cases) == 1
@@ -98,11 +102,9 @@ async def test_the_same_key_with_another_body_is_refused_and_records_nothing(
     decider: Decider,
 ) -> None:
     uow = FakeUnitOfWork()
-    await submit(_submission(key="k1"), decider=decider, uow=uow, city_prefix="4403")
+    await _submit(_submission(key="k1"), decider, uow)
     with pytest.raises(IdempotencyKeyReused):
-        await submit(
-            _submission(key="k1", name="李明明"), decider=decider, uow=uow, city_prefix="4403"
-        )
+        await _submit(_submission(key="k1", name="李明明"), decider, uow)
     assert len(uow.cases) == 1
 
 
@@ -110,14 +112,14 @@ async def test_a_concurrent_request_that_claimed_the_key_first_gives_its_case(
     decider: Decider,
 ) -> None:
     uow = FakeUnitOfWork()
-    winner = await submit(_submission(key="other"), decider=decider, uow=uow, city_prefix="4403")
+    winner = await _submit(_submission(key="other"), decider, uow)
     winner_claim = uow.claims[(HR.id, "other")]
 
     def concurrent_commit() -> None:  # the other request commits while this one decides
         uow.claims[(HR.id, "k1")] = winner_claim
 
     uow.before_claim = concurrent_commit
-    done = await submit(_submission(key="k1"), decider=decider, uow=uow, city_prefix="4403")
+    done = await _submit(_submission(key="k1"), decider, uow)
     assert done.replayed
     assert done.case.id == winner.case.id
     assert len(uow.cases) == 1
@@ -128,18 +130,14 @@ async def test_an_employer_may_not_apply_for_another_and_nothing_is_asked(
 ) -> None:
     uow = FakeUnitOfWork()
     with pytest.raises(Forbidden):
-        await submit(
-            _submission(uscc=OTHER_EMPLOYER), decider=decider, uow=uow, city_prefix="4403"
-        )
+        await _submit(_submission(uscc=OTHER_EMPLOYER), decider, uow)
     assert uow.cases == {}
     assert uow.logged == []
 
 
 async def test_a_channel_may_apply_for_any_employer(decider: Decider) -> None:
     uow = FakeUnitOfWork()
-    done = await submit(
-        _submission(PORTAL, uscc=OTHER_EMPLOYER), decider=decider, uow=uow, city_prefix="4403"
-    )
+    done = await _submit(_submission(PORTAL, uscc=OTHER_EMPLOYER), decider, uow)
     assert done.case.employer_uscc == OTHER_EMPLOYER
 
 
@@ -148,7 +146,7 @@ async def test_a_graduate_without_a_diploma_number_is_invalid_input_naming_it(
 ) -> None:
     uow = FakeUnitOfWork()
     with pytest.raises(InvalidInput) as refused:
-        await submit(_submission(diploma_no=None), decider=decider, uow=uow, city_prefix="4403")
+        await _submit(_submission(diploma_no=None), decider, uow)
     assert refused.value.loc == ["body", "claims", "diploma_no"]
     assert uow.logged == []
 
@@ -169,7 +167,7 @@ async def test_a_replay_of_a_recorded_case_is_identical(
     decider: Decider, rule_engine: RuleEngine
 ) -> None:
     uow = FakeUnitOfWork()
-    done = await submit(_submission(), decider=decider, uow=uow, city_prefix="4403")
+    done = await _submit(_submission(), decider, uow)
     case_id, result = await replay_case(done.case.id, HR, uow=uow, engine=rule_engine)
     assert case_id == done.case.id
     assert result.identical
@@ -179,7 +177,7 @@ async def test_a_replay_without_its_stored_rules_is_a_conflict(
     decider: Decider, rule_engine: RuleEngine
 ) -> None:
     uow = FakeUnitOfWork()
-    done = await submit(_submission(), decider=decider, uow=uow, city_prefix="4403")
+    done = await _submit(_submission(), decider, uow)
     uow.definitions.clear()
     with pytest.raises(Conflict) as refused:
         await replay_case(done.case.id, HR, uow=uow, engine=rule_engine)
@@ -188,9 +186,7 @@ async def test_a_replay_without_its_stored_rules_is_a_conflict(
 
 async def test_another_employers_case_is_not_found(decider: Decider) -> None:
     uow = FakeUnitOfWork()
-    done = await submit(
-        _submission(PORTAL, uscc=OTHER_EMPLOYER), decider=decider, uow=uow, city_prefix="4403"
-    )
+    done = await _submit(_submission(PORTAL, uscc=OTHER_EMPLOYER), decider, uow)
     with pytest.raises(NotFound):
         await replay_case(done.case.id, HR, uow=uow, engine=RuleEngine())
 
@@ -209,4 +205,3 @@ async def test_a_revocation_needs_its_reason_and_a_closure_is_final() -> None:
         await close_task("t1", Findings(checks, "confirmed"), AUDITOR, uow=uow, now=NOW)
     with pytest.raises(NotFound):
         await close_task("t2", Findings(checks, "confirmed"), AUDITOR, uow=uow, now=NOW)
-

@@ -18,7 +18,7 @@ from miaopi.api import docs_ui, errors
 from miaopi.api.deps import RecentKeys, reject_unknown_query
 from miaopi.api.limits import BodyLimit, DecisionLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
-from miaopi.api.routes import applications, audit, health, rules
+from miaopi.api.routes import applications, audit, health, reviews, rules
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 from miaopi.identifiers import load_tables
 from miaopi.telemetry.logs import stamp_request_ids
@@ -101,6 +101,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(applications.router)
     app.include_router(rules.router)
     app.include_router(audit.router)
+    app.include_router(reviews.router)
     app.include_router(health.router)
     docs_ui.install(app)
     _list_business_types(app, container)

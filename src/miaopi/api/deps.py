@@ -97,6 +97,8 @@ Evaluator = Annotated[Client, Depends(allow("employer", "channel", "admin"))]
 Reader = Annotated[Client, Depends(allow("employer", "channel", "auditor", "admin"))]
 Supervisor = Annotated[Client, Depends(allow("auditor", "admin"))]
 Auditor = Annotated[Client, Depends(allow("auditor"))]
+Officer = Annotated[Client, Depends(allow("officer"))]
+Reviewer = Annotated[Client, Depends(allow("officer", "admin"))]
 Admin = Annotated[Client, Depends(allow("admin"))]
 
 

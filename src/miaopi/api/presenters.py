@@ -114,3 +114,64 @@ def task_body(row: Any, today: date) -> dict[str, Any]:
             "approved_at": row.approved_at.isoformat(),
         },
     }
+
+
+def review_body(row: Any, today: date) -> dict[str, Any]:
+    """A counter review for officers and admins (its case in summary)."""
+    return {
+        "review_id": row.id,
+        "case_id": row.case_id,
+        "status": row.status,
+        "referred_on": row.referred_on.isoformat(),
+        "due_date": row.due_date.isoformat() if row.due_date else None,
+        "overdue": _overdue(row, today),
+        "officer": row.officer_name,
+        "claimed_at": row.claimed_at.isoformat() if row.claimed_at else None,
+        "outcome": row.outcome,
+        "approval_number": row.approval_number,
+        "reason": row.reason,
+        "resolutions": row.resolutions,
+        "entitlements": row.entitlements,
+        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "case": {
+            "case_id": row.case_id,
+            "status": row.case_status,
+            "business_type": row.business_type,
+            "employer_uscc": row.employer_uscc,
+            "employer_name": row.employer_name,
+        },
+    }
+
+
+def with_review(body: dict[str, Any], review: Any, client: Client, today: date) -> dict[str, Any]:
+    """A case's body with its counter review: the review, the decision it made, its number."""
+    notes = client.role == "admin"  # an officer's notes may name the applicant
+    resolutions = review.resolutions
+    if resolutions is not None and not notes:
+        resolutions = [{**r, "note": None} for r in resolutions]
+    body["review"] = {
+        "review_id": review.id,
+        "status": review.status,
+        "due_date": review.due_date.isoformat() if review.due_date else None,
+        "overdue": _overdue(review, today),
+        "officer": review.officer_name,
+        "outcome": review.outcome,
+        "reason": review.reason if notes else None,
+        "resolutions": resolutions,
+        "decided_at": review.decided_at.isoformat() if review.decided_at else None,
+    }
+    decisions = [{"by": "miaopi", "outcome": body["decision"]["outcome"],
+                  "decided_at": body["decided_at"]}]  # fmt: skip
+    if review.status == "closed":
+        decisions.append({
+            "by": "counter review", "outcome": review.outcome, "review_id": review.id,
+            "decided_at": review.decided_at.isoformat(), "entitlements": review.entitlements,
+        })  # fmt: skip
+        if review.approval_number:
+            body["approval_number"] = review.approval_number
+    body["decisions"] = decisions
+    return body
+
+
+def _overdue(review: Any, today: date) -> bool:
+    return review.status != "closed" and review.due_date is not None and review.due_date < today

@@ -147,12 +147,41 @@ class EvaluationResultOut(EvaluationOut):
     evaluation_id: str = Field(description="Names the dry run in the registry access log")
 
 
+class ResolutionOut(BaseModel):
+    criterion: str
+    result: Literal["pass", "fail"]
+    basis: Literal["document", "registry", "note"]
+    document_id: str | None = None
+    note: str | None = None
+
+
+class CaseReviewOut(BaseModel):
+    """A referred case's counter review, as the case shows it (policy §9)."""
+
+    review_id: str
+    status: Literal["waiting", "in_review", "awaiting_documents", "closed"]
+    due_date: date | None
+    overdue: bool
+    officer: str | None = None
+    outcome: Literal["approved", "rejected"] | None = None
+    reason: str | None = None
+    resolutions: list[ResolutionOut] | None = None
+    decided_at: datetime | None = None
+
+
 class CaseOut(EvaluationOut):
     case_id: str
     status: CaseStatus
     approval_number: str | None = None
     revocation: RevocationOut | None = Field(
         default=None, description="Set when supervision revoked the approval (policy §8)"
+    )
+    review: CaseReviewOut | None = Field(
+        default=None, description="Set when the case was referred to the counter (policy §9)"
+    )
+    decisions: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Every decision of the case, oldest first: automatic, then the counter's",
     )
 
 

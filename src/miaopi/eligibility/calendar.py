@@ -30,6 +30,7 @@ class WorkingCalendar:
     holidays: frozenset[date]
     makeup_working_days: frozenset[date]
     years: frozenset[int]
+    review_due_working_days: int = 5
     reference: str = field(default="", compare=False)
 
     @property
@@ -45,6 +46,10 @@ class WorkingCalendar:
         if day in self.makeup_working_days:
             return True
         return day.isoweekday() <= 5 and day not in self.holidays
+
+    def review_due(self, referred_on: date) -> date:
+        """When a counter review referred that day is due (policy §9)."""
+        return self.add_working_days(referred_on, self.review_due_working_days)
 
     def add_working_days(self, start: date, count: int) -> date:
         """The ``count``-th working day after ``start`` (``start`` itself not counted)."""
@@ -76,7 +81,7 @@ class WorkingCalendar:
     def parse(cls, data: Any, where: str) -> WorkingCalendar:
         if not isinstance(data, dict) or data.get("kind") != "working_calendar":
             raise CalendarError(f"{where}: kind must be working_calendar")
-        unknown = set(data) - {"kind", "reference", "years"}
+        unknown = set(data) - {"kind", "reference", "years", "review_due_working_days"}
         if unknown:
             raise CalendarError(f"{where}: unknown keys {sorted(unknown)}")
         years = data.get("years")
@@ -108,7 +113,10 @@ class WorkingCalendar:
         ordered = sorted(years)
         if ordered != list(range(ordered[0], ordered[-1] + 1)):
             raise CalendarError(f"{where}: years must follow each other without a gap")
-        return cls(frozenset(holidays), frozenset(makeup), frozenset(ordered),
+        due = data.get("review_due_working_days", 5)
+        if not isinstance(due, int) or isinstance(due, bool) or not 1 <= due <= 60:
+            raise CalendarError(f"{where}: review_due_working_days: a whole number, 1 to 60")
+        return cls(frozenset(holidays), frozenset(makeup), frozenset(ordered), due,
                    str(data.get("reference", "")))  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Row, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.records import ledger
@@ -17,6 +17,7 @@ from miaopi.records.engines import dialect_insert, reading, reading_one
 from miaopi.records.ledger import decision_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
+from miaopi.records.reviews import enqueue_review
 from miaopi.records.sealing import JsonText, json_text
 from miaopi.records.tables import (
     approval_counters,
@@ -65,6 +66,8 @@ class NewCase:
     risk_class: str | None
     employer_region: str | None
     supervision: SupervisionTerms
+    # A referral's review is due then (working days, eligibility/calendar.py); None otherwise.
+    review_due: date | None = None
     # Made once, with the case, not by ``record``: on SQLite ``Database.run`` tries that again while
     # another writer holds the write slot, and these cost more than the rest of an attempt.
     row: dict[str, Any] = field(init=False)  # as inserted (its id too): documents as JSON text
@@ -124,6 +127,13 @@ _NEXT_NUMBER = Prepared(
 _stored_rulesets: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
 
 
+def next_approval_number(conn: Connection, city_prefix: str, year: int) -> str:
+    """The year's next approval number, gap-free: the counter row stays locked until COMMIT,
+    and a rollback takes the increment back."""
+    number = _NEXT_NUMBER.scalar(conn, {"year": year, "last": 1})
+    return f"{city_prefix}-{year}-{number:06d}"
+
+
 def record(
     engine: Engine,
     new: NewCase,
@@ -179,6 +189,16 @@ def record(
                     employer_region=new.employer_region,
                     terms=new.supervision,
                 )
+            elif new.status == "referred":
+                # Policy §9: a referred case enters the counter review in the same transaction.
+                enqueue_review(
+                    conn,
+                    case_id=case_id,
+                    referred_on=new.application_date,
+                    due_date=new.review_due,
+                    employer_region=new.employer_region,
+                    now=new.decided_at,
+                )
             # As it reads back: documents parsed, timestamps in UTC.
             stored = {**new.row, **{name: getattr(new, name) for name in ledger.DOCUMENTS}}
             stored["submitted_at"] = new.submitted_at.astimezone(UTC)
@@ -196,8 +216,7 @@ def record(
                     # Numbered last: the counter row stays locked from here until the commit,
                     # and every approval waits for it, so the wait covers only the number, the
                     # ledger entry and the commit, not the whole case.
-                    number = _NEXT_NUMBER.scalar(conn, {"year": year, "last": 1})
-                    row.approval_number = f"{city_prefix}-{year}-{number:06d}"
+                    row.approval_number = next_approval_number(conn, city_prefix, year)
                     _NUMBER_CASE.execute(conn, {"case_id": case_id, "number": row.approval_number})
                 number = row.approval_number
                 ledger.append_decision(conn, case_id, new.digest, number, new.decided_at)

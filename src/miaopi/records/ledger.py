@@ -73,6 +73,21 @@ def revocation_record(case: Any) -> dict[str, Any]:
     }
 
 
+def review_record(review: Any) -> dict[str, Any]:
+    """A counter review's decision: who decided, what, on what, and the approval it gave."""
+    return {
+        "review_id": review.id,
+        "case_id": review.case_id,
+        "officer_id": review.officer_id,
+        "outcome": review.outcome,
+        "approval_number": review.approval_number,
+        "resolutions": review.resolutions,
+        "reason": review.reason,
+        "entitlements": review.entitlements,
+        "decided_at": iso(review.decided_at),
+    }
+
+
 def closure_record(task: Any) -> dict[str, Any]:
     return {
         "task_id": task.id,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    func,
     or_,
     select,
     type_coerce,
@@ -40,10 +41,11 @@ from miaopi.records.ledger import (
     decision_record,
     iso,
     record_hash,
+    review_record,
     revocation_record,
 )
 from miaopi.records.sealing import DataKey, SealBroken, SealedText, key_of
-from miaopi.records.tables import audit_tasks, cases, fraud_bars, ledger
+from miaopi.records.tables import audit_tasks, cases, fraud_bars, ledger, reviews
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ _RECORDS: dict[str, tuple[Table, tuple[str, ...], Callable[[Any], dict[str, Any]
     "audit_closure": (audit_tasks, (
         "id", "case_id", "kind", "auditor_id", "findings", "outcome", "reason", "closed_at",
     ), closure_record),
+    "review": (reviews, (
+        "id", "case_id", "officer_id", "outcome", "approval_number", "resolutions", "reason",
+        "entitlements", "decided_at",
+    ), review_record),
 }  # fmt: skip
 
 
@@ -110,6 +116,8 @@ def _entries_with_records() -> Select[Any]:
         cases, and_(ledger.c.kind.in_(("decision", "revocation")), cases.c.id == ledger.c.case_id)
     ).outerjoin(
         audit_tasks, and_(ledger.c.kind == "audit_closure", audit_tasks.c.id == ledger.c.subject_id)
+    ).outerjoin(
+        reviews, and_(ledger.c.kind == "review", reviews.c.id == ledger.c.subject_id)
     )
     return select(ledger, *raw).select_from(joined).order_by(ledger.c.seq)
 
@@ -267,6 +275,12 @@ def _uncovered(conn: Connection) -> Problem | None:
             .where(audit_tasks.c.status == "closed", ~_recorded("audit_closure", audit_tasks.c.id)),
             "a closed audit task without its closure entry",
         ),
+        (
+            select(reviews.c.case_id, reviews.c.approval_number).where(
+                reviews.c.status == "closed", ~_recorded("review", reviews.c.id)
+            ),
+            "a decided review without its ledger entry",
+        ),
     )
     for query, what in checks:
         found = conn.execute(query.limit(1)).first()
@@ -284,15 +298,23 @@ def _consistency(conn: Connection, key: DataKey) -> Problem | None:
     issued: for the applicant (sealed and keyed-hashed), dated the day of the revocation.
     """
     revoked = _recorded("revocation", cases.c.id)
-    wrong_status = select(cases.c.id, cases.c.approval_number, cases.c.status).where(
-        or_(
-            and_(cases.c.status == "revoked", ~revoked),
-            and_(cases.c.status != "revoked", revoked),
-            and_(cases.c.status != "revoked", cases.c.status != cases.c.outcome),
-            and_(
-                cases.c.status != "revoked",
-                or_(cases.c.revoked_at.is_not(None), cases.c.revocation_reason.is_not(None)),
-            ),
+    # A decided review's outcome (hashed in its entry) replaces the automatic one.
+    decided = and_(reviews.c.status == "closed", _recorded("review", reviews.c.id))
+    current = case((decided, reviews.c.outcome), else_=cases.c.outcome)
+    number = func.coalesce(cases.c.approval_number, reviews.c.approval_number)
+    wrong_status = (
+        select(cases.c.id, number.label("approval_number"), cases.c.status)
+        .select_from(cases.outerjoin(reviews, reviews.c.case_id == cases.c.id))
+        .where(
+            or_(
+                and_(cases.c.status == "revoked", ~revoked),
+                and_(cases.c.status != "revoked", revoked),
+                and_(cases.c.status != "revoked", cases.c.status != current),
+                and_(
+                    cases.c.status != "revoked",
+                    or_(cases.c.revoked_at.is_not(None), cases.c.revocation_reason.is_not(None)),
+                ),
+            )
         )
     )
     found = conn.execute(wrong_status.limit(1)).first()

@@ -191,6 +191,33 @@ audit_tasks = Table(
     Index(None, "status", "seq"),
 )
 
+# The counter review of a referred case (policy.md §9): queued in the transaction that refers
+# it, taken by one officer, decided once. A manual approval's number is kept here: the case's
+# own approval_number is its automatic decision's, which the ledger hashed as none.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False, unique=True),
+    Column("status", String(24), nullable=False),  # waiting | in_review | closed
+    Column("employer_region", String(6)),  # the district an officer is recused from
+    Column("referred_on", Date, nullable=False),
+    Column("due_date", Date),  # None only if the calendar did not reach it (logged)
+    Column("officer_id", Integer, ForeignKey("clients.id")),
+    Column("claimed_at", UTCDateTime),
+    Column("outcome", String(16)),
+    Column("approval_number", String(32), unique=True),
+    # An officer's notes and reason may name the applicant: sealed like the case.
+    Column("resolutions", SealedJSON("reviews.resolutions")),
+    Column("reason", SealedText("reviews.reason")),
+    Column("entitlements", JSON),
+    Column("decided_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "status", "seq"),
+    Index(None, "officer_id", "seq"),
+)
+
 # Fraud bars this city issued by revoking an approval (policy.md §8).
 fraud_bars = Table(
     "fraud_bars",

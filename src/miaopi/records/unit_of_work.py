@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
-from miaopi.records import access_log, cases
+from miaopi.records import access_log, cases, reviews
 from miaopi.records.access_log import Purpose
 from miaopi.records.cases import NewCase, Scope
 from miaopi.records.database import Database
@@ -38,6 +39,23 @@ class DatabaseUnitOfWork(UnitOfWork):
 
     async def close_task(self, **closure: Any) -> None:
         await self.database.run_in_thread(lambda engine: tasks.close_task(engine, **closure))
+
+    async def reviews(
+        self, limit: int, cursor: str | None, status: str | None, overdue_on: date | None
+    ) -> tuple[list[Any], str | None]:
+        return await self.database.run_in_thread(reviews.page, limit, cursor, status, overdue_on)
+
+    async def review(self, review_id: str) -> Any | None:
+        return await self.database.run(reviews.get, review_id)
+
+    async def review_of_case(self, case_id: str) -> Any | None:
+        return await self.database.run(reviews.of_case, case_id)
+
+    async def claim_review(self, **claim: Any) -> None:
+        await self.database.run(lambda engine: reviews.claim(engine, **claim))
+
+    async def decide_review(self, **decision: Any) -> None:
+        await self.database.run(lambda engine: reviews.decide(engine, **decision))
 
     async def ruleset_definition(self, fingerprint: str) -> dict[str, Any] | None:
         return await self.database.run_in_thread(cases.ruleset_definition, fingerprint)

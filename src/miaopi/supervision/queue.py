@@ -156,11 +156,14 @@ def enqueue_approval(
     risk_class: str | None,
     employer_region: str | None,
     terms: SupervisionTerms,
+    rate: str | None = None,
 ) -> None:
-    """Queue an approval for re-check, draw it for a spot check, and open its task if drawn."""
+    """Queue an approval for re-check, draw it for a spot check, and open its task if drawn.
+
+    The rate is the employer's risk class's, unless given (a manual approval's is "1")."""
     _INSERT_QUEUED.execute(conn, {"case_id": case_id, "queued_at": now, "state": "queued"})
     period = period_of(approval_date)
-    rate = terms.rate_for(risk_class)
+    rate = rate or terms.rate_for(risk_class)
     selected = is_selected(_seed(conn, period, now), case_id, rate)
     _INSERT_DRAW.execute(
         conn,

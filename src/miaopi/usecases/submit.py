@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from miaopi.decision.service import Decider, Decision
 from miaopi.domain import Application
+from miaopi.eligibility.calendar import CalendarError, WorkingCalendar
 from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
 from miaopi.usecases.access import case_in_scope
@@ -15,6 +18,8 @@ from miaopi.usecases.applications import check_application
 from miaopi.usecases.decide import decide
 from miaopi.usecases.errors import IdempotencyKeyReused
 from miaopi.usecases.unit_of_work import UnitOfWork
+
+log = logging.getLogger("miaopi.reviews")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +39,12 @@ class Submitted:
 
 
 async def submit(
-    submission: Submission, *, decider: Decider, uow: UnitOfWork, city_prefix: str
+    submission: Submission,
+    *,
+    decider: Decider,
+    uow: UnitOfWork,
+    city_prefix: str,
+    calendar: WorkingCalendar,
 ) -> Submitted:
     application = check_application(submission.application, submission.client, decider.rulebook)
     body_hash = uow.body_hash(submission.canonical_body)
@@ -46,7 +56,9 @@ async def submit(
     key = submission.idempotency_key
     claim = (submission.client.id, key, body_hash) if key is not None else None
     try:
-        row = await uow.record(new_case(decision, submission.client.id), city_prefix, claim)
+        due = _review_due(calendar, decision) if decision.outcome == "referred" else None
+        new = new_case(decision, submission.client.id, due)
+        row = await uow.record(new, city_prefix, claim)
     except IdempotencyRace:
         # A concurrent request with the same key committed first: its case is the answer.
         seen = await _seen(submission, body_hash, uow)
@@ -77,7 +89,16 @@ async def _seen(submission: Submission, body_hash: str, uow: UnitOfWork) -> Subm
     return Submitted(await case_in_scope(uow, client, seen[1]), replayed=True)
 
 
-def new_case(decision: Decision, submitted_by: int) -> NewCase:
+def _review_due(calendar: WorkingCalendar, decision: Decision) -> date | None:
+    try:
+        return calendar.review_due(decision.application_date)
+    except CalendarError as exc:
+        # The case is recorded and queued all the same; its review shows no due date.
+        log.error("no due date for a counter review: %s", exc)
+        return None
+
+
+def new_case(decision: Decision, submitted_by: int, review_due: date | None = None) -> NewCase:
     """The case to record for a decision."""
     application = decision.application
     return NewCase(
@@ -101,4 +122,5 @@ def new_case(decision: Decision, submitted_by: int) -> NewCase:
         risk_class=decision.risk_class,
         employer_region=decision.employer_region,
         supervision=decision.ruleset.supervision,
+        review_due=review_due,
     )

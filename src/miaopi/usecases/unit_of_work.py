@@ -9,6 +9,7 @@ cases in memory, so the use cases are tested without a database.
 from __future__ import annotations
 
 import abc
+from datetime import date
 from typing import Any
 
 from miaopi.records.access_log import Purpose
@@ -48,6 +49,28 @@ class UnitOfWork(abc.ABC):
     async def close_task(self, **closure: Any) -> None:
         """Close an audit task (``supervision.tasks.close_task``'s arguments) in one
         transaction; raises ``TaskNotFound`` or ``TaskClosed``."""
+
+    @abc.abstractmethod
+    async def reviews(
+        self, limit: int, cursor: str | None, status: str | None, overdue_on: date | None
+    ) -> tuple[list[Any], str | None]:
+        """A page of the counter review's queue, newest first, and the next cursor."""
+
+    @abc.abstractmethod
+    async def review(self, review_id: str) -> Any | None:
+        """One review with its case's summary."""
+
+    @abc.abstractmethod
+    async def review_of_case(self, case_id: str) -> Any | None:
+        """The case's review, if it was referred."""
+
+    @abc.abstractmethod
+    async def claim_review(self, **claim: Any) -> None:
+        """``reviews.claim`` in one transaction; raises its exceptions."""
+
+    @abc.abstractmethod
+    async def decide_review(self, **decision: Any) -> None:
+        """``reviews.decide`` in one transaction; raises its exceptions."""
 
     @abc.abstractmethod
     async def ruleset_definition(self, fingerprint: str) -> dict[str, Any] | None:

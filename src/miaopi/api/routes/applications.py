@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from miaopi.api.deps import ContainerDep, Cursor, Evaluator, Reader, Submitter, Supervisor
 from miaopi.api.errors import invalid
-from miaopi.api.presenters import case_body, evaluation_body
+from miaopi.api.presenters import case_body, evaluation_body, with_review
 from miaopi.api.schemas import (
     AccessLogOut,
     ApplicationIn,
@@ -23,6 +23,7 @@ from miaopi.api.schemas import (
 )
 from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.domain import Application, CaseStatus
+from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.model import canonical_json
 from miaopi.records import access_log, cases
 from miaopi.records.clients import Client
@@ -93,6 +94,7 @@ async def submit(
         decider=container.decider,
         uow=container.uow,
         city_prefix=container.settings.city_prefix,
+        calendar=container.calendar,
     )
     if done.replayed:
         return _replayed(done.case, client)
@@ -120,7 +122,13 @@ async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep
     summary="One case, within the caller's scope",
 )
 async def read(case_id: str, client: Reader, container: ContainerDep) -> Any:
-    return case_body(await case_in_scope(container.uow, client, case_id), client)
+    row = await case_in_scope(container.uow, client, case_id)
+    body = case_body(row, client)
+    # A case referred by its automatic decision has a counter review (policy §9).
+    review = await container.uow.review_of_case(row.id) if row.outcome == "referred" else None
+    if review is not None:
+        body = with_review(body, review, client, today_in_shanghai(container.clock()))
+    return body
 
 
 @router.get(
