@@ -135,7 +135,12 @@ class FakeUnitOfWork(UnitOfWork):
 
 
 class NoBars(RevocationRegister):
-    """This city's register of fraud bars, holding none."""
+    """This city's own records, holding no fraud bar and no approval."""
+
+    async def approvals_of(self, id_number: str) -> Evidence:
+        return Evidence(
+            "revocations", "approvals_of", "ok", datetime.now(UTC), 0.0, record={"approvals": []}
+        )
 
     async def bars_of(self, id_number: str) -> Evidence:
         return Evidence(

@@ -49,6 +49,7 @@ CREDIT_EMPLOYER = Query("credit", "employer")
 HRSS_TITLE = Query("hrss", "title")
 HRSS_POSTDOC = Query("hrss", "postdoc")
 REVOCATIONS_BARS_OF = Query("revocations", "bars_of")
+REVOCATIONS_APPROVALS_OF = Query("revocations", "approvals_of")
 
 
 def query_argument(query: Query, application: Application) -> str | None:
@@ -61,6 +62,7 @@ def query_argument(query: Query, application: Application) -> str | None:
         SOCIAL_SECURITY_HISTORY,
         HRSS_POSTDOC,
         REVOCATIONS_BARS_OF,
+        REVOCATIONS_APPROVALS_OF,
     ):
         return application.id_number
     if query == CREDIT_EMPLOYER:
@@ -185,6 +187,22 @@ def _fraud_bar_count(ctx: FactContext, credit: dict, own: dict) -> int:
 def _latest_fraud_bar_on(ctx: FactContext, credit: dict, own: dict) -> date | None:
     bars = _bars_issued(ctx, credit, own)
     return bars[-1] if bars else None
+
+
+@_fact("prior_approval_count", "int", REVOCATIONS_APPROVALS_OF)
+def _prior_approval_count(ctx: FactContext, own: dict) -> int:
+    """Approvals of the person this city holds in force (the latest is registered)."""
+    return len(own["approvals"])
+
+
+@_fact("latest_prior_approval_on", "date", REVOCATIONS_APPROVALS_OF)
+def _latest_prior_approval_on(ctx: FactContext, own: dict) -> date | None:
+    return date.fromisoformat(own["approvals"][-1]["approved_on"]) if own["approvals"] else None
+
+
+@_fact("latest_prior_approval_number", "str", REVOCATIONS_APPROVALS_OF)
+def _latest_prior_approval_number(ctx: FactContext, own: dict) -> str | None:
+    return own["approvals"][-1]["approval_number"] if own["approvals"] else None
 
 
 @_fact("employer_status", "str", CREDIT_EMPLOYER)

@@ -156,10 +156,16 @@ class CreditRegistry(abc.ABC):
 
 
 class RevocationRegister(abc.ABC):
-    """This city's own register of fraud bars, issued by revoking approvals (policy.md §8)."""
+    """This city's own records: the fraud bars it issued by revoking approvals (policy.md §8),
+    and the approvals it gave (policy.md §5: one live approval per person)."""
 
     name: RegistryName = "revocations"
 
     @abc.abstractmethod
     async def bars_of(self, id_number: str) -> Evidence:
         """The bars issued against the person (:class:`FraudBarList`)."""
+
+    @abc.abstractmethod
+    async def approvals_of(self, id_number: str) -> Evidence:
+        """The person's latest approval in force, if any: ``{"approvals": [{"approval_number",
+        "approved_on"}]}``."""

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from miaopi.records import ledger
+from miaopi.records import ledger, live_approvals
 from miaopi.records.access_log import log_queries
 from miaopi.records.engines import dialect_insert, reading, reading_one
 from miaopi.records.ledger import decision_record
@@ -68,6 +68,8 @@ class NewCase:
     supervision: SupervisionTerms
     # A referral's review is due then (working days, eligibility/calendar.py); None otherwise.
     review_due: date | None = None
+    # An approval of the person's on or before this day is no longer live (policy §5).
+    live_expired_on: date | None = None
     # Made once, with the case, not by ``record``: on SQLite ``Database.run`` tries that again while
     # another writer holds the write slot, and these cost more than the rest of an attempt.
     row: dict[str, Any] = field(init=False)  # as inserted (its id too): documents as JSON text
@@ -164,6 +166,15 @@ def record(
                 )
             approved = new.status == "approved"
             _INSERT_CASE.execute(conn, new.row)
+            if approved and new.live_expired_on is not None:
+                # One live approval per person: of two at once, the second rolls back here.
+                live_approvals.claim(
+                    conn,
+                    id_number=new.applicant_id_number,
+                    case_id=case_id,
+                    approved_on=new.application_date,
+                    expired_on=new.live_expired_on,
+                )
             if idempotency is not None:
                 client_id, key, request_hash = idempotency
                 _INSERT_IDEMPOTENCY_KEY.execute(

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Select, exists, insert, select, update
 
-from miaopi.records import ledger
+from miaopi.records import ledger, live_approvals
 from miaopi.records.engines import reading
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
@@ -163,8 +163,12 @@ def decide(
     terms: SupervisionTerms,
     now: datetime,
     today: date,
+    live_expired_on: date | None = None,
 ) -> None:
-    """Close the review with the officer's decision, all of it or nothing (see the module)."""
+    """Close the review with the officer's decision, all of it or nothing (see the module).
+
+    An approval claims the person's live approval (``live_approvals.claim``): with another
+    one live it raises ``LiveApprovalHeld`` and nothing is written."""
     with writing(engine) as conn:
         row = conn.execute(
             select(reviews).where(reviews.c.id == review_id).with_for_update()
@@ -180,6 +184,14 @@ def decide(
         if approved:
             from miaopi.records.cases import next_approval_number
 
+            if live_expired_on is not None:
+                id_number = conn.execute(
+                    select(cases.c.applicant_id_number).where(cases.c.id == row.case_id)
+                ).scalar_one()
+                live_approvals.claim(
+                    conn, id_number=id_number, case_id=row.case_id, approved_on=today,
+                    expired_on=live_expired_on,
+                )  # fmt: skip
             number = next_approval_number(conn, city_prefix, today.year)
         conn.execute(
             update(reviews)

@@ -218,6 +218,18 @@ reviews = Table(
     Index(None, "officer_id", "seq"),
 )
 
+# One live approval per person (policy.md §5): the person's latest approval, by the keyed hash
+# of the ID number. The row is claimed in the transaction that approves, and a live one (less
+# than the rules' years old) is never replaced: of two approvals for one person at the same
+# moment, one commits and the other is referred. A revocation releases it.
+live_approvals = Table(
+    "live_approvals",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False, unique=True),
+    Column("approved_on", Date, nullable=False),
+)
+
 # Fraud bars this city issued by revoking an approval (policy.md §8).
 fraud_bars = Table(
     "fraud_bars",

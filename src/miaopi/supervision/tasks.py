@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, Select, bindparam, insert, select, update
 
-from miaopi.records import ledger
+from miaopi.records import ledger, live_approvals
 from miaopi.records.engines import reading, reading_one
 from miaopi.records.ledger import closure_record, revocation_record
 from miaopi.records.paging import newest_first
@@ -194,6 +194,7 @@ def close_task(
                     created_at=now,
                 )
             )
+            live_approvals.release(conn, task.case_id)  # no longer the person's live one
             add_event(
                 conn, task.case_id, now, "revoked", status, auditor_id,
                 {"task_id": task_id, "reason": reason},

@@ -9,17 +9,18 @@ evidence gives, a ledger entry naming the officer, and a spot check at rate 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from miaopi.decision.replay import TamperedRuleset, stored_ruleset
 from miaopi.decision.service import judge
 from miaopi.domain import Application
-from miaopi.eligibility.dates import today_in_shanghai
+from miaopi.eligibility.dates import add_years, today_in_shanghai
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.evidence.ports import Evidence
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client
+from miaopi.records.live_approvals import LiveApprovalHeld
 from miaopi.records.reviews import Recused, ReviewClosed, ReviewNotFound, ReviewNotHeld, ReviewTaken
 from miaopi.usecases.errors import Conflict, Forbidden, InvalidInput, NotFound
 from miaopi.usecases.unit_of_work import UnitOfWork
@@ -74,6 +75,11 @@ async def claim(review_id: str, officer: Client, *, uow: UnitOfWork, now: dateti
             "the employer is in your district and an officer of another district can take it",
         ) from None
     return await review_in_view(uow, review_id)
+
+
+def _live_expired_on(parameters: dict[str, Any], today: date) -> date | None:
+    years = parameters.get("live_approval_years")
+    return add_years(today, -int(years)) if years is not None else None
 
 
 def to_resolve(criteria: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
@@ -150,6 +156,7 @@ async def decide(
         judged = judge(engine, ruleset, application, case.application_date, evidence)
         entitlements = [{"id": i, "amount_cny": amount}
                         for i, amount in engine.entitled(ruleset, judged.facts)]  # fmt: skip
+    today = today_in_shanghai(now)
     try:
         await uow.decide_review(
             review_id=review_id,
@@ -161,8 +168,16 @@ async def decide(
             city_prefix=city_prefix,
             terms=ruleset.supervision,
             now=now,
-            today=today_in_shanghai(now),
+            today=today,
+            live_expired_on=_live_expired_on(ruleset.parameters, today),
         )
+    except LiveApprovalHeld as held:
+        holder = await uow.case(held.case_id, _ALL) if held.case_id else None
+        number = getattr(holder, "approval_number", None) or "another case"
+        raise Conflict(
+            "live-approval",
+            f"the person holds a live approval ({number}): one live approval per person",
+        ) from None
     except ReviewClosed:
         raise Conflict("review-closed", "this review is decided already") from None
     except ReviewNotHeld:

@@ -1,0 +1,82 @@
+"""One live approval per person (policy.md §5): the register, its claim and its release."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select
+
+from miaopi.records.engines import dialect_insert, reading_one
+from miaopi.records.prepared import Prepared
+from miaopi.records.sealing import key_of
+from miaopi.records.tables import cases, live_approvals, reviews
+
+
+class LiveApprovalHeld(Exception):
+    """The person holds a live approval, recorded by another case (a concurrent one too)."""
+
+    def __init__(self, case_id: str | None) -> None:
+        self.case_id = case_id
+        super().__init__(case_id)
+
+
+# Claimed for every approval (see prepared.py): a row older than the live window is replaced,
+# a live one never is, and then nothing is returned.
+_CLAIM = Prepared(
+    lambda dialect: dialect_insert(dialect)(live_approvals)
+    .values(
+        id_hash=bindparam("id_hash"),
+        case_id=bindparam("case_id"),
+        approved_on=bindparam("approved_on"),
+    )
+    .on_conflict_do_update(
+        index_elements=[live_approvals.c.id_hash],
+        set_={"case_id": bindparam("case_id"), "approved_on": bindparam("approved_on")},
+        where=live_approvals.c.approved_on <= bindparam("expired_on"),
+    )
+    .returning(live_approvals.c.case_id)
+)
+_HOLDER = Prepared(
+    select(live_approvals.c.case_id).where(live_approvals.c.id_hash == bindparam("id_hash"))
+)
+
+
+def claim(
+    conn: Connection, *, id_number: str, case_id: str, approved_on: date, expired_on: date
+) -> None:
+    """Register this approval as the person's live one, in the transaction that approves.
+
+    ``expired_on``: an approval on or before that day is no longer live. Raises
+    ``LiveApprovalHeld`` (the transaction must roll back) when a live one is registered.
+    """
+    id_hash = key_of(conn.dialect).lookup_hash(id_number)
+    params = {"id_hash": id_hash, "case_id": case_id, "approved_on": approved_on,
+              "expired_on": expired_on}  # fmt: skip
+    if _CLAIM.scalar(conn, params) is None:
+        raise LiveApprovalHeld(_HOLDER.scalar(conn, {"id_hash": id_hash}))
+
+
+def release(conn: Connection, case_id: str) -> None:
+    """A revoked approval is no longer live."""
+    conn.execute(delete(live_approvals).where(live_approvals.c.case_id == case_id))
+
+
+_OF = Prepared(  # asked for every decision (see prepared.py)
+    select(
+        live_approvals.c.approved_on,
+        func.coalesce(cases.c.approval_number, reviews.c.approval_number).label("number"),
+    )
+    .select_from(
+        live_approvals.join(cases, cases.c.id == live_approvals.c.case_id).outerjoin(
+            reviews, reviews.c.case_id == live_approvals.c.case_id
+        )
+    )
+    .where(live_approvals.c.id_hash == bindparam("id_hash"))
+)
+
+
+def approvals_of(engine: Engine, id_number: str) -> list[Any]:
+    """The person's latest approval in force, if any (``approved_on``, ``number``)."""
+    with reading_one(engine) as conn:
+        return _OF.rows(conn, {"id_hash": key_of(conn.dialect).lookup_hash(id_number)})
