@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 import anyio
 import httpx
 import pytest
+import yaml
 from sqlalchemy import Engine
+from stdnum.cn import ric
 
 from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
@@ -246,12 +248,18 @@ def stored_bytes(engine: Engine) -> bytes:
         ).encode()
 
 
+@pytest.fixture(scope="session")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cohort_dataset(tmp_path_factory.mktemp("cohort") / "dataset.yaml")
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, cohort: Path) -> Settings:
     return Settings(
         database_url=database_url,
         rules_dir=RULES,
         data_key=DATA_KEY,
+        mock_dataset=cohort,
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -305,6 +313,36 @@ def make_key(container: Container) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {key}"}
 
     return make
+
+
+def graduate(n: int) -> dict[str, str]:
+    """The n-th of a cohort of graduates like 李明, each a person of their own (policy §5
+    approves a person once a year): the application's ``id_number``, ``name``, ``diploma_no``.
+    They are in every test's dataset (``COHORT_DATASET``)."""
+    base = f"42010220020315{700 + n:03d}"
+    return {
+        "id_number": base + ric.calc_check_digit(base + "0"),  # it reads the first 17
+        "name": f"李明{n:03d}",
+        "diploma_no": f"1048612026029{n:05d}",  # serials 9xxxxx: none of the personas
+    }
+
+
+def cohort_dataset(path: Path, size: int = 240) -> Path:
+    """The bundled personas and the graduate cohort, written as a mock dataset file."""
+    personas = yaml.safe_load(
+        (REPO / "adapters" / "mock" / "personas.yaml").read_text(encoding="utf-8")
+    )
+    for n in range(size):
+        g = graduate(n)
+        personas["persons"].append({
+            "id_number": g["id_number"], "name": g["name"], "birth_date": "2002-03-15",
+            "hukou_region": "420102",
+            "diplomas": [{"diploma_no": g["diploma_no"], "level": "bachelor",
+                          "study_mode": "full_time", "institution": "武汉大学",
+                          "graduation_date": "2026-06-30"}],
+        })  # fmt: skip
+    path.write_text(yaml.safe_dump(personas, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 def application(

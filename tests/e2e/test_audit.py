@@ -18,7 +18,7 @@ import pytest
 from miaopi.bootstrap import Container
 from miaopi.supervision.queue import assign_waiting
 from miaopi.supervision.tasks import DRAW_BATCH
-from tests.conftest import NOW, REPO, Clock, application
+from tests.conftest import NOW, REPO, Clock, application, graduate
 
 pytestmark = pytest.mark.anyio
 
@@ -204,10 +204,10 @@ async def test_without_an_eligible_auditor_the_task_waits_for_admins(
 
 async def test_assignment_always_crosses_districts(api: httpx.AsyncClient, make_key: Keys) -> None:
     auditors = {d: make_key("auditor", district=d) for d in ("440304", "440305", "440306")}
-    for uscc in (FUTIAN, "91440305MA5F1Q2RXK"):
+    for k, uscc in enumerate((FUTIAN, "91440305MA5F1Q2RXK")):
         employer = make_key("employer", uscc=uscc)
-        for _ in range(12):
-            await approve(api, employer, uscc)
+        for i in range(12):
+            await approve(api, employer, uscc, **graduate(12 * k + i))
     seen = 0
     for district, auth in auditors.items():
         for task in await tasks_of(api, auth, limit="100"):
@@ -223,9 +223,10 @@ async def test_the_published_seed_reproduces_last_months_selection(
     auditor = make_key("auditor", district="440306")
     clock.now = datetime(2026, 10, 20, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     approved = []
-    for uscc in (NANSHAN_A, "91440305MA5F1Q2RXK", FUTIAN):
+    for k, uscc in enumerate((NANSHAN_A, "91440305MA5F1Q2RXK", FUTIAN)):
         employer = make_key("employer", uscc=uscc)
-        for who in (LI_MING, WANG_FANG) * 8:
+        for i in range(16):  # a person is approved once a year (policy §5)
+            who = graduate(16 * k + i)
             approved.append((await approve(api, employer, uscc, **who))["case_id"])
 
     during = (await api.get("/v1/audit/periods/2026-10", headers=auditor)).json()
@@ -282,7 +283,7 @@ async def test_a_period_longer_than_a_batch_reads_whole(
     for n in range(DRAW_BATCH + 3):
         if n % 50 == 0:  # a client of its own per fifty: within the rate limit's burst
             employer = make_key("employer", uscc=FUTIAN)  # class C: every approval is drawn
-        approved.append((await approve(api, employer, FUTIAN))["case_id"])
+        approved.append((await approve(api, employer, FUTIAN, **graduate(n)))["case_id"])
     admin = make_key("admin", uscc=None)
 
     answer = await api.get("/v1/audit/periods/2026-11", headers=admin)

@@ -26,7 +26,7 @@ from miaopi.api.app import create_app
 from miaopi.bootstrap import Container, bootstrap
 from miaopi.evidence.ports import REGISTRY_NAMES
 from miaopi.records.clients import create_client
-from miaopi.records.tables import cases
+from miaopi.records.tables import cases, live_approvals
 from miaopi.settings import Settings
 from tests.conftest import DATA_KEY, EMPLOYER, RULES, Clock
 
@@ -161,6 +161,10 @@ def test_no_fault_becomes_an_approval_and_every_case_is_recorded_once(
         switches[name].fault = fault
         switches[name].arrivals.clear()
     body = _body(applicant)
+    # Each example applies afresh: the same persona approved by an earlier example would hold
+    # a live approval (policy §5) and be referred, which is not what this property is about.
+    with container.database.engine.begin() as conn:
+        conn.execute(live_approvals.delete())
     before = _count(container)
     key = uuid.uuid4()  # fresh for every run, replays and shrinking included
 

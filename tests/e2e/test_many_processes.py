@@ -27,14 +27,15 @@ from miaopi.records.ledger_verify import verify as ledger_verify
 from miaopi.records.sealing import DataKey
 from miaopi.records.tables import cases, ledger
 from miaopi.settings import Settings
-from tests.conftest import DATA_KEY, EMPLOYER, RULES, application, serve_process
+from tests.conftest import DATA_KEY, EMPLOYER, RULES, application, graduate, serve_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
 
-def _env(database_url: str) -> dict[str, str]:
+def _env(database_url: str, dataset: Path) -> dict[str, str]:
     return {
         **os.environ,
+        "MIAOPI_MOCK_DATASET": str(dataset),  # the graduate cohort: a person is approved once
         "MIAOPI_DATABASE_URL": database_url,
         "MIAOPI_RULES_DIR": str(RULES),
         "MIAOPI_DATA_KEY": DATA_KEY,
@@ -57,9 +58,11 @@ def _database(database_url: str) -> Engine:
 
 
 @pytest.fixture
-def fleet(database_url: str, tmp_path: Path) -> Iterator[tuple[list[str], dict[str, str]]]:
+def fleet(
+    database_url: str, tmp_path: Path, cohort: Path
+) -> Iterator[tuple[list[str], dict[str, str]]]:
     """Two instances on one database (the second with two workers); an employer's key."""
-    env = _env(database_url)
+    env = _env(database_url, cohort)
     key = _cli(env, "clients", "create", "--role", "employer", "--uscc", EMPLOYER, "--name", "hr")
     servers, urls = [], []
     for workers in (1, 2):
@@ -105,7 +108,11 @@ async def test_approval_numbers_stay_unique_and_gap_free_across_processes(
     async with httpx.AsyncClient(timeout=60) as client:
         answers = await asyncio.gather(
             *(
-                client.post(f"{urls[i % 2]}/v1/applications", json=application(), headers=auth)
+                client.post(
+                    f"{urls[i % 2]}/v1/applications",
+                    json=application(**graduate(i)),
+                    headers=auth,
+                )
                 for i in range(n)
             )
         )
@@ -145,8 +152,9 @@ async def test_recheck_runners_in_several_processes_claim_disjoint_work(
 ) -> None:
     employer = make_key()  # type: ignore[operator]
     made = [
-        (await api.post("/v1/applications", json=application(), headers=employer)).json()
-        for _ in range(40)
+        (await api.post("/v1/applications", json=application(**graduate(i)), headers=employer))
+        .json()
+        for i in range(40)
     ]
     assert all(c["status"] == "approved" for c in made)
     with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
@@ -157,11 +165,13 @@ async def test_recheck_runners_in_several_processes_claim_disjoint_work(
     assert sorted(claimed) == sorted(c["case_id"] for c in made)  # each case exactly once
 
 
-def test_workers_leave_no_metrics_directory_behind(database_url: str, tmp_path: Path) -> None:
+def test_workers_leave_no_metrics_directory_behind(
+    database_url: str, tmp_path: Path, cohort: Path
+) -> None:
     """Each start with --workers makes a directory for the workers' metrics; a stop removes it."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {**_env(database_url), "TMPDIR": str(scratch)}
+    env = {**_env(database_url, cohort), "TMPDIR": str(scratch)}
     server, _ = serve_process(env, tmp_path, 2)
     try:
         assert len(list(scratch.glob("miaopi-metrics-*"))) == 1
@@ -173,11 +183,11 @@ def test_workers_leave_no_metrics_directory_behind(database_url: str, tmp_path: 
 
 @pytest.mark.parametrize("workers", [1, 2])
 async def test_a_server_told_to_stop_finishes_and_records_the_decisions_in_flight(
-    database_url: str, tmp_path: Path, workers: int
+    database_url: str, tmp_path: Path, workers: int, cohort: Path
 ) -> None:
     """A rolling restart sends SIGTERM: what was submitted is decided, answered and kept."""
     env = {
-        **_env(database_url),
+        **_env(database_url, cohort),
         # Every decision waits 1.5 s on CHSI, well within its budget (2.4 s for the first try).
         "MIAOPI_MOCK_LATENCY_MS": "education=1500",
         "MIAOPI_REGISTRY_TIMEOUT_S": "5",
@@ -191,7 +201,7 @@ async def test_a_server_told_to_stop_finishes_and_records_the_decisions_in_fligh
         url = f"http://127.0.0.1:{port}/v1/applications"
         async with httpx.AsyncClient(timeout=30) as client:
             posts = [
-                asyncio.ensure_future(client.post(url, json=application(), headers={
+                asyncio.ensure_future(client.post(url, json=application(**graduate(n)), headers={
                     "Authorization": f"Bearer {key}", "Idempotency-Key": f"stop-{workers}-{n}"}))
                 for n in range(6)
             ]  # fmt: skip

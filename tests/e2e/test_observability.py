@@ -18,7 +18,7 @@ from miaopi.bootstrap import bootstrap
 from miaopi.evidence.ports import REGISTRY_NAMES
 from miaopi.settings import Settings
 from miaopi.telemetry.logs import JsonFormatter
-from tests.conftest import ON_POSTGRES, Clock, application
+from tests.conftest import ON_POSTGRES, Clock, application, graduate
 
 pytestmark = pytest.mark.anyio
 Keys = Callable[..., dict[str, str]]
@@ -41,7 +41,10 @@ async def test_metrics_count_decisions_registries_and_rules(
     before = (await api.get("/metrics")).text
     employer = make_key()
     made = await api.post("/v1/applications", json=application(), headers=employer)
-    dry = await api.post("/v1/evaluations", json=application(), headers=employer)
+    # Another person: the first is now approved, and a second approval would be referred.
+    dry = await api.post(
+        "/v1/evaluations", json=application(**graduate(0)), headers=employer
+    )
     assert (made.status_code, dry.status_code) == (201, 200)
     response = await api.get("/metrics")
     after = response.text

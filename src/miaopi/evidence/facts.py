@@ -189,20 +189,28 @@ def _latest_fraud_bar_on(ctx: FactContext, credit: dict, own: dict) -> date | No
     return bars[-1] if bars else None
 
 
+def _prior_approvals(ctx: FactContext, own: dict) -> list[dict]:
+    """The person's approvals in force from days before the application's. The approval a
+    re-check or a replay looks at is its own, of the application day; an approval earlier the
+    same day is caught when the second one is recorded (``live_approvals.claim``)."""
+    return [a for a in own["approvals"] if _d(a["approved_on"]) < ctx.application_date]
+
+
 @_fact("prior_approval_count", "int", REVOCATIONS_APPROVALS_OF)
 def _prior_approval_count(ctx: FactContext, own: dict) -> int:
-    """Approvals of the person this city holds in force (the latest is registered)."""
-    return len(own["approvals"])
+    return len(_prior_approvals(ctx, own))
 
 
 @_fact("latest_prior_approval_on", "date", REVOCATIONS_APPROVALS_OF)
 def _latest_prior_approval_on(ctx: FactContext, own: dict) -> date | None:
-    return date.fromisoformat(own["approvals"][-1]["approved_on"]) if own["approvals"] else None
+    prior = _prior_approvals(ctx, own)
+    return _d(prior[-1]["approved_on"]) if prior else None
 
 
 @_fact("latest_prior_approval_number", "str", REVOCATIONS_APPROVALS_OF)
 def _latest_prior_approval_number(ctx: FactContext, own: dict) -> str | None:
-    return own["approvals"][-1]["approval_number"] if own["approvals"] else None
+    prior = _prior_approvals(ctx, own)
+    return prior[-1]["approval_number"] if prior else None
 
 
 @_fact("employer_status", "str", CREDIT_EMPLOYER)
