@@ -137,12 +137,7 @@ class FakeUnitOfWork(UnitOfWork):
 class NoBars(RevocationRegister):
     """This city's own records, holding no fraud bar and no approval."""
 
-    async def approvals_of(self, id_number: str) -> Evidence:
-        return Evidence(
-            "revocations", "approvals_of", "ok", datetime.now(UTC), 0.0, record={"approvals": []}
-        )
 
     async def bars_of(self, id_number: str) -> Evidence:
-        return Evidence(
-            "revocations", "bars_of", "ok", datetime.now(UTC), 0.0, record={"fraud_bars": []}
-        )
+        record: dict[str, list[Any]] = {"fraud_bars": [], "approvals": []}
+        return Evidence("revocations", "bars_of", "ok", datetime.now(UTC), 0.0, record=record)

@@ -49,7 +49,6 @@ CREDIT_EMPLOYER = Query("credit", "employer")
 HRSS_TITLE = Query("hrss", "title")
 HRSS_POSTDOC = Query("hrss", "postdoc")
 REVOCATIONS_BARS_OF = Query("revocations", "bars_of")
-REVOCATIONS_APPROVALS_OF = Query("revocations", "approvals_of")
 
 
 def query_argument(query: Query, application: Application) -> str | None:
@@ -62,7 +61,6 @@ def query_argument(query: Query, application: Application) -> str | None:
         SOCIAL_SECURITY_HISTORY,
         HRSS_POSTDOC,
         REVOCATIONS_BARS_OF,
-        REVOCATIONS_APPROVALS_OF,
     ):
         return application.id_number
     if query == CREDIT_EMPLOYER:
@@ -193,21 +191,21 @@ def _prior_approvals(ctx: FactContext, own: dict) -> list[dict]:
     """The person's approvals in force from days before the application's. The approval a
     re-check or a replay looks at is its own, of the application day; an approval earlier the
     same day is caught when the second one is recorded (``live_approvals.claim``)."""
-    return [a for a in own["approvals"] if _d(a["approved_on"]) < ctx.application_date]
+    return [a for a in own.get("approvals", []) if _d(a["approved_on"]) < ctx.application_date]
 
 
-@_fact("prior_approval_count", "int", REVOCATIONS_APPROVALS_OF)
+@_fact("prior_approval_count", "int", REVOCATIONS_BARS_OF)
 def _prior_approval_count(ctx: FactContext, own: dict) -> int:
     return len(_prior_approvals(ctx, own))
 
 
-@_fact("latest_prior_approval_on", "date", REVOCATIONS_APPROVALS_OF)
+@_fact("latest_prior_approval_on", "date", REVOCATIONS_BARS_OF)
 def _latest_prior_approval_on(ctx: FactContext, own: dict) -> date | None:
     prior = _prior_approvals(ctx, own)
     return _d(prior[-1]["approved_on"]) if prior else None
 
 
-@_fact("latest_prior_approval_number", "str", REVOCATIONS_APPROVALS_OF)
+@_fact("latest_prior_approval_number", "str", REVOCATIONS_BARS_OF)
 def _latest_prior_approval_number(ctx: FactContext, own: dict) -> str | None:
     prior = _prior_approvals(ctx, own)
     return prior[-1]["approval_number"] if prior else None

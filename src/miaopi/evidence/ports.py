@@ -163,9 +163,6 @@ class RevocationRegister(abc.ABC):
 
     @abc.abstractmethod
     async def bars_of(self, id_number: str) -> Evidence:
-        """The bars issued against the person (:class:`FraudBarList`)."""
-
-    @abc.abstractmethod
-    async def approvals_of(self, id_number: str) -> Evidence:
-        """The person's latest approval in force, if any: ``{"approvals": [{"approval_number",
-        "approved_on"}]}``."""
+        """The bars issued against the person (:class:`FraudBarList`), and with them the
+        person's latest approval in force: ``"approvals": [{"approval_number",
+        "approved_on"}]`` (one read of this city's own records per decision)."""

@@ -76,7 +76,12 @@ _OF = Prepared(  # asked for every decision (see prepared.py)
 )
 
 
-def approvals_of(engine: Engine, id_number: str) -> list[Any]:
-    """The person's latest approval in force, if any (``approved_on``, ``number``)."""
+def own_records_of(engine: Engine, id_number: str) -> tuple[list[Any], list[Any]]:
+    """This city's own records of a person, read together for every decision: the fraud bars
+    it issued (``barred_on``, ``case_id``), oldest first, and the latest approval in force
+    (``approved_on``, ``number``). One read, not two: it is on every decision's path."""
+    from miaopi.supervision.tasks import BARS_OF
+
     with reading_one(engine) as conn:
-        return _OF.rows(conn, {"id_hash": key_of(conn.dialect).lookup_hash(id_number)})
+        params = {"id_hash": key_of(conn.dialect).lookup_hash(id_number)}
+        return BARS_OF.rows(conn, params), _OF.rows(conn, params)

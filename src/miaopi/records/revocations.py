@@ -15,8 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from miaopi.evidence.ports import Evidence, RevocationRegister
 from miaopi.records.database import Database
-from miaopi.records.live_approvals import approvals_of
-from miaopi.supervision.tasks import bars_of
+from miaopi.records.live_approvals import own_records_of
 
 log = logging.getLogger(__name__)
 
@@ -25,32 +24,10 @@ class DbRevocationRegister(RevocationRegister):
     def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
         self.database, self.clock = database, clock
 
-    async def approvals_of(self, id_number: str) -> Evidence:
-        queried_at, started = self.clock(), time.perf_counter()
-        try:
-            rows = await self.database.run(approvals_of, id_number)
-        except SQLAlchemyError as exc:
-            log.warning("approval register unavailable: %s", type(exc).__name__)
-            return Evidence(
-                "revocations", "approvals_of", "unavailable", queried_at,
-                (time.perf_counter() - started) * 1000, detail="database error",
-            )  # fmt: skip
-        approvals = [{"approval_number": r.number, "approved_on": r.approved_on.isoformat()}
-                     for r in rows]  # fmt: skip
-        return Evidence(
-            registry="revocations",
-            query="approvals_of",
-            status="ok",
-            queried_at=queried_at,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-            reference="miaopi:live_approvals",
-            record={"approvals": approvals},
-        )
-
     async def bars_of(self, id_number: str) -> Evidence:
         queried_at, started = self.clock(), time.perf_counter()
         try:
-            rows = await self.database.run(bars_of, id_number)
+            bars, approvals = await self.database.run(own_records_of, id_number)
         except SQLAlchemyError as exc:
             log.warning("revocation register unavailable: %s", type(exc).__name__)
             return Evidence(
@@ -64,5 +41,12 @@ class DbRevocationRegister(RevocationRegister):
             queried_at=queried_at,
             elapsed_ms=(time.perf_counter() - started) * 1000,
             reference="miaopi:fraud_bars",
-            record={"fraud_bars": [{"revoked_on": r.barred_on.isoformat()} for r in rows]},
+            record={
+                "fraud_bars": [{"revoked_on": r.barred_on.isoformat()} for r in bars],
+                # The live approval (policy §5) travels with the bars: one read per decision.
+                "approvals": [
+                    {"approval_number": r.number, "approved_on": r.approved_on.isoformat()}
+                    for r in approvals
+                ],
+            },
         )

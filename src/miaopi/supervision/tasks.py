@@ -213,7 +213,7 @@ def close_task(
         )
 
 
-_BARS_OF = Prepared(  # asked for every decision (see prepared.py)
+BARS_OF = Prepared(  # asked for every decision (see prepared.py)
     select(fraud_bars.c.barred_on, fraud_bars.c.case_id)
     .where(fraud_bars.c.id_hash == bindparam("id_hash"))
     .order_by(fraud_bars.c.barred_on)
@@ -225,7 +225,7 @@ def bars_of(engine: Engine, id_number: str) -> list[Any]:
     first."""
     with reading_one(engine) as conn:
         id_hash = key_of(conn.dialect).lookup_hash(id_number)
-        return _BARS_OF.rows(conn, {"id_hash": id_hash})
+        return BARS_OF.rows(conn, {"id_hash": id_hash})
 
 
 # --- the published period ------------------------------------------------------------------

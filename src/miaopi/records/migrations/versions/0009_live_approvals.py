@@ -22,11 +22,7 @@ def upgrade() -> None:
         sa.Column("id_hash", sa.String(64), nullable=False),
         sa.Column("case_id", sa.String(32), nullable=False),
         sa.Column("approved_on", sa.Date(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["case_id"], ["cases.id"], name="fk_live_approvals_case_id_cases"
-        ),
         sa.PrimaryKeyConstraint("id_hash", name="pk_live_approvals"),
-        sa.UniqueConstraint("case_id", name="uq_live_approvals_case_id"),
     )
     _register_what_exists()
 
