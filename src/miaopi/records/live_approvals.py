@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 
-from miaopi.records.engines import dialect_insert, reading_one
+from miaopi.records.engines import dialect_insert
 from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import key_of
 from miaopi.records.tables import cases, live_approvals, reviews
@@ -62,7 +61,7 @@ def release(conn: Connection, case_id: str) -> None:
     conn.execute(delete(live_approvals).where(live_approvals.c.case_id == case_id))
 
 
-_OF = Prepared(  # asked for every decision (see prepared.py)
+LIVE_OF = Prepared(  # asked for every decision (see prepared.py)
     select(
         live_approvals.c.approved_on,
         func.coalesce(cases.c.approval_number, reviews.c.approval_number).label("number"),
@@ -74,14 +73,3 @@ _OF = Prepared(  # asked for every decision (see prepared.py)
     )
     .where(live_approvals.c.id_hash == bindparam("id_hash"))
 )
-
-
-def own_records_of(engine: Engine, id_number: str) -> tuple[list[Any], list[Any]]:
-    """This city's own records of a person, read together for every decision: the fraud bars
-    it issued (``barred_on``, ``case_id``), oldest first, and the latest approval in force
-    (``approved_on``, ``number``). One read, not two: it is on every decision's path."""
-    from miaopi.supervision.tasks import BARS_OF
-
-    with reading_one(engine) as conn:
-        params = {"id_hash": key_of(conn.dialect).lookup_hash(id_number)}
-        return BARS_OF.rows(conn, params), _OF.rows(conn, params)

@@ -10,14 +10,28 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from miaopi.evidence.ports import Evidence, RevocationRegister
 from miaopi.records.database import Database
-from miaopi.records.live_approvals import own_records_of
+from miaopi.records.engines import reading_one
+from miaopi.records.live_approvals import LIVE_OF
+from miaopi.records.sealing import key_of
+from miaopi.supervision.tasks import BARS_OF
 
 log = logging.getLogger(__name__)
+
+
+def own_records_of(engine: Engine, id_number: str) -> tuple[list[Any], list[Any]]:
+    """This city's own records of a person, read together for every decision: the fraud bars
+    it issued (``barred_on``, ``case_id``), oldest first, and the latest approval in force
+    (``approved_on``, ``number``). One read, not two: it is on every decision's path."""
+    with reading_one(engine) as conn:
+        params = {"id_hash": key_of(conn.dialect).lookup_hash(id_number)}
+        return BARS_OF.rows(conn, params), LIVE_OF.rows(conn, params)
 
 
 class DbRevocationRegister(RevocationRegister):

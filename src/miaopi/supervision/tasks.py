@@ -220,14 +220,6 @@ BARS_OF = Prepared(  # asked for every decision (see prepared.py)
 )
 
 
-def bars_of(engine: Engine, id_number: str) -> list[Any]:
-    """The fraud bars this city issued against a person (``barred_on``, ``case_id``), oldest
-    first."""
-    with reading_one(engine) as conn:
-        id_hash = key_of(conn.dialect).lookup_hash(id_number)
-        return BARS_OF.rows(conn, {"id_hash": id_hash})
-
-
 # --- the published period ------------------------------------------------------------------
 
 
