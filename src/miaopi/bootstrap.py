@@ -29,7 +29,7 @@ from miaopi.adapters.http.transport import RegistryTransport
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import MOCK_APPS
 from miaopi.decision.service import Decider
-from miaopi.eligibility.calendar import WorkingCalendar
+from miaopi.eligibility.calendar import CalendarError, WorkingCalendar
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
@@ -141,18 +141,21 @@ class Container:
 
         rules_dir = self.settings.resolved_rules_dir()
 
-        def read() -> tuple[RuleBook, list[tuple[Path, CaseFile]]]:
-            return RuleBook.load(rules_dir, self.settings.city_prefix), load_all(rules_dir)
+        def read() -> tuple[RuleBook, list[tuple[Path, CaseFile]], WorkingCalendar]:
+            book = RuleBook.load(rules_dir, self.settings.city_prefix)
+            return book, load_all(rules_dir), WorkingCalendar.load(rules_dir)
 
         try:
-            book, files = await run_in_threadpool(read)
-        except (RuleFileError, CaseFileError) as exc:
+            book, files, calendar = await run_in_threadpool(read)
+        except (RuleFileError, CaseFileError, CalendarError) as exc:
             raise RulesRefused([str(exc)]) from exc
         results = run_cases(book, self.rule_engine, files)
         failed = [f"{r.file}: {r.name}: {'; '.join(r.problems)}" for r in results if not r.ok]
         if failed:
             raise RulesRefused(failed)
         self.decider.rulebook = book
+        # The authority adds a year's holidays without a release: the calendar comes along.
+        self.calendar = calendar
         return book
 
     async def aclose(self) -> None:

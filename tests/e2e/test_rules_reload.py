@@ -152,3 +152,20 @@ def test_sighup_reloads_a_running_server(tmp_path: Path, rules_copy: Path) -> No
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+async def test_the_working_day_calendar_reloads_with_the_rules(reloadable, rules_copy):
+    api, admin, channel = reloadable
+    referred = application(id_number="320106200102141117", name="何伟",
+                           diploma_no="102841202602000333")  # fmt: skip
+    calendar = rules_copy / "calendar" / "working-days.yaml"
+    _edit(calendar, "review_due_working_days: 5", "review_due_working_days: 7")
+    assert (await api.post("/v1/rules:reload", headers=admin)).status_code == 200
+    case = (await api.post("/v1/applications", json=referred, headers=channel)).json()
+    seen = (await api.get(f"/v1/applications/{case['case_id']}", headers=channel)).json()
+    assert seen["review"]["due_date"] == "2026-12-01"  # 7 working days from Sunday 22 November
+
+    _edit(calendar, "makeup_working_days: [2026-01-04,", "makeup_working_days: [2026-01-05,")
+    refused = await api.post("/v1/rules:reload", headers=admin)
+    assert refused.status_code == 422
+    assert "is a weekday" in refused.text
