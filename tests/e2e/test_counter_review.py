@@ -199,3 +199,5 @@ async def test_overdue_counts_working_days_across_a_holiday_and_a_make_up_day(
     assert (await _review_of(api, officer, case["case_id"]))["overdue"] is True
     late = (await api.get("/v1/reviews", params={"overdue": "true"}, headers=officer)).json()
     assert [r["case_id"] for r in late["items"]] == [case["case_id"]]
+    on_time = (await api.get("/v1/reviews", params={"overdue": "false"}, headers=officer)).json()
+    assert on_time["items"] == []

@@ -93,7 +93,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.closed[task_id] = closure
 
     async def reviews(
-        self, limit: int, cursor: str | None, status: str | None, overdue_on: date | None
+        self, limit: int, cursor: str | None, status: str | None, overdue: bool | None, today: date
     ) -> tuple[list[Any], str | None]:
         rows = [r for r in self.review_rows.values() if status in (None, r.status)]
         return list(reversed(rows))[:limit], None

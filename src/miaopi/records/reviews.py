@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, exists, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, and_, exists, insert, or_, select, update
 
 from miaopi.records import ledger, live_approvals
 from miaopi.records.engines import reading
@@ -92,14 +92,17 @@ def page(
     limit: int,
     cursor: str | None,
     status: str | None,
-    overdue_on: date | None,
+    overdue: bool | None,
+    today: date,
 ) -> tuple[list[Row[Any]], str | None]:
-    """Reviews, newest first; ``overdue_on``: only those still open and due before that day."""
+    """Reviews, newest first; ``overdue``: only those still open and due before ``today``,
+    or only the others."""
     query = _review_query()
     if status is not None:
         query = query.where(reviews.c.status == status)
-    if overdue_on is not None:
-        query = query.where(reviews.c.status != "closed", reviews.c.due_date < overdue_on)
+    late = and_(reviews.c.status != "closed", reviews.c.due_date < today)
+    if overdue is not None:
+        query = query.where(late if overdue else or_(~late, reviews.c.due_date.is_(None)))
     return newest_first(engine, query, reviews.c.seq, limit, cursor)
 
 

@@ -41,9 +41,11 @@ class DatabaseUnitOfWork(UnitOfWork):
         await self.database.run_in_thread(lambda engine: tasks.close_task(engine, **closure))
 
     async def reviews(
-        self, limit: int, cursor: str | None, status: str | None, overdue_on: date | None
+        self, limit: int, cursor: str | None, status: str | None, overdue: bool | None, today: date
     ) -> tuple[list[Any], str | None]:
-        return await self.database.run_in_thread(reviews.page, limit, cursor, status, overdue_on)
+        return await self.database.run_in_thread(
+            reviews.page, limit, cursor, status, overdue, today
+        )
 
     async def review(self, review_id: str) -> Any | None:
         return await self.database.run(reviews.get, review_id)

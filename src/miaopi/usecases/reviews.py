@@ -50,7 +50,7 @@ class ReviewDecision:
     resolutions: tuple[Resolution, ...]
 
 
-async def review_in_view(uow: UnitOfWork, review_id: str) -> Any:
+async def find_review(uow: UnitOfWork, review_id: str) -> Any:
     review = await uow.review(review_id)
     if review is None:
         raise NotFound("review not found")
@@ -74,7 +74,7 @@ async def claim(review_id: str, officer: Client, *, uow: UnitOfWork, now: dateti
             "recused",
             "the employer is in your district and an officer of another district can take it",
         ) from None
-    return await review_in_view(uow, review_id)
+    return await find_review(uow, review_id)
 
 
 def _live_expired_on(parameters: dict[str, Any], today: date) -> date | None:
@@ -135,7 +135,7 @@ async def decide(
     now: datetime,
 ) -> Any:
     """Decide one's own review (see the module); the review as it then stands."""
-    review = await review_in_view(uow, review_id)
+    review = await find_review(uow, review_id)
     if review.status == "closed":
         raise Conflict("review-closed", "this review is decided already")
     if review.officer_id != officer.id:
@@ -182,5 +182,5 @@ async def decide(
         raise Conflict("review-closed", "this review is decided already") from None
     except ReviewNotHeld:
         raise Forbidden("only the officer who took this review decides it") from None
-    return await review_in_view(uow, review_id)
+    return await find_review(uow, review_id)
 

@@ -52,7 +52,7 @@ class UnitOfWork(abc.ABC):
 
     @abc.abstractmethod
     async def reviews(
-        self, limit: int, cursor: str | None, status: str | None, overdue_on: date | None
+        self, limit: int, cursor: str | None, status: str | None, overdue: bool | None, today: date
     ) -> tuple[list[Any], str | None]:
         """A page of the counter review's queue, newest first, and the next cursor."""
 

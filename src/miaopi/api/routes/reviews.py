@@ -39,13 +39,8 @@ async def list_reviews(
     cursor: Cursor = None,
 ) -> Any:
     today = today_in_shanghai(container.clock())
-    rows, next_cursor = await container.uow.reviews(
-        limit, cursor, status, today if overdue else None
-    )
-    items = [review_body(r, today) for r in rows]
-    if overdue is False:
-        items = [i for i in items if not i["overdue"]]
-    return {"items": items, "next_cursor": next_cursor}
+    rows, next_cursor = await container.uow.reviews(limit, cursor, status, overdue, today)
+    return {"items": [review_body(r, today) for r in rows], "next_cursor": next_cursor}
 
 
 @router.get(
@@ -55,7 +50,7 @@ async def list_reviews(
     summary="One counter review with its case in summary",
 )
 async def read_review(review_id: str, _: Reviewer, container: ContainerDep) -> Any:
-    review = await reviews.review_in_view(container.uow, review_id)
+    review = await reviews.find_review(container.uow, review_id)
     return review_body(review, today_in_shanghai(container.clock()))
 
 
