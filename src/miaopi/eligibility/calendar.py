@@ -60,14 +60,6 @@ class WorkingCalendar:
                 count -= 1
         return day
 
-    def working_days_between(self, start: date, end: date) -> int:
-        """Working days after ``start`` up to and including ``end``."""
-        days, day = 0, start
-        while day < end:
-            day += timedelta(days=1)
-            days += self.is_working_day(day)
-        return days
-
     @classmethod
     def load(cls, rules_dir: Path) -> WorkingCalendar:
         path = rules_dir / CALENDAR_FILE

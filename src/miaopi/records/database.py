@@ -98,9 +98,6 @@ class Database:
         self._opens = 0
         self._checkpoints_lock = threading.Lock()  # opened on the loop, closed on a thread
 
-    @property
-    def dialect_name(self) -> str:
-        return self.engine.dialect.name
 
     def statement_threads(self) -> int:
         return statement_threads(self.engine)
