@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select
 
+from miaopi.eligibility.dates import add_years
 from miaopi.records.engines import dialect_insert
 from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import key_of
@@ -15,9 +17,16 @@ from miaopi.records.tables import cases, live_approvals, reviews
 class LiveApprovalHeld(Exception):
     """The person holds a live approval, recorded by another case (a concurrent one too)."""
 
-    def __init__(self, case_id: str | None) -> None:
-        self.case_id = case_id
-        super().__init__(case_id)
+    def __init__(self, approval_number: str | None) -> None:
+        self.approval_number = approval_number
+        super().__init__(approval_number)
+
+
+def live_expired_on(parameters: dict[str, Any], day: date) -> date | None:
+    """An approval on or before this day is no longer live on ``day``, by the rules'
+    ``live_approval_years``; None for rules without one person, one live approval."""
+    years = parameters.get("live_approval_years")
+    return add_years(day, -int(years)) if years is not None else None
 
 
 # Claimed for every approval (see prepared.py): a row older than the live window is replaced,
@@ -36,9 +45,6 @@ _CLAIM = Prepared(
     )
     .returning(live_approvals.c.case_id)
 )
-_HOLDER = Prepared(
-    select(live_approvals.c.case_id).where(live_approvals.c.id_hash == bindparam("id_hash"))
-)
 
 
 def claim(
@@ -53,7 +59,8 @@ def claim(
     params = {"id_hash": id_hash, "case_id": case_id, "approved_on": approved_on,
               "expired_on": expired_on}  # fmt: skip
     if _CLAIM.scalar(conn, params) is None:
-        raise LiveApprovalHeld(_HOLDER.scalar(conn, {"id_hash": id_hash}))
+        holder = LIVE_OF.first(conn, {"id_hash": id_hash})
+        raise LiveApprovalHeld(holder.number if holder is not None else None)
 
 
 def release(conn: Connection, case_id: str) -> None:

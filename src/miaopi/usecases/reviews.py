@@ -9,18 +9,18 @@ evidence gives, a ledger entry naming the officer, and a spot check at rate 1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from miaopi.decision.replay import TamperedRuleset, stored_ruleset
 from miaopi.decision.service import judge
 from miaopi.domain import Application
-from miaopi.eligibility.dates import add_years, today_in_shanghai
+from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.evidence.ports import Evidence
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client
-from miaopi.records.live_approvals import LiveApprovalHeld
+from miaopi.records.live_approvals import LiveApprovalHeld, live_expired_on
 from miaopi.records.reviews import Recused, ReviewClosed, ReviewNotFound, ReviewNotHeld, ReviewTaken
 from miaopi.usecases.errors import Conflict, Forbidden, InvalidInput, NotFound
 from miaopi.usecases.unit_of_work import UnitOfWork
@@ -75,11 +75,6 @@ async def claim(review_id: str, officer: Client, *, uow: UnitOfWork, now: dateti
             "the employer is in your district and an officer of another district can take it",
         ) from None
     return await find_review(uow, review_id)
-
-
-def _live_expired_on(parameters: dict[str, Any], today: date) -> date | None:
-    years = parameters.get("live_approval_years")
-    return add_years(today, -int(years)) if years is not None else None
 
 
 def to_resolve(criteria: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
@@ -169,11 +164,10 @@ async def decide(
             terms=ruleset.supervision,
             now=now,
             today=today,
-            live_expired_on=_live_expired_on(ruleset.parameters, today),
+            live_expired_on=live_expired_on(ruleset.parameters, today),
         )
     except LiveApprovalHeld as held:
-        holder = await uow.case(held.case_id, _ALL) if held.case_id else None
-        number = getattr(holder, "approval_number", None) or "another case"
+        number = held.approval_number or "another case"
         raise Conflict(
             "live-approval",
             f"the person holds a live approval ({number}): one live approval per person",

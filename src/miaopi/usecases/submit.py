@@ -12,10 +12,9 @@ from miaopi.decision.outcome import outcome
 from miaopi.decision.service import Decider, Decision
 from miaopi.domain import Application
 from miaopi.eligibility.calendar import CalendarError, WorkingCalendar
-from miaopi.eligibility.dates import add_years
-from miaopi.records.cases import IdempotencyRace, NewCase, Scope
+from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
-from miaopi.records.live_approvals import LiveApprovalHeld
+from miaopi.records.live_approvals import LiveApprovalHeld, live_expired_on
 from miaopi.usecases.access import case_in_scope
 from miaopi.usecases.applications import check_application
 from miaopi.usecases.decide import decide
@@ -64,8 +63,7 @@ async def submit(
         except LiveApprovalHeld as held:
             # Approved at the same moment as another approval of the person's, which
             # committed first: this one is referred, naming it (policy §5).
-            holder = await uow.case(held.case_id, Scope("all")) if held.case_id else None
-            decision = live_approval_referral(decision, holder)
+            decision = live_approval_referral(decision, held.approval_number)
             row = await uow.record(_case(decision, submission, calendar), city_prefix, claim)
     except IdempotencyRace:
         # A concurrent request with the same key committed first: its case is the answer.
@@ -102,9 +100,8 @@ def _case(decision: Decision, submission: Submission, calendar: WorkingCalendar)
     return new_case(decision, submission.client.id, due)
 
 
-def live_approval_referral(decision: Decision, holder: Any) -> Decision:
+def live_approval_referral(decision: Decision, number: str | None) -> Decision:
     """The decision with ``no_live_approval`` failed, naming the approval that holds."""
-    number = _approval_number(holder)
     criteria = tuple(
         replace(c, result="fail", facts={**c.facts, "latest_prior_approval_number": number})
         if c.id == "no_live_approval"
@@ -112,16 +109,6 @@ def live_approval_referral(decision: Decision, holder: Any) -> Decision:
         for c in decision.criteria
     )
     return replace(decision, criteria=criteria, outcome=outcome(criteria), entitlements=())
-
-
-def _approval_number(case: Any) -> str | None:
-    return getattr(case, "approval_number", None) if case is not None else None
-
-
-def _live_expired_on(decision: Decision) -> date | None:
-    """An approval of the person's on or before this day is no longer live (policy §5)."""
-    years = decision.ruleset.parameters.get("live_approval_years")
-    return add_years(decision.application_date, -int(years)) if years is not None else None
 
 
 def _review_due(calendar: WorkingCalendar, decision: Decision) -> date | None:
@@ -158,5 +145,9 @@ def new_case(decision: Decision, submitted_by: int, review_due: date | None = No
         employer_region=decision.employer_region,
         supervision=decision.ruleset.supervision,
         review_due=review_due,
-        live_expired_on=_live_expired_on(decision) if decision.outcome == "approved" else None,
+        live_expired_on=(
+            live_expired_on(decision.ruleset.parameters, decision.application_date)
+            if decision.outcome == "approved"
+            else None
+        ),
     )
