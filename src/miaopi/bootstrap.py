@@ -41,6 +41,7 @@ from miaopi.records.sealing import check_key, resolve_key
 from miaopi.records.unit_of_work import DatabaseUnitOfWork
 from miaopi.settings import Settings
 from miaopi.usecases.recheck import Rechecker
+from miaopi.usecases.second_try import SecondTries
 from miaopi.usecases.unit_of_work import UnitOfWork
 
 log = logging.getLogger("miaopi.bootstrap")
@@ -117,6 +118,7 @@ class Container:
     registries: Registries
     decider: Decider
     rechecker: Rechecker
+    second_tries: SecondTries
     clock: Callable[[], datetime]
     uow: UnitOfWork
     calendar: WorkingCalendar
@@ -276,7 +278,7 @@ def bootstrap(
     )
     rule_engine = RuleEngine()
     decider = Decider(rulebook, rule_engine, registries, clock)
-    return Container(
+    container = Container(
         settings=settings,
         database=database,
         uow=DatabaseUnitOfWork(database),
@@ -285,6 +287,16 @@ def bootstrap(
         registries=registries,
         decider=decider,
         rechecker=Rechecker(database, rule_engine, registries, lambda: decider.rulebook, clock),
+        second_tries=SecondTries(
+            database,
+            rule_engine,
+            registries,
+            rulebook=lambda: decider.rulebook,
+            calendar=lambda: container.calendar,
+            city_prefix=settings.city_prefix,
+            clock=clock,
+        ),
         clock=clock,
         http_clients=clients,
     )
+    return container

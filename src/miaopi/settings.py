@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     )
     data_key: str | None = None
     max_body_bytes: int = Field(default=65_536, ge=1024, description="Larger bodies get 413")
+    # Policy §9: a document for the counter review is at most 10 MB.
+    max_document_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Larger uploaded documents get 413"
+    )
     rate_limit_per_minute: int = Field(
         default=1200, ge=0, description="Requests a minute per API client and process; 0 = off"
     )
@@ -81,6 +85,13 @@ class Settings(BaseSettings):
         ge=0,
         le=100_000,
         description="Decisions one server process makes at once; over it, 503; 0 = off",
+    )
+    # Policy §9: referrals owed only to registries that did not answer are decided again when
+    # due; every instance looks this often, and each attempt is taken by one of them.
+    second_try_interval_s: float = Field(
+        default=30,
+        ge=0,
+        description="Look for second tries that are due this often, in seconds; 0 = off",
     )
     recheck_interval_s: float = Field(
         default=0,

@@ -35,6 +35,7 @@ REFERRED = application(uscc=FUTIAN, id_number="320106200102141117", name="何伟
                        diploma_no="102841202602000333")  # fmt: skip
 DECISION = {"outcome": "approved", "resolutions": [
     {"criterion": "no_criminal_record", "result": "pass", "basis": "note", "note": "spent"}]}
+NOTICE = {"items": [{"criterion": "no_criminal_record", "description": "无犯罪记录证明"}]}
 
 
 @dataclass
@@ -115,8 +116,16 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
      _expect(403, other_auditor=404, auditor=200)),
     ("GET", "/v1/reviews", None, _expect(403, officer=200, admin=200)),
     ("GET", "/v1/reviews/{review}", None, _expect(403, officer=200, admin=200)),
-    # The officer has not taken it: only its holder decides (the last row takes it).
+    # The officer has not taken it: only its holder asks or decides (the last row takes it).
+    ("POST", "/v1/reviews/{review}/document-requests", NOTICE, _expect(403)),
     ("POST", "/v1/reviews/{review}/decision", DECISION, _expect(403)),
+    # Its submitter may upload (JSON is not a document: 415); a stranger learns nothing.
+    ("POST", "/v1/applications/{referred}/documents", None,
+     _expect(403, employer=415, channel=415, other_employer=404, other_channel=404)),
+    ("GET", "/v1/applications/{case}/documents", None,
+     _expect(403, officer=404, auditor=200, other_auditor=404, admin=200)),
+    ("GET", "/v1/applications/{case}/documents/" + "0" * 32, None,
+     _expect(403, officer=404, auditor=404, other_auditor=404, admin=404)),
     ("POST", "/v1/reviews/{review}/claim", None, _expect(403, officer=200)),
     ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
@@ -128,7 +137,9 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
 async def test_every_caller_gets_what_its_role_and_scope_allow(
     world: World, method: str, path: str, body: Any, expected: dict[str, int]
 ) -> None:
-    url = path.format(case=world.case_id, task=world.task_id, review=world.review_id)
+    url = path.format(
+        case=world.case_id, task=world.task_id, review=world.review_id, referred=world.referred_id
+    )
     got = {}
     for caller in CALLERS:
         response = await world.api.request(method, url, json=body, headers=world.keys[caller])

@@ -104,6 +104,14 @@ async def test_an_officer_takes_the_case_and_approves_it_and_it_is_spot_checked(
     assert verdict.intact, verdict
     assert verdict.entries == 2  # the referral's decision, the officer's decision
 
+    # Replay shows the automatic evaluation and, after it, the officer's resolutions.
+    replayed = await api.post(f"/v1/applications/{case['case_id']}/replay", headers=admin)
+    body = replayed.json()
+    assert (body["recorded_outcome"], body["identical"]) == ("referred", True)
+    [manual] = body["later_decisions"]
+    assert (manual["by"], manual["recorded_outcome"]) == ("counter review", "approved")
+    assert manual["resolutions"] == [{**RESOLVED, "document_id": None}]
+
     again = await api.post(
         f"{url}/decision",
         json={"outcome": "approved", "resolutions": [RESOLVED]},
@@ -125,7 +133,7 @@ async def test_an_officer_takes_the_case_and_approves_it_and_it_is_spot_checked(
         ({"outcome": "approved", "resolutions": [RESOLVED, RESOLVED]},
          ["body", "resolutions", 1, "criterion"]),
         ({"outcome": "approved", "resolutions": [{**RESOLVED, "basis": "document",
-          "document_id": "0" * 32}]}, ["body", "resolutions", 0, "basis"]),
+          "document_id": "0" * 32}]}, ["body", "resolutions", 0, "document_id"]),
         ({"outcome": "approved", "resolutions": [{**RESOLVED, "note": None}]},
          ["body", "resolutions", 0, "note"]),
     ],

@@ -13,6 +13,7 @@ from typing import Any
 
 from miaopi.evidence.ports import Evidence, RevocationRegister
 from miaopi.records.cases import IdempotencyRace, NewCase, Scope
+from miaopi.records.documents import AlreadyRequested, NoSuchItem, NothingRequested, Upload
 from miaopi.records.ledger import DOCUMENTS
 from miaopi.records.reviews import ReviewClosed, ReviewNotFound, ReviewNotHeld, ReviewTaken
 from miaopi.supervision.tasks import TaskClosed, TaskNotFound
@@ -31,6 +32,8 @@ class FakeUnitOfWork(UnitOfWork):
         self.definitions: dict[str, dict[str, Any]] = {}
         self.numbers = 0
         self.review_rows: dict[str, SimpleNamespace] = {}
+        self.document_rows: list[SimpleNamespace] = []
+        self.tries: list[SimpleNamespace] = []  # scheduled only: they run on the database
         # Runs inside ``record`` before it claims the key: a concurrent request's commit.
         self.before_claim: Callable[[], None] | None = None
 
@@ -62,12 +65,17 @@ class FakeUnitOfWork(UnitOfWork):
             client_id, key, body_hash = idempotency
             self.claims[(client_id, key)] = (body_hash, row.id)
         self.logged += [{**e, "purpose": "decision", "case_id": row.id} for e in new.evidence]
-        if new.status == "referred":
+        if new.status == "referred" and new.second_try_at is not None:
+            self.tries.append(SimpleNamespace(
+                case_id=row.id, attempt=1, status="scheduled", due_at=new.second_try_at,
+            ))  # fmt: skip
+        elif new.status == "referred":
             review_id = f"r{len(self.review_rows) + 1}"
             self.review_rows[review_id] = SimpleNamespace(
                 id=review_id, case_id=row.id, status="waiting", officer_id=None,
                 due_date=new.review_due, employer_region=new.employer_region, outcome=None,
                 approval_number=None, resolutions=None, reason=None, entitlements=None,
+                document_request=None, days_left=None,
             )  # fmt: skip
         return row
 
@@ -130,13 +138,56 @@ class FakeUnitOfWork(UnitOfWork):
             )
         self.cases[review.case_id].status = decision["outcome"]
 
+    async def second_tries(self, case_id: str) -> list[Any]:
+        return [t for t in self.tries if t.case_id == case_id]
+
+    async def request_documents(self, **request: Any) -> None:
+        review = self.review_rows[request["review_id"]]
+        if review.status == "closed":
+            raise ReviewClosed(review.id)
+        if review.officer_id != request["officer_id"]:
+            raise ReviewNotHeld(review.id)
+        if review.document_request is not None:
+            raise AlreadyRequested(review.id)
+        review.days_left = request["days_left"](review.due_date)
+        review.status, review.due_date = "awaiting_documents", None
+        review.document_request = request["items"]
+
+    async def upload_document(self, upload: Upload, **when: Any) -> tuple[str, bool]:
+        review = next((r for r in self.review_rows.values() if r.case_id == upload.case_id), None)
+        if review is None or review.document_request is None:
+            raise NothingRequested(upload.case_id)
+        if review.status == "closed":
+            raise ReviewClosed(review.id)
+        if not 0 <= upload.item < len(review.document_request):
+            raise NoSuchItem(upload.item)
+        document_id = f"{len(self.document_rows) + 1:032x}"
+        self.document_rows.append(SimpleNamespace(
+            id=document_id, case_id=upload.case_id, review_id=review.id, item=upload.item,
+            media_type=upload.media_type, size=len(upload.content), sha256=upload.sha256,
+            content=upload.content, uploaded_at=when["now"],
+        ))  # fmt: skip
+        answered = {d.item for d in self.document_rows if d.review_id == review.id}
+        complete = review.status == "awaiting_documents" and len(answered) == len(
+            review.document_request
+        )
+        if complete:
+            review.status, review.due_date = "in_review", when["due_after"](review.days_left)
+        return document_id, complete
+
+    async def documents(self, case_id: str) -> list[Any]:
+        return [d for d in self.document_rows if d.case_id == case_id]
+
+    async def document(self, case_id: str, document_id: str) -> Any | None:
+        found = [d for d in self.document_rows if (d.case_id, d.id) == (case_id, document_id)]
+        return found[0] if found else None
+
     async def ruleset_definition(self, fingerprint: str) -> dict[str, Any] | None:
         return self.definitions.get(fingerprint)
 
 
 class NoBars(RevocationRegister):
     """This city's own records, holding no fraud bar and no approval."""
-
 
     async def bars_of(self, id_number: str) -> Evidence:
         record: dict[str, list[Any]] = {"fraud_bars": [], "approvals": []}

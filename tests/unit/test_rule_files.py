@@ -108,3 +108,21 @@ def test_the_fingerprint_changes_with_any_parameter_and_with_the_city(rules_copy
     other_city = RuleBook.load(RULES, "4401").rulesets[1].fingerprint
     assert len({before, after, other_city}) == 3
     assert RuleBook.load(RULES, "4403").rulesets[1].fingerprint == before
+
+
+def test_the_second_try_schedule_is_outside_every_fingerprint_and_must_ascend(
+    rules_copy: Path,
+) -> None:
+    before = RuleBook.load(rules_copy, "4403")
+    assert before.second_try_after_minutes == (5, 30, 120)
+    edit(rules_copy / "common.yaml", "[5, 30, 120]", "[10, 60]")
+    after = RuleBook.load(rules_copy, "4403")
+    assert after.second_try_after_minutes == (10, 60)
+    # How the service proceeds is no rule version: every fingerprint stays as it was.
+    assert [r.fingerprint for r in after.rulesets] == [r.fingerprint for r in before.rulesets]
+    edit(rules_copy / "common.yaml", "[10, 60]", "[60, 10]")
+    with pytest.raises(RuleFileError, match="ascending"):
+        RuleBook.load(rules_copy, "4403")
+    edit(rules_copy / "common.yaml", "[60, 10]", "[5, 30, 120, 240]")
+    with pytest.raises(RuleFileError, match="second_try_after_minutes"):
+        RuleBook.load(rules_copy, "4403")

@@ -168,9 +168,10 @@ async def test_a_replay_of_a_recorded_case_is_identical(
 ) -> None:
     uow = FakeUnitOfWork()
     done = await _submit(_submission(), decider, uow)
-    case_id, result = await replay_case(done.case.id, HR, uow=uow, engine=rule_engine)
+    case_id, result, later = await replay_case(done.case.id, HR, uow=uow, engine=rule_engine)
     assert case_id == done.case.id
     assert result.identical
+    assert later == []  # approved at once: no later decision
 
 
 async def test_a_replay_without_its_stored_rules_is_a_conflict(

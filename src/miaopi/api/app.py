@@ -18,7 +18,8 @@ from miaopi.api import docs_ui, errors
 from miaopi.api.deps import RecentKeys, reject_unknown_query
 from miaopi.api.limits import BodyLimit, DecisionLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
-from miaopi.api.routes import applications, audit, health, reviews, rules
+from miaopi.api.routes import applications, audit, documents, health, reviews, rules
+from miaopi.api.routes.documents import ENVELOPE_BYTES, UPLOAD_PATH
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 from miaopi.identifiers import load_tables
 from miaopi.telemetry.logs import stamp_request_ids
@@ -65,14 +66,17 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
             loop.add_signal_handler(signal.SIGHUP, on_sighup)
         interval = container.settings.recheck_interval_s
         scheduler = loop.create_task(recheck_every(container, interval)) if interval else None
+        every = container.settings.second_try_interval_s
+        retrier = loop.create_task(second_tries_every(container, every)) if every else None
         if serving:
             forget_dead_workers()  # a worker that replaces a killed one clears its gauges
             settle_for_serving(container)
         yield
-        if scheduler is not None:
-            scheduler.cancel()
-            with suppress(asyncio.CancelledError):
-                await scheduler
+        for task in (scheduler, retrier):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         await container.aclose()
@@ -94,7 +98,12 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     # Each middleware added wraps those before it: DecisionLimit reads a body that BodyLimit,
     # around it, has bounded, before it takes a place.
     app.add_middleware(DecisionLimit, limit=settings.max_decisions_in_flight)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_document_bytes + ENVELOPE_BYTES,
+        upload_path=UPLOAD_PATH,
+    )
     stamp_request_ids()
     app.add_middleware(RequestTelemetry)  # outermost: sees every answer, 413s included
     errors.install(app)
@@ -102,6 +111,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(rules.router)
     app.include_router(audit.router)
     app.include_router(reviews.router)
+    app.include_router(documents.router)
     app.include_router(health.router)
     docs_ui.install(app)
     _list_business_types(app, container)
@@ -174,6 +184,16 @@ async def recheck_every(container: Container, interval_s: float) -> None:
             supervision_log.info("re-check: %s", report.summary())
         except Exception:
             supervision_log.exception("re-check run failed; the next run tries again")
+
+
+async def second_tries_every(container: Container, interval_s: float) -> None:
+    """Decide the second tries that are due (policy §9); a failed run is logged."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await container.second_tries.run()
+        except Exception:
+            supervision_log.exception("second tries failed; the next run tries again")
 
 
 def create_app_from_env() -> FastAPI:

@@ -99,6 +99,8 @@ Supervisor = Annotated[Client, Depends(allow("auditor", "admin"))]
 Auditor = Annotated[Client, Depends(allow("auditor"))]
 Officer = Annotated[Client, Depends(allow("officer"))]
 Reviewer = Annotated[Client, Depends(allow("officer", "admin"))]
+# A counter review's documents: the officer holding it, the case's auditors, the admin.
+DocumentReader = Annotated[Client, Depends(allow("officer", "auditor", "admin"))]
 Admin = Annotated[Client, Depends(allow("admin"))]
 
 

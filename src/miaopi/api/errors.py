@@ -21,6 +21,7 @@ from miaopi.usecases.errors import (
     Forbidden,
     IdempotencyKeyReused,
     InvalidInput,
+    UnsupportedDocument,
     UseCaseError,
 )
 
@@ -115,6 +116,11 @@ def as_problem(exc: UseCaseError) -> Problem:
         return Problem(403, str(exc), slug="forbidden")
     if isinstance(exc, Conflict):
         return Problem(409, str(exc), slug=exc.slug)
+    if isinstance(exc, UnsupportedDocument):
+        return Problem(
+            415, str(exc), slug="unsupported-document",
+            errors=[{"loc": ["body", "file"], "msg": "not a PDF, JPEG or PNG file"}],
+        )  # fmt: skip
     return Problem(404, str(exc))  # NotFound: never says whether it exists elsewhere
 
 

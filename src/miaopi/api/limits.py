@@ -7,6 +7,7 @@ up to N times the rate overall, so size it per instance (or in front, at the loa
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,18 +19,36 @@ from miaopi.telemetry.metrics import DECISIONS_IN_FLIGHT, DECISIONS_TURNED_AWAY
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while they stream in."""
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while they stream in.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A document upload (``upload_path``, POST) may be up to ``max_upload_bytes``: the document
+    and its multipart envelope; the route checks the document's own size.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_upload_bytes: int = 0,
+        upload_path: re.Pattern[str] | None = None,
+    ) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.max_upload_bytes, self.upload_path = max_upload_bytes, upload_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.max_bytes
+        if (
+            self.upload_path is not None
+            and scope["method"] == "POST"
+            and self.upload_path.fullmatch(scope["path"])
+        ):
+            cap = self.max_upload_bytes
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._too_large(scope, receive, send)
+            if name == b"content-length" and value.isdigit() and int(value) > cap:
+                await self._too_large(scope, receive, send, cap)
                 return
         seen, answered = 0, False
 
@@ -38,11 +57,11 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request" and not answered:
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > cap:
                     # Answer now, and tell the app the client went away: whatever it answers
                     # to that is dropped below.
                     answered = True
-                    await self._too_large(scope, receive, send)
+                    await self._too_large(scope, receive, send, cap)
                     return {"type": "http.disconnect"}
             return message
 
@@ -52,11 +71,9 @@ class BodyLimit:
 
         await self.app(scope, counted, guarded)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
         # Built when needed: every request paid for a JSON answer almost none of them send.
-        too_large = problem_response(
-            413, f"the request body is over {self.max_bytes} bytes", "body-too-large"
-        )
+        too_large = problem_response(413, f"the request body is over {cap} bytes", "body-too-large")
         await too_large(scope, receive, send)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -116,7 +117,18 @@ def task_body(row: Any, today: date) -> dict[str, Any]:
     }
 
 
-def review_body(row: Any, today: date) -> dict[str, Any]:
+def document_request(review: Any, answered: Iterable[int]) -> dict[str, Any] | None:
+    """The review's one-time notice, with the items a document answers so far."""
+    if review.document_request is None:
+        return None
+    return {
+        "items": review.document_request,
+        "requested_at": review.documents_requested_at.isoformat(),
+        "answered": sorted(set(answered)),
+    }
+
+
+def review_body(row: Any, today: date, answered: Iterable[int] = ()) -> dict[str, Any]:
     """A counter review for officers and admins (its case in summary)."""
     return {
         "review_id": row.id,
@@ -133,6 +145,7 @@ def review_body(row: Any, today: date) -> dict[str, Any]:
         "resolutions": row.resolutions,
         "entitlements": row.entitlements,
         "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "document_request": document_request(row, answered),
         "case": {
             "case_id": row.case_id,
             "status": row.case_status,
@@ -143,8 +156,41 @@ def review_body(row: Any, today: date) -> dict[str, Any]:
     }
 
 
-def with_review(body: dict[str, Any], review: Any, client: Client, today: date) -> dict[str, Any]:
-    """A case's body with its counter review: the review, the decision it made, its number."""
+def with_later_decisions(
+    body: dict[str, Any],
+    tries: Iterable[Any],
+    review: Any | None,
+    client: Client,
+    today: date,
+    answered: Iterable[int] = (),
+) -> dict[str, Any]:
+    """A referred case's body with what came after its first decision (policy §9): every
+    decision in order (second tries, the counter's), the second try still to come, the
+    review, and the approval number a later decision gave."""
+    decisions = [{"by": "miaopi", "outcome": body["decision"]["outcome"],
+                  "decided_at": body["decided_at"]}]  # fmt: skip
+    for attempt in tries:
+        if attempt.status == "scheduled":
+            body["second_try"] = {"attempt": attempt.attempt, "due_at": attempt.due_at.isoformat()}
+            continue
+        decisions.append({
+            "by": "second try", "attempt": attempt.attempt, "outcome": attempt.outcome,
+            "decided_at": attempt.decided_at.isoformat(),
+            "entitlements": attempt.decision["entitlements"],
+        })  # fmt: skip
+        if attempt.approval_number:
+            body["approval_number"] = attempt.approval_number
+    body["decisions"] = decisions
+    if review is not None:
+        with_review(body, review, client, today, answered)
+    return body
+
+
+def with_review(
+    body: dict[str, Any], review: Any, client: Client, today: date, answered: Iterable[int] = ()
+) -> dict[str, Any]:
+    """A case's body with its counter review: the review, the decision it made, its number,
+    and the documents it asks the submitter for."""
     notes = client.role == "admin"  # an officer's notes may name the applicant
     resolutions = review.resolutions
     if resolutions is not None and not notes:
@@ -159,9 +205,9 @@ def with_review(body: dict[str, Any], review: Any, client: Client, today: date) 
         "reason": review.reason if notes else None,
         "resolutions": resolutions,
         "decided_at": review.decided_at.isoformat() if review.decided_at else None,
+        "document_request": document_request(review, answered),
     }
-    decisions = [{"by": "miaopi", "outcome": body["decision"]["outcome"],
-                  "decided_at": body["decided_at"]}]  # fmt: skip
+    decisions = body["decisions"]
     if review.status == "closed":
         decisions.append({
             "by": "counter review", "outcome": review.outcome, "review_id": review.id,
@@ -169,7 +215,6 @@ def with_review(body: dict[str, Any], review: Any, client: Client, today: date) 
         })  # fmt: skip
         if review.approval_number:
             body["approval_number"] = review.approval_number
-    body["decisions"] = decisions
     return body
 
 

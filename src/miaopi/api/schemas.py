@@ -21,6 +21,7 @@ from miaopi.api.fields import (
     StrictCreditCode,
     StrictResidentId,
 )
+from miaopi.api.review_schemas import CaseReviewOut, EntitlementOut
 from miaopi.domain import CaseStatus, CriterionResult, OnFail, Outcome
 
 
@@ -95,11 +96,6 @@ class RulesetRef(BaseModel):
     fingerprint: str
 
 
-class EntitlementOut(BaseModel):
-    id: str
-    amount_cny: int | None = None
-
-
 class DecisionOut(BaseModel):
     outcome: Outcome
     criteria: list[CriterionOut]
@@ -147,26 +143,9 @@ class EvaluationResultOut(EvaluationOut):
     evaluation_id: str = Field(description="Names the dry run in the registry access log")
 
 
-class ResolutionOut(BaseModel):
-    criterion: str
-    result: Literal["pass", "fail"]
-    basis: Literal["document", "registry", "note"]
-    document_id: str | None = None
-    note: str | None = None
-
-
-class CaseReviewOut(BaseModel):
-    """A referred case's counter review, as the case shows it (policy §9)."""
-
-    review_id: str
-    status: Literal["waiting", "in_review", "awaiting_documents", "closed"]
-    due_date: date | None
-    overdue: bool
-    officer: str | None = None
-    outcome: Literal["approved", "rejected"] | None = None
-    reason: str | None = None
-    resolutions: list[ResolutionOut] | None = None
-    decided_at: datetime | None = None
+class SecondTryOut(BaseModel):
+    attempt: int
+    due_at: datetime
 
 
 class CaseOut(EvaluationOut):
@@ -181,7 +160,12 @@ class CaseOut(EvaluationOut):
     )
     decisions: list[dict[str, Any]] | None = Field(
         default=None,
-        description="Every decision of the case, oldest first: automatic, then the counter's",
+        description="Every decision of a referred case, oldest first: the first, its second "
+        "tries, the counter's",
+    )
+    second_try: SecondTryOut | None = Field(
+        default=None,
+        description="The automatic second try still to come of a referral owed to registries",
     )
 
 
@@ -253,6 +237,11 @@ class ReplayOut(BaseModel):
     replayed_outcome: Outcome
     ruleset: RulesetRef
     differences: list[ReplayDifference]
+    later_decisions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="A referred case's later decisions: each second try replayed from its "
+        "evidence; the counter review with the officer's resolutions",
+    )
 
 
 class ReloadOut(BaseModel):

@@ -60,6 +60,14 @@ class WorkingCalendar:
                 count -= 1
         return day
 
+    def working_days_left(self, today: date, due: date) -> int:
+        """Working days after ``today`` up to ``due``: what a stopped clock keeps (0 if past)."""
+        left, day = 0, today
+        while day < due:
+            day += timedelta(days=1)
+            left += self.is_working_day(day)
+        return left
+
     @classmethod
     def load(cls, rules_dir: Path) -> WorkingCalendar:
         path = rules_dir / CALENDAR_FILE

@@ -157,16 +157,32 @@ def _versions(
     return out
 
 
+def second_try_schedule(rules_dir: Path) -> tuple[int, ...]:
+    """Minutes after a referral at which it is decided again (policy §9; ``common.yaml``)."""
+    for path in rule_files(rules_dir):
+        data = read_rule_file(path)
+        if data["kind"] != "common":
+            continue
+        minutes = tuple(data.get("second_try_after_minutes", ()))
+        if list(minutes) != sorted(set(minutes)):
+            raise RuleFileError(str(path), "second_try_after_minutes", "must be ascending")
+        return minutes
+    return ()
+
+
 @dataclass(frozen=True)
 class RuleBook:
-    """Every loaded ruleset, by business type and by fingerprint."""
+    """Every loaded ruleset, by business type and by fingerprint, and the second tries'
+    schedule (minutes after a referral; outside every ruleset and its fingerprint)."""
 
     rulesets: tuple[Ruleset, ...]
     source: str = ""
+    second_try_after_minutes: tuple[int, ...] = ()
 
     @classmethod
     def load(cls, rules_dir: Path, city_prefix: str) -> RuleBook:
-        return cls(tuple(build_rulesets(rules_dir, city_prefix)), str(rules_dir))
+        rulesets = tuple(build_rulesets(rules_dir, city_prefix))
+        return cls(rulesets, str(rules_dir), second_try_schedule(rules_dir))
 
     def business_types(self) -> list[str]:
         return sorted({r.business_type for r in self.rulesets})

@@ -13,7 +13,7 @@ from miaopi.records.prepared import Prepared
 from miaopi.records.tables import clients, registry_queries
 from miaopi.records.writing import writing
 
-Purpose = Literal["decision", "dry_run", "recheck"]
+Purpose = Literal["decision", "second_try", "dry_run", "recheck"]
 _COLUMNS = ("case_id", "evaluation_id", "purpose", "requested_by", "registry", "query",
             "queried_at", "elapsed_ms", "status", "attempts")  # fmt: skip
 

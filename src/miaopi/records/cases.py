@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from miaopi.records import ledger, live_approvals
+from miaopi.records import ledger, live_approvals, second_tries
 from miaopi.records.access_log import log_queries
 from miaopi.records.engines import dialect_insert, reading, reading_one
 from miaopi.records.ledger import decision_record
@@ -70,6 +70,8 @@ class NewCase:
     review_due: date | None = None
     # An approval of the person's on or before this day is no longer live (policy §5).
     live_expired_on: date | None = None
+    # A referral owed only to registries that did not answer is decided again then (§9).
+    second_try_at: datetime | None = None
     # Made once, with the case, not by ``record``: on SQLite ``Database.run`` tries that again while
     # another writer holds the write slot, and these cost more than the rest of an attempt.
     row: dict[str, Any] = field(init=False)  # as inserted (its id too): documents as JSON text
@@ -200,6 +202,12 @@ def record(
                     employer_region=new.employer_region,
                     terms=new.supervision,
                 )
+            elif new.status == "referred" and new.second_try_at is not None:
+                # Policy §9: first a second try, when registries that failed may answer.
+                second_tries.schedule(
+                    conn, case_id=case_id, attempt=1, due_at=new.second_try_at,
+                    now=new.decided_at,
+                )  # fmt: skip
             elif new.status == "referred":
                 # Policy §9: a referred case enters the counter review in the same transaction.
                 enqueue_review(

@@ -74,8 +74,11 @@ def revocation_record(case: Any) -> dict[str, Any]:
 
 
 def review_record(review: Any) -> dict[str, Any]:
-    """A counter review's decision: who decided, what, on what, and the approval it gave."""
-    return {
+    """A counter review's decision: who decided, what, on what, and the approval it gave.
+
+    The documents it rested on are named by their SHA-256, so a changed document shows; a
+    review without documents hashes as it did before documents existed."""
+    record = {
         "review_id": review.id,
         "case_id": review.case_id,
         "officer_id": review.officer_id,
@@ -85,6 +88,23 @@ def review_record(review: Any) -> dict[str, Any]:
         "reason": review.reason,
         "entitlements": review.entitlements,
         "decided_at": iso(review.decided_at),
+    }
+    if review.documents:
+        record["documents"] = review.documents
+    return record
+
+
+def second_try_record(attempt: Any) -> dict[str, Any]:
+    """An automatic second try's decision (policy §9): what it asked again and concluded."""
+    return {
+        "second_try_id": attempt.id,
+        "case_id": attempt.case_id,
+        "attempt": attempt.attempt,
+        "outcome": attempt.outcome,
+        "approval_number": attempt.approval_number,
+        "decision": attempt.decision,
+        "evidence": attempt.evidence,
+        "decided_at": iso(attempt.decided_at),
     }
 
 

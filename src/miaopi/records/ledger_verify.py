@@ -19,15 +19,12 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    func,
-    or_,
     select,
     type_coerce,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType
 
-from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.records.engines import reading
 from miaopi.records.ledger import (
     DOCUMENTS,
@@ -43,9 +40,11 @@ from miaopi.records.ledger import (
     record_hash,
     review_record,
     revocation_record,
+    second_try_record,
 )
-from miaopi.records.sealing import DataKey, SealBroken, SealedText, key_of
-from miaopi.records.tables import audit_tasks, cases, fraud_bars, ledger, reviews
+from miaopi.records.ledger_consistency import consistency, uncovered
+from miaopi.records.sealing import SealBroken, SealedText, key_of
+from miaopi.records.tables import audit_tasks, cases, ledger, reviews, second_tries
 
 
 @dataclass(frozen=True)
@@ -83,8 +82,12 @@ _RECORDS: dict[str, tuple[Table, tuple[str, ...], Callable[[Any], dict[str, Any]
     ), closure_record),
     "review": (reviews, (
         "id", "case_id", "officer_id", "outcome", "approval_number", "resolutions", "reason",
-        "entitlements", "decided_at",
+        "entitlements", "decided_at", "documents",
     ), review_record),
+    "second_try": (second_tries, (
+        "id", "case_id", "attempt", "outcome", "approval_number", "decision", "evidence",
+        "decided_at",
+    ), second_try_record),
 }  # fmt: skip
 
 
@@ -118,6 +121,9 @@ def _entries_with_records() -> Select[Any]:
         audit_tasks, and_(ledger.c.kind == "audit_closure", audit_tasks.c.id == ledger.c.subject_id)
     ).outerjoin(
         reviews, and_(ledger.c.kind == "review", reviews.c.id == ledger.c.subject_id)
+    ).outerjoin(
+        second_tries,
+        and_(ledger.c.kind == "second_try", second_tries.c.id == ledger.c.subject_id),
     )
     return select(ledger, *raw).select_from(joined).order_by(ledger.c.seq)
 
@@ -182,7 +188,7 @@ def verify(engine: Engine) -> Verdict:
         verdict = _walk(conn, engine.dialect)
         if not verdict.intact:
             return verdict
-        problem = _uncovered(conn) or _consistency(conn, key_of(engine.dialect))
+        problem = uncovered(conn) or consistency(conn, key_of(engine.dialect))
         if problem is not None:
             reason, case_id, number = problem
             return Verdict(verdict.entries, None, reason, case_id, number)
@@ -247,124 +253,4 @@ def _check_entry(
         return broken("the entry itself was changed")
     if entry.kind == "decision" and row.employer_name != _employer_name(record["evidence"]):
         return broken("the employer's name is not the one its evidence gives")
-    return None
-
-
-Problem = tuple[str, str | None, str | None]  # (what, case id, approval number)
-
-
-def _recorded(kind: str, subject: Any) -> Any:
-    entries = select(ledger.c.seq).where(ledger.c.kind == kind, ledger.c.subject_id == subject)
-    return entries.exists()
-
-
-def _uncovered(conn: Connection) -> Problem | None:
-    """A change the ledger does not record (an entry removed, or a row made around it)."""
-    case_row = (cases.c.id, cases.c.approval_number)
-    checks = (
-        (select(*case_row).where(~_recorded("decision", cases.c.id)), "no decision entry"),
-        (
-            select(*case_row).where(
-                cases.c.status == "revoked", ~_recorded("revocation", cases.c.id)
-            ),
-            "no revocation entry",
-        ),
-        (
-            select(audit_tasks.c.case_id, cases.c.approval_number)
-            .join(cases, cases.c.id == audit_tasks.c.case_id)
-            .where(audit_tasks.c.status == "closed", ~_recorded("audit_closure", audit_tasks.c.id)),
-            "a closed audit task without its closure entry",
-        ),
-        (
-            select(reviews.c.case_id, reviews.c.approval_number).where(
-                reviews.c.status == "closed", ~_recorded("review", reviews.c.id)
-            ),
-            "a decided review without its ledger entry",
-        ),
-    )
-    for query, what in checks:
-        found = conn.execute(query.limit(1)).first()
-        if found is not None:
-            return f"case {found[0]} has {what}", found[0], found[1]
-    return None
-
-
-def _consistency(conn: Connection, key: DataKey) -> Problem | None:
-    """What the chain implies of the columns it does not hash.
-
-    A case's status is its decision's outcome (hashed) until a revocation entry makes it
-    ``revoked``; a revocation's fields exist only then. A closed task has its closure entry,
-    and a task with one stays closed. Every revoked case has the fraud bar its revocation
-    issued: for the applicant (sealed and keyed-hashed), dated the day of the revocation.
-    """
-    revoked = _recorded("revocation", cases.c.id)
-    # A decided review's outcome (hashed in its entry) replaces the automatic one.
-    decided = and_(reviews.c.status == "closed", _recorded("review", reviews.c.id))
-    current = case((decided, reviews.c.outcome), else_=cases.c.outcome)
-    number = func.coalesce(cases.c.approval_number, reviews.c.approval_number)
-    wrong_status = (
-        select(cases.c.id, number.label("approval_number"), cases.c.status)
-        .select_from(cases.outerjoin(reviews, reviews.c.case_id == cases.c.id))
-        .where(
-            or_(
-                and_(cases.c.status == "revoked", ~revoked),
-                and_(cases.c.status != "revoked", revoked),
-                and_(cases.c.status != "revoked", cases.c.status != current),
-                and_(
-                    cases.c.status != "revoked",
-                    or_(cases.c.revoked_at.is_not(None), cases.c.revocation_reason.is_not(None)),
-                ),
-            )
-        )
-    )
-    found = conn.execute(wrong_status.limit(1)).first()
-    if found is not None:
-        return (
-            f"case {found.id} has status {found.status!r}, which its ledger entries do not give",
-            found.id,
-            found.approval_number,
-        )
-    reopened = (
-        select(audit_tasks.c.case_id, cases.c.approval_number)
-        .join(cases, cases.c.id == audit_tasks.c.case_id)
-        .where(audit_tasks.c.status != "closed", _recorded("audit_closure", audit_tasks.c.id))
-    )
-    task = conn.execute(reopened.limit(1)).first()
-    if task is not None:
-        return f"case {task[0]} has a closed audit task that is open again", task[0], task[1]
-    return _fraud_bars(conn, key)
-
-
-def _fraud_bars(conn: Connection, key: DataKey) -> Problem | None:
-    def sealed(column: Any) -> Any:  # opened below, so that a broken seal is a finding
-        return type_coerce(column, NullType()).label(column.name)
-
-    bars = select(
-        cases.c.id,
-        cases.c.approval_number,
-        cases.c.status,
-        sealed(cases.c.applicant_id_number),
-        cases.c.revoked_at,
-        fraud_bars.c.id.label("bar"),
-        sealed(fraud_bars.c.id_number),
-        fraud_bars.c.id_hash,
-        fraud_bars.c.barred_on,
-    ).select_from(
-        cases.outerjoin(fraud_bars, fraud_bars.c.case_id == cases.c.id)
-    ).where(or_(cases.c.status == "revoked", fraud_bars.c.id.is_not(None)))
-    for row in conn.execute(bars).yield_per(1000):
-        problem = (f"case {row.id}'s fraud bar", row.id, row.approval_number)
-        if row.status != "revoked":
-            return f"case {row.id} has a fraud bar but was not revoked", row.id, row.approval_number
-        if row.bar is None:
-            return f"{problem[0]} is gone", row.id, row.approval_number
-        try:
-            applicant = key.open(row.applicant_id_number, "cases.applicant_id_number")
-            barred = key.open(row.id_number, "fraud_bars.id_number")
-        except SealBroken as exc:
-            return f"{problem[0]} was changed ({exc})", row.id, row.approval_number
-        if barred != applicant or row.id_hash != key.lookup_hash(applicant):
-            return f"{problem[0]} is not for its applicant", row.id, row.approval_number
-        if row.barred_on != today_in_shanghai(row.revoked_at):
-            return f"{problem[0]} is not dated its revocation", row.id, row.approval_number
     return None

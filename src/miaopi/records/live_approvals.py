@@ -11,7 +11,7 @@ from miaopi.eligibility.dates import add_years
 from miaopi.records.engines import dialect_insert
 from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import key_of
-from miaopi.records.tables import cases, live_approvals, reviews
+from miaopi.records.tables import cases, live_approvals, reviews, second_tries
 
 
 class LiveApprovalHeld(Exception):
@@ -71,7 +71,16 @@ def release(conn: Connection, case_id: str) -> None:
 LIVE_OF = Prepared(  # asked for every decision (see prepared.py)
     select(
         live_approvals.c.approved_on,
-        func.coalesce(cases.c.approval_number, reviews.c.approval_number).label("number"),
+        func.coalesce(
+            cases.c.approval_number,
+            reviews.c.approval_number,
+            select(second_tries.c.approval_number)
+            .where(
+                second_tries.c.case_id == live_approvals.c.case_id,
+                second_tries.c.approval_number.is_not(None),
+            )
+            .scalar_subquery(),
+        ).label("number"),
     )
     .select_from(
         live_approvals.join(cases, cases.c.id == live_approvals.c.case_id).outerjoin(

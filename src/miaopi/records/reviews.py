@@ -17,7 +17,7 @@ from miaopi.records import ledger, live_approvals
 from miaopi.records.engines import reading
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
-from miaopi.records.tables import cases, clients, reviews
+from miaopi.records.tables import cases, clients, documents, reviews
 from miaopi.records.writing import writing
 from miaopi.supervision.queue import add_event, enqueue_approval
 from miaopi.supervision.terms import SupervisionTerms
@@ -153,6 +153,17 @@ def claim(
                   {"review_id": review_id})  # fmt: skip
 
 
+def _digests(conn: Connection, review_id: str) -> list[dict[str, Any]]:
+    """What a decision's ledger entry records of the review's documents: which, for which
+    item, and their SHA-256, in the order they came."""
+    rows = conn.execute(
+        select(documents.c.id, documents.c.item, documents.c.sha256)
+        .where(documents.c.review_id == review_id)
+        .order_by(documents.c.seq)
+    )
+    return [{"document_id": r.id, "item": r.item, "sha256": r.sha256} for r in rows]
+
+
 def decide(
     engine: Engine,
     *,
@@ -180,7 +191,7 @@ def decide(
             raise ReviewNotFound(review_id)
         if row.status == "closed":
             raise ReviewClosed(review_id)
-        if row.officer_id != officer_id or row.status != "in_review":
+        if row.officer_id != officer_id or row.status == "waiting":
             raise ReviewNotHeld(review_id)
         approved = outcome == "approved"
         number = None
@@ -206,6 +217,7 @@ def decide(
                 resolutions=resolutions,
                 reason=reason,
                 entitlements=entitlements if approved else [],
+                documents=_digests(conn, review_id) or None,
                 decided_at=now,
             )
         )

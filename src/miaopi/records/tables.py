@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from miaopi.records.sealing import SealedJSON, SealedText
+from miaopi.records.sealing import SealedBytes, SealedJSON, SealedText
 
 metadata = MetaData(
     naming_convention={
@@ -200,10 +200,12 @@ reviews = Table(
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("id", String(32), nullable=False, unique=True),
     Column("case_id", String(32), ForeignKey("cases.id"), nullable=False, unique=True),
-    Column("status", String(24), nullable=False),  # waiting | in_review | closed
+    # waiting | in_review | awaiting_documents | closed
+    Column("status", String(24), nullable=False),
     Column("employer_region", String(6)),  # the district an officer is recused from
     Column("referred_on", Date, nullable=False),
-    Column("due_date", Date),  # None only if the calendar did not reach it (logged)
+    # None while the clock is stopped for documents, or if the calendar did not reach it (logged)
+    Column("due_date", Date),
     Column("officer_id", Integer, ForeignKey("clients.id")),
     Column("claimed_at", UTCDateTime),
     Column("outcome", String(16)),
@@ -214,8 +216,56 @@ reviews = Table(
     Column("entitlements", JSON),
     Column("decided_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
+    # The one-time notice (一次性告知): its items may name the applicant's papers, so sealed.
+    Column("document_request", SealedJSON("reviews.document_request")),
+    Column("documents_requested_at", UTCDateTime),
+    Column("days_left", Integer),  # working days left on the clock when it stopped
+    # The documents the decision rested on, by hash, as its ledger entry records them.
+    Column("documents", JSON),
     Index(None, "status", "seq"),
     Index(None, "officer_id", "seq"),
+)
+
+# The automatic second tries of a referral owed only to registries that did not answer
+# (policy.md §9): one row an attempt, ``scheduled`` until an instance takes it (``lease_until``:
+# until then no other instance does) and then ``decided``, with what it decided and, for an
+# approval, its number. The case's first decision is never rewritten.
+second_tries = Table(
+    "second_tries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False),
+    Column("attempt", SmallInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # scheduled | decided
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime),
+    Column("outcome", String(16)),
+    Column("approval_number", String(32), unique=True),
+    Column("decision", JSON),  # as a case's: criteria, ruleset, entitlements
+    Column("evidence", SealedJSON("second_tries.evidence")),  # the answers asked again
+    Column("decided_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("case_id", "attempt"),
+    Index(None, "status", "due_at"),
+)
+
+# Documents the submitter uploads for a review's one-time notice, sealed like personal data.
+documents = Table(
+    "documents",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False),
+    Column("review_id", String(32), ForeignKey("reviews.id"), nullable=False),
+    Column("item", SmallInteger, nullable=False),  # the request's item it answers
+    Column("media_type", String(32), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("content", SealedBytes("documents.content"), nullable=False),
+    Column("uploaded_by", Integer, ForeignKey("clients.id"), nullable=False),
+    Column("uploaded_at", UTCDateTime, nullable=False),
+    Index(None, "case_id", "seq"),
 )
 
 # One live approval per person (policy.md §5): the person's latest approval, by the keyed hash
@@ -268,7 +318,7 @@ registry_queries = Table(
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("case_id", String(32), ForeignKey("cases.id")),
     Column("evaluation_id", String(32)),
-    Column("purpose", String(16), nullable=False),  # decision | dry_run | recheck
+    Column("purpose", String(16), nullable=False),  # decision | second_try | dry_run | recheck
     Column("requested_by", Integer, ForeignKey("clients.id")),  # None: miaopi itself
     Column("registry", String(32), nullable=False),
     Column("query", String(32), nullable=False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from miaopi.records import access_log, cases, reviews
+from miaopi.records import access_log, cases, documents, reviews, second_tries
 from miaopi.records.access_log import Purpose
 from miaopi.records.cases import NewCase, Scope
 from miaopi.records.database import Database
@@ -58,6 +58,24 @@ class DatabaseUnitOfWork(UnitOfWork):
 
     async def decide_review(self, **decision: Any) -> None:
         await self.database.run(lambda engine: reviews.decide(engine, **decision))
+
+    async def second_tries(self, case_id: str) -> list[Any]:
+        return await self.database.run(second_tries.of_case, case_id)
+
+    async def request_documents(self, **request: Any) -> None:
+        await self.database.run(lambda engine: documents.request(engine, **request))
+
+    async def upload_document(self, upload: documents.Upload, **when: Any) -> tuple[str, bool]:
+        # Sealing up to 10 MB is work the size of the data: off the event loop.
+        return await self.database.run_in_thread(
+            lambda engine: documents.upload(engine, upload, **when)
+        )
+
+    async def documents(self, case_id: str) -> list[Any]:
+        return await self.database.run(documents.of_case, case_id)
+
+    async def document(self, case_id: str, document_id: str) -> Any | None:
+        return await self.database.run_in_thread(documents.content, case_id, document_id)
 
     async def ruleset_definition(self, fingerprint: str) -> dict[str, Any] | None:
         return await self.database.run_in_thread(cases.ruleset_definition, fingerprint)

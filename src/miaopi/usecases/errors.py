@@ -35,3 +35,7 @@ class Conflict(UseCaseError):
 
 class IdempotencyKeyReused(UseCaseError):
     """The Idempotency-Key was used before with a different body."""
+
+
+class UnsupportedDocument(UseCaseError):
+    """An uploaded document whose content is not of a type the counter takes."""

@@ -79,19 +79,27 @@ async def claim(review_id: str, officer: Client, *, uow: UnitOfWork, now: dateti
 
 def to_resolve(criteria: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
     """(criteria the officer must resolve, criteria that failed in reject mode)."""
-    open_ = {c["id"] for c in criteria
-             if c["result"] == "unknown" or (c["result"] == "fail" and c["on_fail"] == "refer")}
+    open_ = {
+        c["id"]
+        for c in criteria
+        if c["result"] == "unknown" or (c["result"] == "fail" and c["on_fail"] == "refer")
+    }
     final = {c["id"] for c in criteria if c["result"] == "fail" and c["on_fail"] == "reject"}
     return open_, final  # fmt: skip
 
 
 _FINAL = "a criterion that failed in reject mode can never be overridden"
 _NOT_OPEN = "only a criterion that was unknown or failed in refer mode is resolved"
-_NO_DOCUMENT = "no document was uploaded for this case"
+_NO_DOCUMENT = "name a document uploaded for this case (document_id)"
 
 
-def check_decision(decision: ReviewDecision, criteria: list[dict[str, Any]]) -> None:
-    """``InvalidInput`` naming the field, unless the decision resolves exactly what it must."""
+def check_decision(
+    decision: ReviewDecision,
+    criteria: list[dict[str, Any]],
+    documents: frozenset[str] = frozenset(),
+) -> None:
+    """``InvalidInput`` naming the field, unless the decision resolves exactly what it must;
+    ``documents``: the ids of the case's documents, which a resolution may rest on."""
     open_, final = to_resolve(criteria)
     seen: set[str] = set()
     for i, r in enumerate(decision.resolutions):
@@ -103,9 +111,9 @@ def check_decision(decision: ReviewDecision, criteria: list[dict[str, Any]]) -> 
         if r.criterion in seen:
             raise InvalidInput([*at, "criterion"], "this criterion is resolved twice")
         seen.add(r.criterion)
-        if r.basis == "document":
-            raise InvalidInput([*at, "basis"], _NO_DOCUMENT)
-        if not (r.note or "").strip():
+        if r.basis == "document" and r.document_id not in documents:
+            raise InvalidInput([*at, "document_id"], _NO_DOCUMENT)
+        if r.basis != "document" and not (r.note or "").strip():
             raise InvalidInput([*at, "note"], "say what the resolution rests on")
     missing = sorted(open_ - seen)
     if missing:
@@ -138,7 +146,8 @@ async def decide(
     case = await uow.case(review.case_id, _ALL)
     if case is None:  # pragma: no cover - a review's case is kept with it (a foreign key)
         raise NotFound("review not found")
-    check_decision(decision, case.decision["criteria"])
+    uploaded = frozenset(d.id for d in await uow.documents(review.case_id))
+    check_decision(decision, case.decision["criteria"], uploaded)
     definition = await uow.ruleset_definition(case.ruleset_fingerprint)
     try:  # on the event loop's thread, as durable-rules requires
         ruleset = stored_ruleset(definition, case.ruleset_fingerprint)
@@ -177,4 +186,3 @@ async def decide(
     except ReviewNotHeld:
         raise Forbidden("only the officer who took this review decides it") from None
     return await find_review(uow, review_id)
-

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from miaopi.decision.outcome import outcome
+from miaopi.decision.second_try import to_ask_again
 from miaopi.decision.service import Decider, Decision
 from miaopi.domain import Application
 from miaopi.eligibility.calendar import CalendarError, WorkingCalendar
@@ -22,6 +23,7 @@ from miaopi.usecases.errors import IdempotencyKeyReused
 from miaopi.usecases.unit_of_work import UnitOfWork
 
 log = logging.getLogger("miaopi.reviews")
+Schedule = tuple[int, ...]  # minutes after a referral (RuleBook.second_try_after_minutes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +57,19 @@ async def submit(
         if seen is not None:
             return seen
     decision = await decide(decider, application, "case")
+    schedule = decider.rulebook.second_try_after_minutes
     key = submission.idempotency_key
     claim = (submission.client.id, key, body_hash) if key is not None else None
     try:
         try:
-            row = await uow.record(_case(decision, submission, calendar), city_prefix, claim)
+            new = _case(decision, submission, calendar, schedule)
+            row = await uow.record(new, city_prefix, claim)
         except LiveApprovalHeld as held:
             # Approved at the same moment as another approval of the person's, which
             # committed first: this one is referred, naming it (policy §5).
             decision = live_approval_referral(decision, held.approval_number)
-            row = await uow.record(_case(decision, submission, calendar), city_prefix, claim)
+            new = _case(decision, submission, calendar, schedule)
+            row = await uow.record(new, city_prefix, claim)
     except IdempotencyRace:
         # A concurrent request with the same key committed first: its case is the answer.
         seen = await _seen(submission, body_hash, uow)
@@ -95,9 +100,24 @@ async def _seen(submission: Submission, body_hash: str, uow: UnitOfWork) -> Subm
     return Submitted(await case_in_scope(uow, client, seen[1]), replayed=True)
 
 
-def _case(decision: Decision, submission: Submission, calendar: WorkingCalendar) -> NewCase:
-    due = _review_due(calendar, decision) if decision.outcome == "referred" else None
-    return new_case(decision, submission.client.id, due)
+def _case(
+    decision: Decision, submission: Submission, calendar: WorkingCalendar, schedule: Schedule
+) -> NewCase:
+    if decision.outcome != "referred":
+        return new_case(decision, submission.client.id)
+    again = second_try_at(decision, schedule)
+    due = None if again else review_due(calendar, decision.application_date)
+    return new_case(decision, submission.client.id, due, again)
+
+
+def second_try_at(decision: Decision, schedule: Schedule) -> datetime | None:
+    """When a referral is decided again: only one owed to registries that did not answer."""
+    if not schedule:
+        return None
+    criteria = [c.to_json() for c in decision.criteria]
+    if to_ask_again(criteria, decision.evidence_json()) is None:
+        return None
+    return decision.decided_at + timedelta(minutes=schedule[0])
 
 
 def live_approval_referral(decision: Decision, number: str | None) -> Decision:
@@ -111,16 +131,21 @@ def live_approval_referral(decision: Decision, number: str | None) -> Decision:
     return replace(decision, criteria=criteria, outcome=outcome(criteria), entitlements=())
 
 
-def _review_due(calendar: WorkingCalendar, decision: Decision) -> date | None:
+def review_due(calendar: WorkingCalendar, referred_on: date) -> date | None:
     try:
-        return calendar.review_due(decision.application_date)
+        return calendar.review_due(referred_on)
     except CalendarError as exc:
         # The case is recorded and queued all the same; its review shows no due date.
         log.error("no due date for a counter review: %s", exc)
         return None
 
 
-def new_case(decision: Decision, submitted_by: int, review_due: date | None = None) -> NewCase:
+def new_case(
+    decision: Decision,
+    submitted_by: int,
+    review_due: date | None = None,
+    second_try_at: datetime | None = None,
+) -> NewCase:
     """The case to record for a decision."""
     application = decision.application
     return NewCase(
@@ -145,6 +170,7 @@ def new_case(decision: Decision, submitted_by: int, review_due: date | None = No
         employer_region=decision.employer_region,
         supervision=decision.ruleset.supervision,
         review_due=review_due,
+        second_try_at=second_try_at,
         live_expired_on=(
             live_expired_on(decision.ruleset.parameters, decision.application_date)
             if decision.outcome == "approved"

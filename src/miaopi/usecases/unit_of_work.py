@@ -14,6 +14,7 @@ from typing import Any
 
 from miaopi.records.access_log import Purpose
 from miaopi.records.cases import NewCase, Scope
+from miaopi.records.documents import Upload
 
 
 class UnitOfWork(abc.ABC):
@@ -71,6 +72,26 @@ class UnitOfWork(abc.ABC):
     @abc.abstractmethod
     async def decide_review(self, **decision: Any) -> None:
         """``reviews.decide`` in one transaction; raises its exceptions."""
+
+    @abc.abstractmethod
+    async def second_tries(self, case_id: str) -> list[Any]:
+        """The case's automatic second tries, decided and scheduled, in order."""
+
+    @abc.abstractmethod
+    async def request_documents(self, **request: Any) -> None:
+        """``documents.request`` in one transaction; raises its exceptions."""
+
+    @abc.abstractmethod
+    async def upload_document(self, upload: Upload, **when: Any) -> tuple[str, bool]:
+        """``documents.upload`` in one transaction: (document id, request complete)."""
+
+    @abc.abstractmethod
+    async def documents(self, case_id: str) -> list[Any]:
+        """The case's documents, without their content, in the order they came."""
+
+    @abc.abstractmethod
+    async def document(self, case_id: str, document_id: str) -> Any | None:
+        """One of the case's documents with its content."""
 
     @abc.abstractmethod
     async def ruleset_definition(self, fingerprint: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from miaopi.api.deps import ContainerDep, Cursor, Evaluator, Reader, Submitter, Supervisor
 from miaopi.api.errors import invalid
-from miaopi.api.presenters import case_body, evaluation_body, with_review
+from miaopi.api.presenters import case_body, evaluation_body, with_later_decisions
 from miaopi.api.schemas import (
     AccessLogOut,
     ApplicationIn,
@@ -27,6 +27,7 @@ from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.model import canonical_json
 from miaopi.records import access_log, cases
 from miaopi.records.clients import Client
+from miaopi.usecases import documents
 from miaopi.usecases import dry_run as dry_runs
 from miaopi.usecases import replay as replays
 from miaopi.usecases import submit as submissions
@@ -48,6 +49,7 @@ DECIDING_PROBLEMS: dict[int | str, dict[str, Any]] = {
         "description": "Overloaded, or the database did not answer: retry after Retry-After",
     },
 }
+
 
 def _application(body: ApplicationIn) -> Application:
     claims = {k: v for k, v in body.claims.model_dump().items() if v is not None}
@@ -124,11 +126,14 @@ async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep
 async def read(case_id: str, client: Reader, container: ContainerDep) -> Any:
     row = await case_in_scope(container.uow, client, case_id)
     body = case_body(row, client)
-    # A case referred by its automatic decision has a counter review (policy §9).
-    review = await container.uow.review_of_case(row.id) if row.outcome == "referred" else None
-    if review is not None:
-        body = with_review(body, review, client, today_in_shanghai(container.clock()))
-    return body
+    if row.outcome != "referred":
+        return body
+    # A referred case has second tries, a counter review, or both (policy §9).
+    tries = await container.uow.second_tries(row.id)
+    review = await container.uow.review_of_case(row.id)
+    answered = await documents.answered_items(container.uow, review) if review else []
+    today = today_in_shanghai(container.clock())
+    return with_later_decisions(body, tries, review, client, today, answered)
 
 
 @router.get(
@@ -160,7 +165,7 @@ async def list_cases(
     summary="Re-evaluate the recorded evidence under the recorded rule version",
 )
 async def replay_case(case_id: str, client: Supervisor, container: ContainerDep) -> Any:
-    case_id, result = await replays.replay_case(
+    case_id, result, later = await replays.replay_case(
         case_id, client, uow=container.uow, engine=container.rule_engine
     )
     return {
@@ -170,6 +175,7 @@ async def replay_case(case_id: str, client: Supervisor, container: ContainerDep)
         "replayed_outcome": result.replayed_outcome,
         "ruleset": result.ruleset,
         "differences": result.differences,
+        "later_decisions": later,
     }
 
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 
 from miaopi.api.deps import ContainerDep, Cursor, Officer, Reviewer
 from miaopi.api.presenters import review_body
-from miaopi.api.review_schemas import ReviewDecisionIn, ReviewList, ReviewOut
+from miaopi.api.review_schemas import DocumentRequestIn, ReviewDecisionIn, ReviewList, ReviewOut
 from miaopi.api.schemas import ProblemOut
 from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.eligibility.dates import today_in_shanghai
-from miaopi.usecases import reviews
+from miaopi.usecases import documents, reviews
 from miaopi.usecases.reviews import Resolution, ReviewDecision
 
 router = APIRouter(prefix="/v1", tags=["counter review"], route_class=StrictJsonRoute)
@@ -32,15 +32,17 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 async def list_reviews(
     _: Reviewer,
     container: ContainerDep,
-    status: Annotated[str | None, Query(pattern="^(waiting|in_review|awaiting_documents|closed)$")]
-    = None,
+    status: Annotated[
+        str | None, Query(pattern="^(waiting|in_review|awaiting_documents|closed)$")
+    ] = None,
     overdue: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Cursor = None,
 ) -> Any:
     today = today_in_shanghai(container.clock())
     rows, next_cursor = await container.uow.reviews(limit, cursor, status, overdue, today)
-    return {"items": [review_body(r, today) for r in rows], "next_cursor": next_cursor}
+    items = [review_body(r, today, await documents.answered_items(container.uow, r)) for r in rows]
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get(
@@ -51,7 +53,8 @@ async def list_reviews(
 )
 async def read_review(review_id: str, _: Reviewer, container: ContainerDep) -> Any:
     review = await reviews.find_review(container.uow, review_id)
-    return review_body(review, today_in_shanghai(container.clock()))
+    answered = await documents.answered_items(container.uow, review)
+    return review_body(review, today_in_shanghai(container.clock()), answered)
 
 
 @router.post(
@@ -63,6 +66,28 @@ async def read_review(review_id: str, _: Reviewer, container: ContainerDep) -> A
 async def claim_review(review_id: str, officer: Officer, container: ContainerDep) -> Any:
     now = container.clock()
     review = await reviews.claim(review_id, officer, uow=container.uow, now=now)
+    return review_body(review, today_in_shanghai(now))
+
+
+@router.post(
+    "/reviews/{review_id}/document-requests",
+    response_model=ReviewOut,
+    status_code=201,
+    responses=PROBLEMS,
+    summary="Ask the submitter once for every document needed (一次性告知); the clock stops",
+)
+async def request_documents(
+    review_id: str, body: DocumentRequestIn, officer: Officer, container: ContainerDep
+) -> Any:
+    now = container.clock()
+    review = await documents.request_documents(
+        review_id,
+        [documents.Item(i.criterion, i.description) for i in body.items],
+        officer,
+        uow=container.uow,
+        calendar=container.calendar,
+        now=now,
+    )
     return review_body(review, today_in_shanghai(now))
 
 
@@ -93,4 +118,5 @@ async def decide_review(
         city_prefix=container.settings.city_prefix,
         now=now,
     )
-    return review_body(review, today_in_shanghai(now))
+    answered = await documents.answered_items(container.uow, review)
+    return review_body(review, today_in_shanghai(now), answered)
