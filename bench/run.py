@@ -347,6 +347,27 @@ def make_keys(env: dict[str, str], n: int) -> list[str]:
         db.dispose()
 
 
+def slow_receiver(sleep_s: float) -> Any:
+    """A webhook receiver on loopback that takes ``sleep_s`` to answer each event."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            time.sleep(sleep_s)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
@@ -355,6 +376,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100, help="decisions/s of the paced phase")
     parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     parser.add_argument("--persons", type=int, default=20000)
+    parser.add_argument(
+        "--webhook-sleep", type=float, metavar="S",
+        help="register a webhook endpoint for every load client, on a receiver on loopback "
+        "that takes S seconds to answer each event (policy §10: a slow receiver must cost "
+        "decisions nothing)",
+    )  # fmt: skip
     parser.add_argument(
         "--profile", metavar="FILE",
         help="record the service with py-spy during the first phase (collapsed stacks to FILE)",
@@ -397,6 +424,8 @@ def main() -> None:
             **{f"MIAOPI_REGISTRY_{name.upper()}_URL": f"http://127.0.0.1:{mock_port}/{name}"
                for name in ("police", "education", "overseas_credentials", "social_security",
                             "credit", "hrss")},
+            # The slow receiver of --webhook-sleep, on loopback: listed by the operator.
+            "MIAOPI_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         }  # fmt: skip
         bodies = applications(data, 200_000, 2)
         employers = {b["employer"]["uscc"] for b in bodies}
@@ -410,6 +439,15 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"http://127.0.0.1:{mock_port}/police/openapi.json", mocks)
         wait_ready(f"{base}/readyz", service)
+        if args.webhook_sleep is not None:
+            receiver = slow_receiver(args.webhook_sleep)
+            hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+            with httpx.Client(base_url=base, timeout=10) as http:
+                for key in keys:
+                    http.post("/v1/webhook-endpoints", json={"url": hook},
+                              headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+            print(f"webhooks: every decision's event goes to a receiver that answers in "
+                  f"{args.webhook_sleep:g} s")  # fmt: skip
         # Every process of the run is on this interpreter; how it was built moves the figures
         # by a tenth or more (README, "Two commands").
         python = f"Python {platform.python_version()} ({os.path.realpath(sys.executable)})"

@@ -34,15 +34,20 @@ from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.ruleset import RuleBook
 from miaopi.evidence.gather import Registries
 from miaopi.evidence.ports import REGISTRY_NAMES, RegistryName, RevocationRegister
+from miaopi.notify.address_guard import AddressPolicy, Resolver, system_resolver
+from miaopi.notify.deliverer import Deliverer
+from miaopi.notify.transport import GuardedTransport
 from miaopi.records.database import Database
 from miaopi.records.migrate import upgrade
 from miaopi.records.revocations import DbRevocationRegister
 from miaopi.records.sealing import check_key, resolve_key
 from miaopi.records.unit_of_work import DatabaseUnitOfWork
 from miaopi.settings import Settings
+from miaopi.usecases.batches import BatchRunner
 from miaopi.usecases.recheck import Rechecker
 from miaopi.usecases.second_try import SecondTries
 from miaopi.usecases.unit_of_work import UnitOfWork
+from miaopi.usecases.webhooks import Webhooks
 
 log = logging.getLogger("miaopi.bootstrap")
 
@@ -119,6 +124,9 @@ class Container:
     decider: Decider
     rechecker: Rechecker
     second_tries: SecondTries
+    webhooks: Webhooks
+    deliverer: Deliverer
+    batches: BatchRunner
     clock: Callable[[], datetime]
     uow: UnitOfWork
     calendar: WorkingCalendar
@@ -266,7 +274,10 @@ def bootstrap(
     migrate: bool = True,
     clock: Callable[[], datetime] | None = None,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+    resolver: Resolver | None = None,
 ) -> Container:
+    """The service wired: ``transports`` stand in for registries, ``resolver`` for the DNS
+    webhooks are checked against (tests)."""
     settings = settings or Settings()
     clock = clock or _now
     rulebook = RuleBook.load(settings.resolved_rules_dir(), settings.city_prefix)
@@ -278,10 +289,19 @@ def bootstrap(
     )
     rule_engine = RuleEngine()
     decider = Decider(rulebook, rule_engine, registries, clock)
+    resolver = resolver or system_resolver
+    policy = AddressPolicy(settings.webhook_hosts(), settings.environment == "development")
+    # Webhooks go out on a client of their own, cut at the timeout, never following a redirect.
+    hooks_client = httpx.AsyncClient(
+        transport=GuardedTransport(policy, resolver),
+        timeout=settings.webhook_timeout_s,
+        follow_redirects=False,
+    )
+    uow = DatabaseUnitOfWork(database)
     container = Container(
         settings=settings,
         database=database,
-        uow=DatabaseUnitOfWork(database),
+        uow=uow,
         calendar=WorkingCalendar.load(settings.resolved_rules_dir()),
         rule_engine=rule_engine,
         registries=registries,
@@ -296,7 +316,12 @@ def bootstrap(
             city_prefix=settings.city_prefix,
             clock=clock,
         ),
+        webhooks=Webhooks(database, policy, resolver, clock),
+        deliverer=Deliverer(database, hooks_client, clock),
+        batches=BatchRunner(
+            database, uow, decider, settings.city_prefix, lambda: container.calendar, clock
+        ),
         clock=clock,
-        http_clients=clients,
+        http_clients=[*clients, hooks_client],
     )
     return container

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from miaopi.cli_batch import batch_app
 from miaopi.cli_clients import clients_app
 from miaopi.cli_common import load_settings, open_db
 
@@ -25,6 +26,9 @@ app.add_typer(mock_app, name="mock")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
+events_app = typer.Typer(help="Events and their webhooks.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+app.add_typer(batch_app, name="batch")
 
 
 keys_app = typer.Typer(help="The data key that seals personal data at rest.", no_args_is_help=True)
@@ -212,6 +216,35 @@ def audit_recheck() -> None:
             await container.aclose()
 
     typer.echo(asyncio.run(run()))
+
+
+@events_app.command("deliver")
+def events_deliver(
+    once: Annotated[bool, typer.Option(help="One pass, then exit (else until stopped)")] = False,
+) -> None:
+    """Send due webhooks: a delivery worker apart from the serving processes (policy §10)."""
+    import asyncio
+
+    from miaopi.bootstrap import bootstrap
+
+    settings = load_settings()
+    open_db(settings).dispose()  # migrated, and the key checked, with a clear error
+
+    async def run() -> None:
+        container = bootstrap(settings)
+        container.database.open_on_this_loop()
+        try:
+            if once:
+                typer.echo(f"attempted {await container.deliverer.run_once()} deliveries")
+            else:
+                await container.deliverer.run_every(settings.webhook_interval_s or 1.0)
+        finally:
+            await container.aclose()
+
+    from contextlib import suppress
+
+    with suppress(KeyboardInterrupt):  # stopped: deliveries in flight were given back
+        asyncio.run(run())
 
 
 @mock_app.command("generate")

@@ -93,6 +93,20 @@ class Settings(BaseSettings):
         ge=0,
         description="Look for second tries that are due this often, in seconds; 0 = off",
     )
+    # Policy §10: webhooks. Hosts listed here may resolve to private addresses (a receiver
+    # inside the authority's network); every other host must resolve to public addresses only.
+    webhook_allowed_hosts: str = Field(
+        default="", description="Comma-separated host names webhooks may reach privately"
+    )
+    webhook_timeout_s: float = Field(
+        default=10, gt=0, le=60, description="A webhook receiver that takes longer is cut off"
+    )
+    webhook_interval_s: float = Field(
+        default=1, ge=0, description="Every process sends due webhooks this often; 0 = off"
+    )
+    batch_interval_s: float = Field(
+        default=1, ge=0, description="Every process decides pending batch items this often; 0 = off"
+    )
     recheck_interval_s: float = Field(
         default=0,
         ge=0,
@@ -121,6 +135,11 @@ class Settings(BaseSettings):
 
     def registry_url(self, name: str) -> str | None:
         return getattr(self, f"registry_{name}_url")
+
+    def webhook_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip()
+        )
 
     def latency(self) -> dict[str, float]:
         return parse_latency(self.mock_latency_ms)

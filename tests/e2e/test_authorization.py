@@ -92,6 +92,10 @@ def _expect(default: int | None = None, **by_caller: int) -> dict[str, int]:
 SCOPED_READ = _expect(
     200, other_employer=404, other_channel=404, other_auditor=404, officer=403
 )
+SUBMITTERS = ("employer", "other_employer", "channel", "other_channel")
+SUBMITTERS_200 = _expect(403, **dict.fromkeys(SUBMITTERS, 200))
+SUBMITTERS_404 = _expect(403, **dict.fromkeys(SUBMITTERS, 404))
+SUBMITTERS_422 = _expect(403, **dict.fromkeys(SUBMITTERS, 422))
 MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     ("POST", "/v1/applications", application(uscc=FUTIAN),
      _expect(403, employer=201, channel=201, other_channel=201)),
@@ -127,6 +131,16 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/v1/applications/{case}/documents/" + "0" * 32, None,
      _expect(403, officer=404, auditor=404, other_auditor=404, admin=404)),
     ("POST", "/v1/reviews/{review}/claim", None, _expect(403, officer=200)),
+    # Webhooks and events belong to the clients that submit (a URL that is not https: 422).
+    ("POST", "/v1/webhook-endpoints", {"url": "ftp://hooks.example.com/in"}, SUBMITTERS_422),
+    ("GET", "/v1/webhook-endpoints", None, SUBMITTERS_200),
+    ("DELETE", "/v1/webhook-endpoints/" + "0" * 32, None, SUBMITTERS_404),
+    ("GET", "/v1/webhook-endpoints/" + "0" * 32 + "/deliveries", None, SUBMITTERS_404),
+    ("GET", "/v1/events", None, {**SUBMITTERS_200, "admin": 200}),
+    ("POST", "/v1/events/" + "0" * 32 + "/redeliver", None, SUBMITTERS_404),
+    ("POST", "/v1/application-batches", {"items": []}, SUBMITTERS_422),  # none: 422
+    ("GET", "/v1/application-batches/" + "0" * 32, None, SUBMITTERS_404),
+    ("GET", "/v1/application-batches/" + "0" * 32 + "/results", None, SUBMITTERS_404),
     ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/metrics", None, dict.fromkeys(CALLERS, 200)),

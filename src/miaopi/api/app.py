@@ -18,7 +18,17 @@ from miaopi.api import docs_ui, errors
 from miaopi.api.deps import RecentKeys, reject_unknown_query
 from miaopi.api.limits import BodyLimit, DecisionLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
-from miaopi.api.routes import applications, audit, documents, health, reviews, rules
+from miaopi.api.routes import (
+    applications,
+    audit,
+    batches,
+    documents,
+    events,
+    health,
+    reviews,
+    rules,
+)
+from miaopi.api.routes.batches import BATCH_PATH, MAX_BATCH_BYTES
 from miaopi.api.routes.documents import ENVELOPE_BYTES, UPLOAD_PATH
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 from miaopi.identifiers import load_tables
@@ -68,11 +78,17 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
         scheduler = loop.create_task(recheck_every(container, interval)) if interval else None
         every = container.settings.second_try_interval_s
         retrier = loop.create_task(second_tries_every(container, every)) if every else None
+        # Webhooks go out from a task of their own: never on a decision's request path.
+        pace = container.settings.webhook_interval_s
+        sender = loop.create_task(container.deliverer.run_every(pace)) if pace else None
+        # Batches are decided a few items at a time, beside the requests sent one by one.
+        gap = container.settings.batch_interval_s
+        batcher = loop.create_task(container.batches.run_every(gap)) if gap else None
         if serving:
             forget_dead_workers()  # a worker that replaces a killed one clears its gauges
             settle_for_serving(container)
         yield
-        for task in (scheduler, retrier):
+        for task in (scheduler, retrier, sender, batcher):
             if task is not None:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
@@ -101,8 +117,10 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
-        max_upload_bytes=settings.max_document_bytes + ENVELOPE_BYTES,
-        upload_path=UPLOAD_PATH,
+        larger=[
+            (UPLOAD_PATH, settings.max_document_bytes + ENVELOPE_BYTES),
+            (BATCH_PATH, MAX_BATCH_BYTES),
+        ],
     )
     stamp_request_ids()
     app.add_middleware(RequestTelemetry)  # outermost: sees every answer, 413s included
@@ -112,6 +130,8 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(audit.router)
     app.include_router(reviews.router)
     app.include_router(documents.router)
+    app.include_router(events.router)
+    app.include_router(batches.router)
     app.include_router(health.router)
     docs_ui.install(app)
     _list_business_types(app, container)

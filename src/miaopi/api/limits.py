@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,31 +21,27 @@ from miaopi.telemetry.metrics import DECISIONS_IN_FLIGHT, DECISIONS_TURNED_AWAY
 class BodyLimit:
     """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while they stream in.
 
-    A document upload (``upload_path``, POST) may be up to ``max_upload_bytes``: the document
-    and its multipart envelope; the route checks the document's own size.
+    A POST to a path of ``larger`` may be up to its own cap: a document upload (the document
+    and its multipart envelope; the route checks the document's own size), a batch.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         max_bytes: int,
-        max_upload_bytes: int = 0,
-        upload_path: re.Pattern[str] | None = None,
+        larger: Sequence[tuple[re.Pattern[str], int]] = (),
     ) -> None:
-        self.app, self.max_bytes = app, max_bytes
-        self.max_upload_bytes, self.upload_path = max_upload_bytes, upload_path
+        self.app, self.max_bytes, self.larger = app, max_bytes, tuple(larger)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         cap = self.max_bytes
-        if (
-            self.upload_path is not None
-            and scope["method"] == "POST"
-            and self.upload_path.fullmatch(scope["path"])
-        ):
-            cap = self.max_upload_bytes
+        if scope["method"] == "POST":
+            for path, larger in self.larger:
+                if path.fullmatch(scope["path"]):
+                    cap = larger
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > cap:
                 await self._too_large(scope, receive, send, cap)

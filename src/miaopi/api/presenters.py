@@ -7,15 +7,8 @@ from datetime import date
 from typing import Any
 
 from miaopi.decision.service import Decision
+from miaopi.masking import mask_id, mask_name
 from miaopi.records.clients import Client
-
-
-def mask_id(id_number: str) -> str:
-    return id_number[:6] + "*" * 8 + id_number[-4:]
-
-
-def mask_name(name: str) -> str:
-    return name[:1] + "*" * max(len(name) - 1, 1)
 
 
 def sees_personal_data(client: Client) -> bool:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from miaopi.records import ledger, live_approvals, second_tries
+from miaopi.records import events, ledger, live_approvals, second_tries
 from miaopi.records.access_log import log_queries
 from miaopi.records.engines import dialect_insert, reading, reading_one
 from miaopi.records.ledger import decision_record
@@ -191,6 +191,10 @@ def record(
                 )
             log_queries(conn, new.evidence, "decision", new.submitted_by, case_id=case_id)
             add_event(conn, case_id, new.decided_at, "decided", new.status, new.submitted_by, {})
+            events.decided(
+                conn, new.status, case_id=case_id, recipient_id=new.submitted_by,
+                applicant_name=new.applicant_name, at=new.decided_at,
+            )  # fmt: skip
             if approved:
                 # Policy §8: every approval is queued for supervision in the same transaction.
                 enqueue_approval(

@@ -107,3 +107,12 @@ def revoke_client(engine: Engine, key_or_prefix: str) -> Client | None:
     if row is None:
         return None
     return Client(row.id, row.role, row.name, row.key_prefix, row.uscc, row.district, False)
+
+
+def by_id(engine: Engine, client_id: int) -> Client | None:
+    """The client as stored (a batch is decided as its submitter, later, in the background)."""
+    with reading_one(engine) as conn:
+        row = conn.execute(select(clients).where(clients.c.id == client_id)).first()
+    if row is None:
+        return None
+    return Client(row.id, row.role, row.name, row.key_prefix, row.uscc, row.district, row.active)

@@ -355,3 +355,7 @@ ledger_head = Table(
     Column("last_seq", Integer, nullable=False),
     Column("last_hash", String(64), nullable=False),
 )
+
+# Events and webhook deliveries are defined beside, on the same metadata.
+from miaopi.records import batch_tables as _batch_tables  # noqa: E402, F401
+from miaopi.records import event_tables as _event_tables  # noqa: E402, F401

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, Select, bindparam, insert, select, update
 
-from miaopi.records import ledger, live_approvals
+from miaopi.records import events, ledger, live_approvals
 from miaopi.records.engines import reading, reading_one
 from miaopi.records.ledger import closure_record, revocation_record
 from miaopi.records.paging import newest_first
@@ -174,8 +174,11 @@ def close_task(
         if closed != 1:
             raise TaskClosed(task_id)
         case = conn.execute(
-            select(cases.c.status, cases.c.applicant_id_number).where(cases.c.id == task.case_id)
-        ).one()
+            select(
+                cases.c.status, cases.c.applicant_id_number, cases.c.applicant_name,
+                cases.c.submitted_by,
+            ).where(cases.c.id == task.case_id)
+        ).one()  # fmt: skip
         revoking = outcome == "revoked" and case.status == "approved"
         status = "revoked" if revoking else case.status
         if revoking:
@@ -198,6 +201,10 @@ def close_task(
             add_event(
                 conn, task.case_id, now, "revoked", status, auditor_id,
                 {"task_id": task_id, "reason": reason},
+            )  # fmt: skip
+            events.case_event(
+                conn, "case.revoked", case_id=task.case_id, recipient_id=case.submitted_by,
+                applicant_name=case.applicant_name, status=status, at=now,
             )  # fmt: skip
             revoked = conn.execute(select(cases).where(cases.c.id == task.case_id)).one()
             ledger.append(

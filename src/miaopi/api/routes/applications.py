@@ -51,7 +51,7 @@ DECIDING_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _application(body: ApplicationIn) -> Application:
+def application_of(body: ApplicationIn) -> Application:
     claims = {k: v for k, v in body.claims.model_dump().items() if v is not None}
     return Application(
         business_type=body.business_type,
@@ -86,7 +86,7 @@ async def submit(
     ] = None,
 ) -> Any:
     submission = submissions.Submission(
-        application=_application(body),
+        application=application_of(body),
         client=client,
         canonical_body=canonical_json(body.model_dump(mode="json")),
         idempotency_key=idempotency_key,
@@ -112,7 +112,7 @@ async def submit(
 )
 async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep) -> Any:
     done = await dry_runs.dry_run(
-        _application(body), client, body.as_of, decider=container.decider, uow=container.uow
+        application_of(body), client, body.as_of, decider=container.decider, uow=container.uow
     )
     return {"evaluation_id": done.evaluation_id, **evaluation_body(done.decision, client)}
 

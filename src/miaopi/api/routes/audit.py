@@ -26,6 +26,7 @@ from miaopi.api.schemas import (
     TaskList,
     TaskStatus,
 )
+from miaopi.api.spreadsheet import cell
 from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.bootstrap import Container
 from miaopi.eligibility.dates import today_in_shanghai
@@ -209,12 +210,6 @@ _CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # A cell a spreadsheet would read as a formula is quoted (CSV injection, OWASP).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @router.get(
     "/periods/{period}/samples.csv",
     response_class=Response,
@@ -248,7 +243,7 @@ def _samples_csv(container: Container, auditor_id: int | None, period: str) -> I
         for row in batch:
             task = task_body(row, today)
             writer.writerow(
-                _cell(v)
+                cell(v)
                 for v in (
                     row.id, row.case_id, row.status, row.due_date, task["overdue"],
                     row.approval_number, row.business_type, row.employer_uscc,

@@ -1,0 +1,1 @@
+"""Telling the submitter (policy.md §10): webhook delivery, out of the decision's path."""
