@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,20 +73,39 @@ class Deliverer:
     batch: int = 50
     rng: random.Random = field(default_factory=random.Random)
 
+    async def publish(self) -> int:
+        """Place every committed event in the feed, a chunk a transaction; how many."""
+        placed = 0
+        while True:
+            chunk = await self.database.run(events.publish, self.clock())
+            placed += chunk
+            if chunk < events.CHUNK:
+                return placed
+            await asyncio.sleep(0)  # decisions go on between chunks
+
     async def run_once(self) -> int:
         """Publish, then attempt the due deliveries; how many were attempted."""
+        await self.publish()
+        return await self._send_due()
+
+    async def _send_due(self) -> int:
         now = self.clock()
-        await self.database.run(events.publish, now)
         due = await self.database.run(webhooks.take_due, now, LEASE, self.batch)
-        unsent = {d.delivery_id for d in due}
+        if not due:
+            return 0
         try:
-            await asyncio.gather(*(self._attempt(d, unsent) for d in due))
-        finally:
-            if unsent:  # stopped while sending: what was not recorded goes back, due at once
-                await asyncio.shield(self.database.run(webhooks.release, sorted(unsent)))
+            attempted = await asyncio.gather(*(self._attempt(d) for d in due))
+        except BaseException:
+            # Stopped while sending: nothing was recorded; all of it goes back, due at once.
+            ids = sorted(d.delivery_id for d in due)
+            await asyncio.shield(self.database.run(webhooks.release, ids))
+            raise
+        # One transaction for the batch: attempts that end together (a receiver's timeout)
+        # must not become a run of transactions holding the event loop.
+        await self.database.run(webhooks.record_attempts, list(attempted))
         return len(due)
 
-    async def _attempt(self, due: webhooks.Due, unsent: set[str]) -> None:
+    async def _attempt(self, due: webhooks.Due) -> webhooks.Attempted:
         body = event_body(due.event)
         sent_at = self.wall()
         headers = {
@@ -120,24 +139,28 @@ class Deliverer:
         why = None
         if not succeeded and next_at is None:
             why = f"{attempt} attempts over {now - due.created_at} failed; the last: {error}"
-        await self.database.run(
-            webhooks.record_attempt,
-            webhooks.Attempted(
-                due.delivery_id, now, status_code, (error or "")[:200] or None, duration_ms,
-                succeeded, next_at, why,
-            ),
-        )  # fmt: skip
-        unsent.discard(due.delivery_id)
         if not succeeded:
             log.info("webhook attempt %d failed: %s", attempt, error)
+        return webhooks.Attempted(
+            due.delivery_id, now, status_code, (error or "")[:200] or None, duration_ms,
+            succeeded, next_at, why,
+        )  # fmt: skip
 
     async def run_every(self, interval_s: float) -> None:
-        """The background worker of a serving process (and of `miaopi events deliver`)."""
+        """The background worker of a serving process (and of `miaopi events deliver`):
+        publishing and sending apart, so that receivers that take their time do not hold
+        events back from the feed (or pile them into one long pass)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._every(self.publish, interval_s, 0))
+            tasks.create_task(self._every(self._send_due, interval_s, self.batch))
+
+    @staticmethod
+    async def _every(work: Callable[[], Awaitable[int]], interval_s: float, full: int) -> None:
         while True:
             try:
-                attempted = await self.run_once()
+                done = await work()
             except Exception:
-                log.exception("webhook delivery pass failed; the next pass tries again")
-                attempted = 0
-            if attempted < self.batch:
+                log.exception("a webhook pass failed; the next pass tries again")
+                done = 0
+            if not full or done < full:  # a full batch of sends: straight on to the next
                 await asyncio.sleep(interval_s)

@@ -87,11 +87,14 @@ _UNPUBLISHED = Prepared(select(events.c.seq).where(events.c.position.is_(None)).
 _LAST = Prepared(
     select(event_positions.c.last).where(event_positions.c.id == 1).with_for_update()
 )
+# A pass places this many at most: on SQLite it runs on the event loop, and a backlog of
+# thousands in one transaction held the loop for tens of milliseconds (bench/HISTORY.md).
+CHUNK = 64
 _PENDING = Prepared(
     select(events.c.seq, events.c.id, events.c.type, events.c.recipient_id)
     .where(events.c.position.is_(None))
     .order_by(events.c.seq)
-    .limit(500)
+    .limit(CHUNK)
 )
 _ENDPOINTS_OF = Prepared(
     select(webhook_endpoints.c.id, webhook_endpoints.c.event_types).where(

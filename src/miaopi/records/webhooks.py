@@ -191,35 +191,48 @@ class Attempted:
     why_failed: str | None = None  # then: why the endpoint is disabled
 
 
-def record_attempt(engine: Engine, attempted: Attempted) -> None:
-    a = attempted
-    status = "succeeded" if a.succeeded else ("pending" if a.next_attempt_at else "failed")
+# Recorded by the batch: prepared (see prepared.py), so that a batch of attempts that ended
+# together is one short transaction rather than a run of them holding the event loop.
+_ATTEMPT = Prepared(insert(webhook_attempts))
+_AFTER_ATTEMPT = Prepared(
+    update(webhook_deliveries)
+    .where(webhook_deliveries.c.id == bindparam("delivery"))
+    .values(
+        status=bindparam("status"),
+        attempts=webhook_deliveries.c.attempts + 1,
+        next_attempt_at=bindparam("next_at"),
+        lease_until=None,
+    )
+)
+
+
+def record_attempts(engine: Engine, attempted: list[Attempted]) -> None:
+    """Record attempts and what follows of each, in one transaction."""
     with writing(engine) as conn:
+        for a in attempted:
+            _record(conn, a)
+
+
+def _record(conn: Any, a: Attempted) -> None:
+    status = "succeeded" if a.succeeded else ("pending" if a.next_attempt_at else "failed")
+    _ATTEMPT.execute(conn, {
+        "delivery_id": a.delivery_id, "attempted_at": a.at, "status_code": a.status_code,
+        "error": a.error, "duration_ms": a.duration_ms,
+    })  # fmt: skip
+    _AFTER_ATTEMPT.execute(conn, {
+        "delivery": a.delivery_id, "status": status,
+        "next_at": a.next_attempt_at if status == "pending" else None,
+    })  # fmt: skip
+    if status == "failed":
+        # An endpoint that kept failing for a day is disabled; its owner sees why.
+        endpoint_id = select(webhook_deliveries.c.endpoint_id).where(
+            webhook_deliveries.c.id == a.delivery_id
+        ).scalar_subquery()
         conn.execute(
-            insert(webhook_attempts).values(
-                delivery_id=a.delivery_id, attempted_at=a.at, status_code=a.status_code,
-                error=a.error, duration_ms=a.duration_ms,
-            )
-        )  # fmt: skip
-        conn.execute(
-            update(webhook_deliveries)
-            .where(webhook_deliveries.c.id == a.delivery_id)
-            .values(
-                status=status, attempts=webhook_deliveries.c.attempts + 1,
-                next_attempt_at=a.next_attempt_at if status == "pending" else None,
-                lease_until=None,
-            )
-        )  # fmt: skip
-        if status == "failed":
-            # An endpoint that kept failing for a day is disabled; its owner sees why.
-            endpoint_id = select(webhook_deliveries.c.endpoint_id).where(
-                webhook_deliveries.c.id == a.delivery_id
-            ).scalar_subquery()
-            conn.execute(
-                update(webhook_endpoints)
-                .where(webhook_endpoints.c.id == endpoint_id)
-                .values(active=False, disabled_reason=a.why_failed)
-            )
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.id == endpoint_id)
+            .values(active=False, disabled_reason=a.why_failed)
+        )
 
 
 def release(engine: Engine, delivery_ids: list[str]) -> None:
