@@ -46,6 +46,8 @@ from typing import Any
 
 import run as bench  # bench/run.py, beside this script
 
+from miaopi.certificates.signing import generate_signing_key
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -59,6 +61,7 @@ def measure(args: argparse.Namespace) -> None:
     mock_port = bench.free_port()
     env = {
         "MIAOPI_ENVIRONMENT": "production",
+        "MIAOPI_SIGNING_KEY": generate_signing_key(),
         "MIAOPI_DATA_KEY": key,
         "MIAOPI_DATABASE_URL": args.database_url or f"sqlite:///{work}/miaopi.db",
         "MIAOPI_RULES_DIR": str(REPO / "rules"),

@@ -51,6 +51,8 @@ import httpx
 import stages  # bench/stages.py, beside this script
 import uvloop
 
+from miaopi.certificates.signing import generate_signing_key
+
 REPO = Path(__file__).resolve().parents[1]
 MIAOPI = [sys.executable, "-m", "miaopi.cli"]
 T = TypeVar("T")
@@ -417,6 +419,7 @@ def main() -> None:
         service_env = {
             **os.environ,
             "MIAOPI_ENVIRONMENT": "production",
+            "MIAOPI_SIGNING_KEY": generate_signing_key(),
             "MIAOPI_DATA_KEY": subprocess.run([*MIAOPI, "keys", "generate"], check=True,
                                               capture_output=True, text=True).stdout.strip(),
             "MIAOPI_DATABASE_URL": url,

@@ -28,6 +28,7 @@ from miaopi.adapters.http.registries import (
 from miaopi.adapters.http.transport import RegistryTransport
 from miaopi.adapters.mock.dataset import Dataset
 from miaopi.adapters.mock.registries import MOCK_APPS
+from miaopi.certificates.signing import resolve_signing_key
 from miaopi.decision.service import Decider
 from miaopi.eligibility.calendar import CalendarError, WorkingCalendar
 from miaopi.eligibility.engine import RuleEngine
@@ -44,6 +45,7 @@ from miaopi.records.sealing import check_key, resolve_key
 from miaopi.records.unit_of_work import DatabaseUnitOfWork
 from miaopi.settings import Settings
 from miaopi.usecases.batches import BatchRunner
+from miaopi.usecases.certificates import Certificates
 from miaopi.usecases.recheck import Rechecker
 from miaopi.usecases.second_try import SecondTries
 from miaopi.usecases.unit_of_work import UnitOfWork
@@ -127,6 +129,7 @@ class Container:
     webhooks: Webhooks
     deliverer: Deliverer
     batches: BatchRunner
+    certificates: Certificates
     clock: Callable[[], datetime]
     uow: UnitOfWork
     calendar: WorkingCalendar
@@ -298,6 +301,7 @@ def bootstrap(
         follow_redirects=False,
     )
     uow = DatabaseUnitOfWork(database)
+    signing = resolve_signing_key(settings.signing_key, settings.environment)
     container = Container(
         settings=settings,
         database=database,
@@ -318,6 +322,9 @@ def bootstrap(
         ),
         webhooks=Webhooks(database, policy, resolver, clock),
         deliverer=Deliverer(database, hooks_client, clock),
+        certificates=Certificates(
+            database, uow, signing, settings.city_prefix, clock
+        ),
         batches=BatchRunner(
             database, uow, decider, settings.city_prefix, lambda: container.calendar, clock
         ),

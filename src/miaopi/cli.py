@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from miaopi.cli_batch import batch_app
+from miaopi.cli_certificate import certificate_app
 from miaopi.cli_clients import clients_app
 from miaopi.cli_common import load_settings, open_db
 
@@ -29,6 +30,7 @@ app.add_typer(ledger_app, name="ledger")
 events_app = typer.Typer(help="Events and their webhooks.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.add_typer(batch_app, name="batch")
+app.add_typer(certificate_app, name="certificate")
 
 
 keys_app = typer.Typer(help="The data key that seals personal data at rest.", no_args_is_help=True)

@@ -40,12 +40,21 @@ def load_settings() -> Settings:
 
 
 def open_db(settings: Settings, *, migrate: bool = True) -> Database:
-    """The database, migrated, with its data key; a clear error and exit 1 without one."""
+    """The database, migrated, with its data key (and the signing key the service needs); a
+    clear error and exit 1 without them."""
     from miaopi.bootstrap import open_database
+    from miaopi.certificates.signing import SigningKeyError, resolve_signing_key
     from miaopi.records.sealing import DataKeyError
 
     try:
-        return open_database(settings, migrate=migrate)
+        database = open_database(settings, migrate=migrate)
     except DataKeyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    try:  # refused now, not in each worker as it starts
+        resolve_signing_key(settings.signing_key, settings.environment)
+    except SigningKeyError as exc:
+        database.dispose()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return database

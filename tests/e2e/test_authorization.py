@@ -141,6 +141,13 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     ("POST", "/v1/application-batches", {"items": []}, SUBMITTERS_422),  # none: 422
     ("GET", "/v1/application-batches/" + "0" * 32, None, SUBMITTERS_404),
     ("GET", "/v1/application-batches/" + "0" * 32 + "/results", None, SUBMITTERS_404),
+    # Certificates: the case's submitter and the admin fetch it; anyone verifies.
+    ("GET", "/v1/applications/{case}/certificate", None,
+     _expect(403, employer=200, channel=200, other_employer=404, other_channel=404, admin=200)),
+    ("GET", "/v1/certificates/keys", None, dict.fromkeys(CALLERS, 200)),
+    ("GET", "/v1/certificates/revocations", None, dict.fromkeys(CALLERS, 200)),
+    ("POST", "/v1/certificates/verify", {"token": "not.a.certificate-at-all"},
+     dict.fromkeys(CALLERS, 200)),
     ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/metrics", None, dict.fromkeys(CALLERS, 200)),

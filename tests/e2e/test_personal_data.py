@@ -22,7 +22,7 @@ from miaopi.records.ledger_verify import verify
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 from miaopi.telemetry.logs import JsonFormatter
-from tests.conftest import RULES, Clock, application, stored_bytes
+from tests.conftest import DATA_KEY, RULES, Clock, application, stored_bytes
 from tests.e2e.test_business_types import BY_NAME, CASES
 from tests.e2e.test_ledger import FUTIAN
 
@@ -214,3 +214,18 @@ async def test_a_full_run_logs_no_id_number_and_no_name(
         assert secret not in caplog.text, secret
         assert secret not in formatted, secret
         assert secret not in out + err, secret
+
+
+def test_production_refuses_to_start_without_a_signing_key(tmp_path: Path) -> None:
+    env = {
+        "MIAOPI_ENVIRONMENT": "production",
+        "MIAOPI_DATABASE_URL": f"sqlite:///{tmp_path}/p.db",
+        "MIAOPI_RULES_DIR": str(RULES),
+        "MIAOPI_DATA_KEY": DATA_KEY,
+        "MIAOPI_SIGNING_KEY": "",
+        **{f"MIAOPI_REGISTRY_{n.upper()}_URL": f"https://{n}.invalid/" for n in REGISTRY_NAMES},
+    }
+    started = _cli("serve", "--port", "0", env=env, cwd=tmp_path)
+    assert started.returncode == 1
+    assert "MIAOPI_SIGNING_KEY is required" in started.stderr
+    assert not (tmp_path / "var").exists()  # no key made beside the data

@@ -22,6 +22,7 @@ from miaopi.api.routes import (
     applications,
     audit,
     batches,
+    certificates,
     documents,
     events,
     health,
@@ -111,6 +112,8 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     settings = container.settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.recent_keys = RecentKeys()
+    # Calls that need no account (certificate verification): limited per address.
+    app.state.public_limiter = RateLimiter(60, 20)
     # Each middleware added wraps those before it: DecisionLimit reads a body that BodyLimit,
     # around it, has bounded, before it takes a place.
     app.add_middleware(DecisionLimit, limit=settings.max_decisions_in_flight)
@@ -132,6 +135,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(documents.router)
     app.include_router(events.router)
     app.include_router(batches.router)
+    app.include_router(certificates.router)
     app.include_router(health.router)
     docs_ui.install(app)
     _list_business_types(app, container)

@@ -34,6 +34,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    406: "Not acceptable",
     409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",

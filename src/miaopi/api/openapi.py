@@ -8,14 +8,20 @@ import yaml
 
 from miaopi.api.app import create_app
 from miaopi.bootstrap import bootstrap
+from miaopi.certificates.signing import generate_signing_key
 from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 
 
 def openapi_document() -> dict[str, Any]:
     container = bootstrap(
-        # Nothing is stored: a throwaway key, so generating the document writes no key file.
-        Settings(database_url="sqlite://", data_key=generate_key(), _env_file=None),  # type: ignore[call-arg]
+        # Nothing is stored: throwaway keys, so generating the document writes no key file.
+        Settings(
+            database_url="sqlite://",
+            data_key=generate_key(),
+            signing_key=generate_signing_key(),
+            _env_file=None,  # type: ignore[call-arg]
+        ),
         migrate=False,
     )
     try:

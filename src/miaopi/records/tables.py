@@ -358,4 +358,5 @@ ledger_head = Table(
 
 # Events and webhook deliveries are defined beside, on the same metadata.
 from miaopi.records import batch_tables as _batch_tables  # noqa: E402, F401
+from miaopi.records import certificate_tables as _certificate_tables  # noqa: E402, F401
 from miaopi.records import event_tables as _event_tables  # noqa: E402, F401

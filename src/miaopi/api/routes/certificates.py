@@ -1,0 +1,104 @@
+"""Certificates (policy §11): an approved case's certificate, the public keys, the signed
+revocation list, and verification for anyone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from miaopi.api.deps import ContainerDep, Evaluator
+from miaopi.api.errors import Problem
+from miaopi.api.fields import InputModel, StrictResidentId
+from miaopi.api.schemas import ProblemOut
+from miaopi.api.strict_json import StrictJsonRoute
+
+router = APIRouter(prefix="/v1", tags=["certificates"], route_class=StrictJsonRoute)
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
+    for code in (401, 403, 404, 406, 409, 422, 429)
+}
+
+
+class CertificateOut(BaseModel):
+    token: str = Field(description="JWS compact serialization (EdDSA, kid in the header)")
+    approval_number: str
+    kid: str
+    issued_at: str
+
+
+class VerifyIn(InputModel):
+    token: str = Field(min_length=20, max_length=8000)
+    id_number: StrictResidentId | None = Field(
+        default=None, description="From the identity card: does the certificate bind it?"
+    )
+
+
+class VerifyOut(BaseModel):
+    status: str = Field(description="valid | revoked | invalid")
+    approval_number: str | None = None
+    business_type: str | None = None
+    name: str | None = Field(default=None, description="Masked")
+    decided_on: str | None = None
+    expires_on: str | None = None
+    id_number_matches: bool | None = None
+
+
+class RevocationsOut(BaseModel):
+    token: str = Field(description="The revoked approval numbers, signed as a certificate is")
+    issued_at: str
+
+
+@router.get(
+    "/applications/{case_id}/certificate",
+    response_model=CertificateOut,
+    responses=PROBLEMS,
+    summary="An approved case's certificate (准予人才引进通知), signed once",
+)
+async def read_certificate(
+    case_id: str, request: Request, client: Evaluator, container: ContainerDep
+) -> Any:
+    accept = request.headers.get("accept", "")
+    if "application/pdf" in accept and "json" not in accept and "*/*" not in accept:
+        # Said plainly rather than answered with JSON the client did not ask for.
+        raise Problem(
+            406, "the printable PDF is not built yet: ask for application/json (the token is "
+            "what its QR code would hold)", slug="not-acceptable",
+        )  # fmt: skip
+    found = await container.certificates.certificate(client, case_id)
+    return {"token": found.token, "approval_number": found.approval_number, "kid": found.kid,
+            "issued_at": found.issued_at.isoformat()}  # fmt: skip
+
+
+@router.get(
+    "/certificates/keys",
+    summary="The signing keys as a JWKS (RFC 7517): the one in use and every retired one",
+)
+async def keys(container: ContainerDep, response: Response) -> Any:
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return await container.certificates.jwks()
+
+
+@router.get(
+    "/certificates/revocations",
+    response_model=RevocationsOut,
+    summary="The revoked approval numbers, signed, with the time of issue",
+)
+async def revocations(container: ContainerDep) -> Any:
+    token, issued_at = await container.certificates.revocations()
+    return {"token": token, "issued_at": issued_at.isoformat()}
+
+
+@router.post(
+    "/certificates/verify",
+    response_model=VerifyOut,
+    response_model_exclude_none=True,
+    responses=PROBLEMS,
+    summary="Verify a certificate (no account): valid, revoked or invalid",
+)
+async def verify(body: VerifyIn, request: Request, container: ContainerDep) -> Any:
+    host = request.client.host if request.client else "unknown"
+    request.app.state.public_limiter.take(("verify", host))
+    verdict = await container.certificates.verify(body.token, body.id_number)
+    return verdict.public()
