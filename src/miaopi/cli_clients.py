@@ -14,7 +14,10 @@ clients_app = typer.Typer(help="API clients and their keys.", no_args_is_help=Tr
 
 @clients_app.command("create")
 def clients_create(
-    role: Annotated[str, typer.Option(help="employer | channel | auditor | officer | admin")],
+    role: Annotated[
+        str,
+        typer.Option(help="employer | channel | auditor | officer | registrar | finance | admin"),
+    ],
     name: Annotated[str, typer.Option(help="Who the client is")],
     uscc: Annotated[Optional[str], typer.Option(help="Employer's USCC (role employer)")] = None,  # noqa: UP045
     district: Annotated[Optional[str], typer.Option(help="Auditor's/officer's district")] = None,  # noqa: UP045

@@ -11,8 +11,10 @@ CriterionResult = Literal["pass", "fail", "unknown"]
 OnFail = Literal["reject", "refer"]
 Outcome = Literal["approved", "rejected", "referred"]
 CaseStatus = Literal["approved", "rejected", "referred", "revoked"]
-Role = Literal["employer", "channel", "auditor", "officer", "admin"]
-ROLES: tuple[Role, ...] = ("employer", "channel", "auditor", "officer", "admin")
+Role = Literal["employer", "channel", "auditor", "officer", "registrar", "finance", "admin"]
+ROLES: tuple[Role, ...] = (
+    "employer", "channel", "auditor", "officer", "registrar", "finance", "admin",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ NANSHAN = "91440305MA5G2K7N95"
 FINDINGS = {"completeness": "ok", "consistency": "ok", "compliance": "ok", "outcome": "confirmed"}
 CALLERS = (
     "anonymous", "revoked", "employer", "other_employer", "channel", "other_channel",
-    "other_auditor", "auditor", "officer", "admin",
+    "other_auditor", "auditor", "officer", "registrar", "finance", "admin",
 )  # fmt: skip
 # 何伟: referred (a criminal record fails in refer mode): the case the counter reviews.
 REFERRED = application(uscc=FUTIAN, id_number="320106200102141117", name="何伟",
@@ -63,6 +63,8 @@ async def world(api: httpx.AsyncClient, container: Container) -> World:
         "auditor": key("auditor", district="440305"),
         "other_auditor": key("auditor", district="440304"),  # recused from Futian's cases
         "officer": key("officer", district="440306"),
+        "registrar": key("registrar"),
+        "finance": key("finance"),
         "admin": key("admin"),
     }
     revoked, secret = create_client(container.database.engine, "admin", "gone")
@@ -90,7 +92,8 @@ def _expect(default: int | None = None, **by_caller: int) -> dict[str, int]:
 
 
 SCOPED_READ = _expect(
-    200, other_employer=404, other_channel=404, other_auditor=404, officer=403
+    200, other_employer=404, other_channel=404, other_auditor=404, officer=403, registrar=403,
+    finance=403,
 )
 SUBMITTERS = ("employer", "other_employer", "channel", "other_channel")
 SUBMITTERS_200 = _expect(403, **dict.fromkeys(SUBMITTERS, 200))
@@ -103,7 +106,7 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
      _expect(403, employer=200, channel=200, other_channel=200, admin=200)),
     ("GET", "/v1/applications/{case}", None, SCOPED_READ),
     ("GET", "/v1/applications/{case}/access-log", None, SCOPED_READ),
-    ("GET", "/v1/applications", None, _expect(200, officer=403)),
+    ("GET", "/v1/applications", None, _expect(200, officer=403, registrar=403, finance=403)),
     ("POST", "/v1/applications/{case}/replay", None,
      _expect(403, auditor=200, other_auditor=404, admin=200)),
     ("GET", "/v1/rules", None, _expect(200)),
@@ -148,6 +151,12 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/v1/certificates/revocations", None, dict.fromkeys(CALLERS, 200)),
     ("POST", "/v1/certificates/verify", {"token": "not.a.certificate-at-all"},
      dict.fromkeys(CALLERS, 200)),
+    # After the approval: the police station and the finance office (unknown number: 404).
+    ("POST", "/v1/registrations", {"approval_number": "4403-2026-999999",
+     "id_number": "420102200203151232", "registered_on": "2026-11-23", "police_station": "福田"},
+     _expect(403, registrar=404)),
+    ("POST", "/v1/applications/{case}/entitlements/none/payments",
+     {"amount_cny": 1, "paid_on": "2026-11-30", "reference": "r"}, _expect(403, finance=404)),
     ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/metrics", None, dict.fromkeys(CALLERS, 200)),
@@ -174,7 +183,8 @@ async def test_scoped_lists_show_each_caller_only_its_own(world: World) -> None:
     def ids(caller: str) -> Any:
         return world.api.get("/v1/applications", headers=world.keys[caller])
 
-    readers = [c for c in CALLERS[2:] if c != "officer"]  # officers work from the queue
+    # Officers work from the queue; registrars and the finance office by approval number.
+    readers = [c for c in CALLERS[2:] if c not in ("officer", "registrar", "finance")]
     seen = {c: {i["case_id"] for i in (await ids(c)).json()["items"]} for c in readers}
     both = {world.case_id, world.referred_id}
     assert seen == {

@@ -28,6 +28,7 @@ from miaopi.api.routes import (
     health,
     reviews,
     rules,
+    stages,
 )
 from miaopi.api.routes.batches import BATCH_PATH, MAX_BATCH_BYTES
 from miaopi.api.routes.documents import ENVELOPE_BYTES, UPLOAD_PATH
@@ -136,6 +137,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(events.router)
     app.include_router(batches.router)
     app.include_router(certificates.router)
+    app.include_router(stages.router)
     app.include_router(health.router)
     docs_ui.install(app)
     _list_business_types(app, container)

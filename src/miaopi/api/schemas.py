@@ -163,6 +163,11 @@ class CaseOut(EvaluationOut):
         description="Every decision of a referred case, oldest first: the first, its second "
         "tries, the counter's",
     )
+    stages: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="What happened after the decision, with dates: decided, certificate_issued, "
+        "household_registered, entitlement_paid, revoked",
+    )
     second_try: SecondTryOut | None = Field(
         default=None,
         description="The automatic second try still to come of a referral owed to registries",

@@ -1,8 +1,19 @@
-"""The schema of the signing keys and the certificates they signed, beside ``tables.py``."""
+"""The schema of what follows an approval (policy.md §11), beside ``tables.py``: the signing
+keys, the certificates they signed, and the stages recorded after the approval."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from miaopi.records.tables import UTCDateTime, metadata
 
@@ -25,4 +36,21 @@ certificates = Table(
     Column("kid", String(64), ForeignKey("signing_keys.kid"), nullable=False),
     Column("token", Text, nullable=False),
     Column("issued_at", UTCDateTime, nullable=False),
+)
+
+# The stages after an approval that others record (policy.md §11): the household registered by
+# the police station, each entitlement paid by the finance office. Each is recorded once.
+case_stages = Table(
+    "case_stages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("case_id", String(32), ForeignKey("cases.id"), nullable=False),
+    Column("stage", String(32), nullable=False),  # household_registered | entitlement_paid
+    Column("subject", String(64), nullable=False),  # "" or the entitlement paid
+    Column("on_day", Date, nullable=False),  # registered on, paid on
+    Column("detail", JSON, nullable=False),  # police station; amount and reference
+    Column("recorded_by", Integer, ForeignKey("clients.id"), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    UniqueConstraint("case_id", "stage", "subject"),
 )

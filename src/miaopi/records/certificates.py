@@ -6,6 +6,7 @@ transaction of its ``case.certificate_issued`` event; a second request gets the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -50,8 +51,10 @@ def approval(engine: Engine, case_id: str) -> Any | None:
             cases, rulesets.c.version.label("ruleset_version"),
             reviews.c.approval_number.label("review_number"),
             reviews.c.decided_at.label("review_decided_at"),
+            reviews.c.entitlements.label("review_entitlements"),
             tried.c.approval_number.label("tried_number"),
             tried.c.decided_at.label("tried_decided_at"),
+            tried.c.decision.label("tried_decision"),
         )
         .select_from(
             cases.join(rulesets, rulesets.c.fingerprint == cases.c.ruleset_fingerprint)
@@ -66,11 +69,35 @@ def approval(engine: Engine, case_id: str) -> Any | None:
     if row is None:
         return None
     number, decided_at = row.approval_number, row.decided_at
+    entitlements = row.decision.get("entitlements") or []
     if number is None and row.review_number is not None:
         number, decided_at = row.review_number, row.review_decided_at
+        entitlements = row.review_entitlements or []
     if number is None and row.tried_number is not None:
         number, decided_at = row.tried_number, row.tried_decided_at
-    return row, number, decided_at
+        entitlements = row.tried_decision.get("entitlements") or []
+    return Approval(row, number, decided_at, entitlements)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A case with its approval as the decision that gave it states it."""
+
+    case: Any
+    number: str | None
+    decided_at: datetime
+    entitlements: list[dict[str, Any]]
+
+
+def case_of_number(engine: Engine, number: str) -> str | None:
+    """The case an approval number belongs to, whichever decision gave it."""
+    with reading(engine) as conn:
+        for table in (cases, reviews, second_tries):
+            column = table.c.id if table is cases else table.c.case_id
+            found = conn.execute(select(column).where(table.c.approval_number == number)).first()
+            if found is not None:
+                return str(found[0])
+    return None
 
 
 def issued(engine: Engine, case_id: str) -> Any | None:

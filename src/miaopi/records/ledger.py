@@ -108,6 +108,20 @@ def second_try_record(attempt: Any) -> dict[str, Any]:
     }
 
 
+def stage_record(stage: Any) -> dict[str, Any]:
+    """A stage after the approval (policy §11): which, on what day, by whom, with what."""
+    return {
+        "stage_id": stage.id,
+        "case_id": stage.case_id,
+        "stage": stage.stage,
+        "subject": stage.subject,
+        "on_day": iso(stage.on_day),
+        "detail": stage.detail,
+        "recorded_by": stage.recorded_by,
+        "recorded_at": iso(stage.recorded_at),
+    }
+
+
 def closure_record(task: Any) -> dict[str, Any]:
     return {
         "task_id": task.id,

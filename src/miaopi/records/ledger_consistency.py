@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, case, exists, func, or_, select, type_c
 from sqlalchemy.types import NullType
 
 from miaopi.eligibility.dates import today_in_shanghai
+from miaopi.records.certificate_tables import case_stages
 from miaopi.records.sealing import DataKey, SealBroken
 from miaopi.records.tables import (
     audit_tasks,
@@ -63,6 +64,12 @@ def uncovered(conn: Connection) -> Problem | None:
                 second_tries.c.status == "decided", ~_recorded("second_try", second_tries.c.id)
             ),
             "a second try decided without its ledger entry",
+        ),
+        (
+            select(case_stages.c.case_id, cases.c.approval_number)
+            .join(cases, cases.c.id == case_stages.c.case_id)
+            .where(~_recorded("stage", case_stages.c.id)),
+            "a stage without its ledger entry",
         ),
     )
     for query, what in checks:

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType
 
+from miaopi.records.certificate_tables import case_stages
 from miaopi.records.engines import reading
 from miaopi.records.ledger import (
     DOCUMENTS,
@@ -41,6 +42,7 @@ from miaopi.records.ledger import (
     review_record,
     revocation_record,
     second_try_record,
+    stage_record,
 )
 from miaopi.records.ledger_consistency import consistency, uncovered
 from miaopi.records.sealing import SealBroken, SealedText, key_of
@@ -84,6 +86,9 @@ _RECORDS: dict[str, tuple[Table, tuple[str, ...], Callable[[Any], dict[str, Any]
         "id", "case_id", "officer_id", "outcome", "approval_number", "resolutions", "reason",
         "entitlements", "decided_at", "documents",
     ), review_record),
+    "stage": (case_stages, (
+        "id", "case_id", "stage", "subject", "on_day", "detail", "recorded_by", "recorded_at",
+    ), stage_record),
     "second_try": (second_tries, (
         "id", "case_id", "attempt", "outcome", "approval_number", "decision", "evidence",
         "decided_at",
@@ -124,6 +129,8 @@ def _entries_with_records() -> Select[Any]:
     ).outerjoin(
         second_tries,
         and_(ledger.c.kind == "second_try", second_tries.c.id == ledger.c.subject_id),
+    ).outerjoin(
+        case_stages, and_(ledger.c.kind == "stage", case_stages.c.id == ledger.c.subject_id)
     )
     return select(ledger, *raw).select_from(joined).order_by(ledger.c.seq)
 

@@ -74,7 +74,7 @@ class Certificates:
         approval = await self.database.run(certificates.approval, case_id)
         if approval is None:  # pragma: no cover - in scope, so it exists
             raise NotFound("case not found")
-        case, number, decided_at = approval
+        case, number, decided_at = approval.case, approval.number, approval.decided_at
         if case.status == "revoked":
             raise Conflict("revoked", "the approval was revoked: it has no certificate")
         if case.status != "approved" or number is None:

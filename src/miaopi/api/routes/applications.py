@@ -30,6 +30,7 @@ from miaopi.records.clients import Client
 from miaopi.usecases import documents
 from miaopi.usecases import dry_run as dry_runs
 from miaopi.usecases import replay as replays
+from miaopi.usecases import stages as stage_list
 from miaopi.usecases import submit as submissions
 from miaopi.usecases.access import case_in_scope, scope_of
 
@@ -126,6 +127,7 @@ async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep
 async def read(case_id: str, client: Reader, container: ContainerDep) -> Any:
     row = await case_in_scope(container.uow, client, case_id)
     body = case_body(row, client)
+    body["stages"] = await stage_list.stages_of(container.database, row)
     if row.outcome != "referred":
         return body
     # A referred case has second tries, a counter review, or both (policy §9).
