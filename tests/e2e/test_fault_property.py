@@ -31,6 +31,7 @@ from miaopi.settings import Settings
 from tests.conftest import DATA_KEY, EMPLOYER, RULES, Clock
 
 BUDGET_S = 0.3
+HANG_S = 30  # how long a hung registry holds a request
 FAULTS = ("none", "hang", "500", "503", "403", "garbage", "wrong_schema")
 
 # Applicants the bundled registries approve, one per business type.
@@ -66,7 +67,7 @@ class FaultyRegistry(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.arrivals.append(time.monotonic())
         if self.fault == "hang":
-            await asyncio.sleep(30)
+            await asyncio.sleep(HANG_S)
         if self.fault in ("500", "503", "403"):
             return httpx.Response(int(self.fault), json={"error": "injected"})
         if self.fault == "garbage":
@@ -202,8 +203,10 @@ def test_no_fault_becomes_an_approval_and_every_case_is_recorded_once(
     firsts = [s.arrivals[0] for s in switches.values() if s.arrivals]
     assert len(firsts) >= 2
     assert max(firsts) - min(firsts) < BUDGET_S
-    # And the budget cut the hung ones: a hung registry holds its request for 30 s.
-    assert took < 10 * BUDGET_S
+    # And the budget cut the hung ones: a hung registry holds its request for 30 s. (Ten
+    # budgets, 3 s, was exceeded once by a loaded machine, at 3.1 s: a third of the hang still
+    # proves the cut.)
+    assert took < HANG_S / 3
     # Recorded exactly once, and the retry with the same key replays it.
     assert _count(container) == before + 1
     assert again.status_code == 200

@@ -62,7 +62,17 @@ def case_body(row: Any, client: Client) -> dict[str, Any]:
             if row.revoked_at
             else None
         ),
+        "stages": base_stages(row),
     }
+
+
+def base_stages(row: Any) -> list[dict[str, Any]]:
+    """The stages a case's own row tells (decided, revoked); the read adds what others
+    recorded (``usecases/stages.stages_of``)."""
+    found = [{"stage": "decided", "at": row.decided_at.isoformat()}]
+    if row.revoked_at is not None:
+        found.append({"stage": "revoked", "at": row.revoked_at.isoformat()})
+    return found
 
 
 def audited_case_body(row: Any, history: list[Any], client: Client) -> dict[str, Any]:

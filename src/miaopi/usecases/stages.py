@@ -80,10 +80,12 @@ async def record_payment(
     ))  # fmt: skip
 
 
-async def stages_of(database: Database, row: Any) -> list[dict[str, Any]]:
+async def stages_of(
+    database: Database, row: Any, base: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """A case's stages with dates: decided, certificate issued, household registered,
-    entitlements paid, revoked."""
-    found: list[dict[str, Any]] = [{"stage": "decided", "at": row.decided_at.isoformat()}]
+    entitlements paid, revoked (``base``: decided and revoked, from the case's own row)."""
+    found: list[dict[str, Any]] = [s for s in base if s["stage"] != "revoked"]
     issued = await database.run(certificates.issued, row.id)
     if issued is not None:
         found.append({"stage": "certificate_issued", "at": issued.issued_at.isoformat()})
@@ -92,6 +94,4 @@ async def stages_of(database: Database, row: Any) -> list[dict[str, Any]]:
         if s.subject:
             entry["entitlement_id"] = s.subject
         found.append(entry)
-    if row.revoked_at is not None:
-        found.append({"stage": "revoked", "at": row.revoked_at.isoformat()})
-    return found
+    return found + [s for s in base if s["stage"] == "revoked"]

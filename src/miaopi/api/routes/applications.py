@@ -127,7 +127,7 @@ async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep
 async def read(case_id: str, client: Reader, container: ContainerDep) -> Any:
     row = await case_in_scope(container.uow, client, case_id)
     body = case_body(row, client)
-    body["stages"] = await stage_list.stages_of(container.database, row)
+    body["stages"] = await stage_list.stages_of(container.database, row, body["stages"])
     if row.outcome != "referred":
         return body
     # A referred case has second tries, a counter review, or both (policy §9).
