@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
+from miaopi.records import events
 from miaopi.records.engines import reading
 from miaopi.records.paging import new_id
-from miaopi.records.reviews import ReviewClosed, ReviewNotFound, ReviewNotHeld, case_event
+from miaopi.records.reviews import ReviewClosed, ReviewNotFound, ReviewNotHeld
 from miaopi.records.tables import documents, reviews
 from miaopi.records.writing import writing
 from miaopi.supervision.queue import add_event
@@ -78,8 +79,10 @@ def request(
                   {"review_id": review_id, "items": len(items)})  # fmt: skip
         # The items' descriptions may name the applicant's papers: the event says how many
         # and for which criteria; the case shows them.
-        case_event(conn, "case.documents_requested", row.case_id, status="referred", at=now,
-                   review_id=review_id, criteria=[i["criterion"] for i in items])  # fmt: skip
+        events.to_submitter(
+            conn, "case.documents_requested", row.case_id, status="referred", at=now,
+            review_id=review_id, criteria=[i["criterion"] for i in items],
+        )  # fmt: skip
 
 
 def upload(

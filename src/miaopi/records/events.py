@@ -25,18 +25,8 @@ from miaopi.records.event_tables import (
 )
 from miaopi.records.paging import new_id
 from miaopi.records.prepared import Prepared
+from miaopi.records.tables import cases
 from miaopi.records.writing import writing
-
-TYPES = (
-    "case.decided",
-    "case.referred",
-    "case.documents_requested",
-    "case.reviewed",
-    "case.revoked",
-    "case.certificate_issued",
-    "case.stage_reached",
-    "batch.completed",
-)
 
 _INSERT = Prepared(insert(events))  # with every decision (see prepared.py)
 
@@ -73,6 +63,15 @@ def case_event(
     counts, outcomes; never personal data)."""
     data = {"case_id": case_id, "status": status, "name": mask_name(applicant_name), **detail}
     record(conn, kind, recipient_id=recipient_id, at=at, data=data, case_id=case_id)
+
+
+def to_submitter(conn: Connection, kind: str, case_id: str, **event: Any) -> None:
+    """``case_event`` for a case whose row is not in hand: its submitter and name read here."""
+    case = conn.execute(
+        select(cases.c.submitted_by, cases.c.applicant_name).where(cases.c.id == case_id)
+    ).one()
+    case_event(conn, kind, case_id=case_id, recipient_id=case.submitted_by,
+               applicant_name=case.applicant_name, **event)  # fmt: skip
 
 
 def decided(conn: Connection, status: str, **event: Any) -> None:

@@ -153,15 +153,6 @@ def claim(
                   {"review_id": review_id})  # fmt: skip
 
 
-def case_event(conn: Connection, kind: str, case_id: str, **event: Any) -> None:
-    """A referred case's event, to its submitter (``events.case_event``)."""
-    case = conn.execute(
-        select(cases.c.submitted_by, cases.c.applicant_name).where(cases.c.id == case_id)
-    ).one()
-    events.case_event(conn, kind, case_id=case_id, recipient_id=case.submitted_by,
-                      applicant_name=case.applicant_name, **event)  # fmt: skip
-
-
 def _digests(conn: Connection, review_id: str) -> list[dict[str, Any]]:
     """What a decision's ledger entry records of the review's documents: which, for which
     item, and their SHA-256, in the order they came."""
@@ -237,8 +228,8 @@ def decide(
         )
         add_event(conn, row.case_id, now, "reviewed", outcome, officer_id,
                   {"review_id": review_id, "outcome": outcome})  # fmt: skip
-        case_event(conn, "case.reviewed", row.case_id, status=outcome, at=now,
-                   review_id=review_id, outcome=outcome)  # fmt: skip
+        events.to_submitter(conn, "case.reviewed", row.case_id, status=outcome, at=now,
+                            review_id=review_id, outcome=outcome)  # fmt: skip
         closed = conn.execute(select(reviews).where(reviews.c.id == review_id)).one()
         ledger.append(conn, "review", row.case_id, review_id, ledger.review_record(closed), now)
         if approved:

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, and_, insert, or_, select, update
 
-from miaopi.records import ledger, live_approvals
+from miaopi.records import events, ledger, live_approvals
 from miaopi.records.access_log import log_queries
 from miaopi.records.engines import reading
 from miaopi.records.paging import new_id
 from miaopi.records.prepared import Prepared
-from miaopi.records.reviews import case_event, enqueue_review
+from miaopi.records.reviews import enqueue_review
 from miaopi.records.tables import cases, second_tries
 from miaopi.records.writing import writing
 from miaopi.supervision.queue import add_event, enqueue_approval
@@ -143,8 +143,8 @@ def record(engine: Engine, decided: Decided) -> str | None:
                 .where(cases.c.id == d.case_id, cases.c.status == "referred")
                 .values(status=d.outcome)
             )
-            case_event(conn, "case.decided", d.case_id, status=d.outcome, at=d.decided_at,
-                       second_try=d.attempt)  # fmt: skip
+            events.to_submitter(conn, "case.decided", d.case_id, status=d.outcome,
+                                at=d.decided_at, second_try=d.attempt)  # fmt: skip
         if d.outcome == "approved":
             enqueue_approval(
                 conn, case_id=d.case_id, approval_date=d.today, now=d.decided_at,
