@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from miaopi.decision.outcome import outcome
+from miaopi.decision.outcome import live_approval_held, outcome
 from miaopi.decision.replay import stored_ruleset
 from miaopi.decision.second_try import to_ask_again
 from miaopi.decision.service import judge
@@ -148,13 +148,7 @@ class SecondTries:
             await self.database.run(second_tries.record, decided(judged.criteria))
         except LiveApprovalHeld as held:
             # Another approval of the person's is live: referred, naming it (policy §5).
-            number = held.approval_number
-            named = tuple(
-                replace(c, result="fail",
-                        facts={**c.facts, "latest_prior_approval_number": number})
-                if c.id == "no_live_approval" else c
-                for c in judged.criteria
-            )  # fmt: skip
+            named = live_approval_held(judged.criteria, held.approval_number)
             await self.database.run(second_tries.record, decided(named))
 
     async def _ask(self, query: Query, application: Application) -> Evidence | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from miaopi.decision.outcome import outcome
+from miaopi.decision.outcome import live_approval_held, outcome
 from miaopi.decision.second_try import to_ask_again
 from miaopi.decision.service import Decider, Decision
 from miaopi.domain import Application
@@ -122,12 +122,7 @@ def second_try_at(decision: Decision, schedule: Schedule) -> datetime | None:
 
 def live_approval_referral(decision: Decision, number: str | None) -> Decision:
     """The decision with ``no_live_approval`` failed, naming the approval that holds."""
-    criteria = tuple(
-        replace(c, result="fail", facts={**c.facts, "latest_prior_approval_number": number})
-        if c.id == "no_live_approval"
-        else c
-        for c in decision.criteria
-    )
+    criteria = live_approval_held(decision.criteria, number)
     return replace(decision, criteria=criteria, outcome=outcome(criteria), entitlements=())
 
 
