@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,11 +39,6 @@ _COLUMN_OF = {
     ("commitment", "accepted"): "commitment_accepted",
     ("consent", "data_query"): "consent_data_query",
 }
-
-
-@dataclass(frozen=True)
-class Parsed:
-    items: list[Item]
 
 
 def _item(row: int, key: Any, fields: dict[str, Any], where: list[Any]) -> Item:

@@ -90,12 +90,17 @@ def get(engine: Engine, batch_id: str) -> Row[Any] | None:
 
 def counts(engine: Engine, batch_id: str) -> dict[str, int]:
     with reading(engine) as conn:
-        rows = conn.execute(
-            select(batch_items.c.outcome, func.count())
-            .where(batch_items.c.batch_id == batch_id, batch_items.c.status == "done")
-            .group_by(batch_items.c.outcome)
-        )
-        found = {outcome: n for outcome, n in rows}
+        return _tally(conn, batch_id)
+
+
+def _tally(conn: Any, batch_id: str) -> dict[str, int]:
+    """The batch's items decided so far, by outcome."""
+    rows = conn.execute(
+        select(batch_items.c.outcome, func.count())
+        .where(batch_items.c.batch_id == batch_id, batch_items.c.status == "done")
+        .group_by(batch_items.c.outcome)
+    )
+    found = {outcome: n for outcome, n in rows}
     return {k: found.get(k, 0) for k in ("approved", "rejected", "referred", "invalid")}
 
 
@@ -206,12 +211,6 @@ def finish(
 
 
 def _completed(conn: Any, batch_id: str, client_id: int, now: datetime) -> None:
-    rows = conn.execute(
-        select(batch_items.c.outcome, func.count())
-        .where(batch_items.c.batch_id == batch_id)
-        .group_by(batch_items.c.outcome)
-    )
-    found = {outcome: n for outcome, n in rows}
-    tally = {k: found.get(k, 0) for k in ("approved", "rejected", "referred", "invalid")}
     events.record(conn, "batch.completed", recipient_id=client_id, at=now,
-                  data={"batch_id": batch_id, "counts": tally}, batch_id=batch_id)  # fmt: skip
+                  data={"batch_id": batch_id, "counts": _tally(conn, batch_id)},
+                  batch_id=batch_id)  # fmt: skip
