@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from miaopi.records import events
+from miaopi.records.approval_numbers import number_of
 from miaopi.records.certificate_tables import certificates, signing_keys
 from miaopi.records.engines import reading
 from miaopi.records.tables import cases, reviews, rulesets, second_tries
@@ -133,16 +134,6 @@ def store(
 
 def revoked_numbers(engine: Engine) -> list[str]:
     """The approval numbers of every revoked case, whichever decision gave them."""
-    tried = (
-        select(second_tries.c.approval_number)
-        .where(second_tries.c.case_id == cases.c.id, second_tries.c.approval_number.is_not(None))
-        .scalar_subquery()
-    )
-    number = func.coalesce(cases.c.approval_number, reviews.c.approval_number, tried)
     with reading(engine) as conn:
-        rows = conn.execute(
-            select(number)
-            .select_from(cases.outerjoin(reviews, reviews.c.case_id == cases.c.id))
-            .where(cases.c.status == "revoked")
-        )
+        rows = conn.execute(select(number_of(cases.c.id)).where(cases.c.status == "revoked"))
         return [n for (n,) in rows if n is not None]

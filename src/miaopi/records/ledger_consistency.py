@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, func, or_, select, type_coerce
+from sqlalchemy import Connection, and_, case, exists, or_, select, type_coerce
 from sqlalchemy.types import NullType
 
 from miaopi.eligibility.dates import today_in_shanghai
+from miaopi.records.approval_numbers import number_of
 from miaopi.records.certificate_tables import case_stages
 from miaopi.records.sealing import DataKey, SealBroken
 from miaopi.records.tables import (
@@ -97,20 +98,13 @@ def consistency(conn: Connection, key: DataKey) -> Problem | None:
         second_tries.c.outcome != "referred",
         _recorded("second_try", second_tries.c.id),
     )
-    tried = second_tries.alias("tried")
     tried_outcome = select(second_tries.c.outcome).where(final).scalar_subquery()
     current = case(
         (decided, reviews.c.outcome),
         (exists().where(final), tried_outcome),
         else_=cases.c.outcome,
     )
-    number = func.coalesce(
-        cases.c.approval_number,
-        reviews.c.approval_number,
-        select(tried.c.approval_number)
-        .where(tried.c.case_id == cases.c.id, tried.c.approval_number.is_not(None))
-        .scalar_subquery(),
-    )
+    number = number_of(cases.c.id)
     wrong_status = (
         select(cases.c.id, number.label("approval_number"), cases.c.status)
         .select_from(cases.outerjoin(reviews, reviews.c.case_id == cases.c.id))

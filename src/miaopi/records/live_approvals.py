@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from miaopi.eligibility.dates import add_years
+from miaopi.records.approval_numbers import number_of
 from miaopi.records.engines import dialect_insert
 from miaopi.records.prepared import Prepared
 from miaopi.records.sealing import key_of
-from miaopi.records.tables import cases, live_approvals, reviews, second_tries
+from miaopi.records.tables import cases, live_approvals
 
 
 class LiveApprovalHeld(Exception):
@@ -69,23 +70,7 @@ def release(conn: Connection, case_id: str) -> None:
 
 
 LIVE_OF = Prepared(  # asked for every decision (see prepared.py)
-    select(
-        live_approvals.c.approved_on,
-        func.coalesce(
-            cases.c.approval_number,
-            reviews.c.approval_number,
-            select(second_tries.c.approval_number)
-            .where(
-                second_tries.c.case_id == live_approvals.c.case_id,
-                second_tries.c.approval_number.is_not(None),
-            )
-            .scalar_subquery(),
-        ).label("number"),
-    )
-    .select_from(
-        live_approvals.join(cases, cases.c.id == live_approvals.c.case_id).outerjoin(
-            reviews, reviews.c.case_id == live_approvals.c.case_id
-        )
-    )
+    select(live_approvals.c.approved_on, number_of(cases.c.id).label("number"))
+    .select_from(live_approvals.join(cases, cases.c.id == live_approvals.c.case_id))
     .where(live_approvals.c.id_hash == bindparam("id_hash"))
 )
