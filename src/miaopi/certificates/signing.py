@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.jwk import OKPKey
+
+from miaopi.dev_keys import kept_in
 
 log = logging.getLogger(__name__)
 DEV_SIGNING_FILE = Path("var/signing.key")
@@ -54,17 +55,7 @@ def resolve_signing_key(
         return signing_key(configured)
     if environment == "production":
         raise SigningKeyError("MIAOPI_SIGNING_KEY is required when MIAOPI_ENVIRONMENT=production")
-    try:
-        return signing_key(dev_file.read_text())
-    except FileNotFoundError:
-        pass
-    dev_file.parent.mkdir(parents=True, exist_ok=True)
-    encoded = generate_signing_key()
-    try:
-        fd = os.open(dev_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another worker wrote it first
-        return signing_key(dev_file.read_text())
-    with os.fdopen(fd, "w") as out:
-        out.write(encoded + "\n")
-    log.warning("generated a development signing key in %s; set MIAOPI_SIGNING_KEY", dev_file)
+    encoded, made = kept_in(dev_file, generate_signing_key)
+    if made:
+        log.warning("generated a development signing key in %s; set MIAOPI_SIGNING_KEY", dev_file)
     return signing_key(encoded)

@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic_core import to_json
 from sqlalchemy import Engine, LargeBinary, Text, TypeDecorator, inspect, text
 from sqlalchemy.engine import Dialect
+
+from miaopi.dev_keys import kept_in
 
 log = logging.getLogger(__name__)
 
@@ -138,22 +139,11 @@ def resolve_key(configured: str | None, environment: str, dev_file: Path = DEV_K
         return DataKey(configured)
     if environment == "production":
         raise DataKeyError("MIAOPI_DATA_KEY is required when MIAOPI_ENVIRONMENT=production")
-    try:
-        return DataKey(dev_file.read_text())
-    except FileNotFoundError:
-        pass
-    dev_file.parent.mkdir(parents=True, exist_ok=True)
-    key = generate_key()
-    try:
-        # O_EXCL: of several workers starting at once, one writes the key and all read it.
-        fd = os.open(dev_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return DataKey(dev_file.read_text())
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    log.warning(
-        "generated a development data key in %s; set MIAOPI_DATA_KEY in production", dev_file
-    )
+    key, made = kept_in(dev_file, generate_key)
+    if made:
+        log.warning(
+            "generated a development data key in %s; set MIAOPI_DATA_KEY in production", dev_file
+        )
     return DataKey(key)
 
 
