@@ -12,6 +12,9 @@ RUN python -m venv /opt/miaopi && /opt/miaopi/bin/pip install --no-cache-dir .
 
 # Runtime stage: no compiler, no source tree; the rules and mock personas ship in the package.
 FROM python:3.11-slim
+# The certificate PDF is printed with Debian's CJK font (Chinese and Latin glyphs in one file).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --create-home --uid 10001 miaopi
 COPY --from=build /opt/miaopi /opt/miaopi
 ENV PATH=/opt/miaopi/bin:$PATH \

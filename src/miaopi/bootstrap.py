@@ -323,7 +323,13 @@ def bootstrap(
         webhooks=Webhooks(database, policy, resolver, clock),
         deliverer=Deliverer(database, hooks_client, clock),
         certificates=Certificates(
-            database, uow, signing, settings.city_prefix, clock
+            database,
+            uow,
+            signing,
+            settings.city_prefix,
+            clock,
+            titles=lambda kind: decider.rulebook.title(kind),
+            font=settings.certificate_font,
         ),
         batches=BatchRunner(
             database, uow, decider, settings.city_prefix, lambda: container.calendar, clock

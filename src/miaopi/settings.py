@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     data_key: str | None = None
     # Policy §11: the Ed25519 key certificates are signed with (`miaopi certificate rotate-key`).
     signing_key: str | None = None
+    # The CJK font the certificate PDF is printed with; unset, Debian's fonts-wqy-microhei.
+    certificate_font: Path | None = None
     max_body_bytes: int = Field(default=65_536, ge=1024, description="Larger bodies get 413")
     # Policy §9: a document for the counter review is at most 10 MB.
     max_document_bytes: int = Field(

@@ -7,14 +7,17 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
+import pypdfium2 as pdfium
 import pytest
+import zxingcpp
 
-from miaopi.bootstrap import bootstrap
+from miaopi.bootstrap import Container, bootstrap
 from miaopi.certificates.signing import generate_signing_key
 from miaopi.settings import Settings
 from tests.conftest import Clock, application
@@ -32,6 +35,27 @@ async def _approved(api: httpx.AsyncClient, hr: dict[str, str]) -> dict[str, Any
                             headers=hr)  # fmt: skip
     assert answer.json()["status"] == "approved", answer.text
     return answer.json()
+
+
+@dataclass
+class Page:
+    text: str
+    qr_codes: list[str]
+    size_mm: tuple[int, int]
+
+
+def _read_pdf(content: bytes) -> Page:
+    """The PDF as a reader meets it: PDFium renders its one page to pixels, zxing-cpp scans
+    the QR codes on them, and the text is what PDFium extracts (so the font's glyphs map back
+    to the characters)."""
+    document = pdfium.PdfDocument(content)
+    assert len(document) == 1
+    page = document[0]
+    image = page.render(scale=200 / 72).to_pil()  # 200 dpi, as a counter's scanner
+    codes = [found.text for found in zxingcpp.read_barcodes(image)]
+    width, height = page.get_size()
+    return Page(page.get_textpage().get_text_range(), codes,
+                (round(width / 72 * 25.4), round(height / 72 * 25.4)))  # fmt: skip
 
 
 def _offline(tmp_path: Path, token: str, keys: Any, revocations: Any, *extra: str) -> Any:
@@ -57,10 +81,19 @@ async def test_a_certificate_verifies_offline_until_its_approval_is_revoked(
     assert certificate["approval_number"] == case["approval_number"]
     again = await api.get(f"/v1/applications/{case['case_id']}/certificate", headers=hr)
     assert again.json()["token"] == certificate["token"]  # signed once
-    pdf = await api.get(f"/v1/applications/{case['case_id']}/certificate",
-                        headers={**hr, "Accept": "application/pdf"})  # fmt: skip
-    assert pdf.status_code == 406  # not yet: said, not answered with JSON
     token = certificate["token"]
+    printed = await api.get(f"/v1/applications/{case['case_id']}/certificate",
+                            headers={**hr, "Accept": "application/pdf"})  # fmt: skip
+    assert printed.status_code == 200, printed.text
+    assert printed.headers["content-type"] == "application/pdf"
+    page = _read_pdf(printed.content)
+    assert page.size_mm == (210, 297)  # A4
+    assert page.qr_codes == [token]  # the QR code scans to the token itself
+    for words in ("准予人才引进通知", case["approval_number"], "李*", "应届毕业生接收",
+                  "深圳市福田金融服务有限公司"):  # fmt: skip
+        assert words in page.text, words
+    assert "李明" not in page.text
+    assert LI_MING["id_number"] not in page.text
 
     keys = (await api.get("/v1/certificates/keys")).json()  # no account needed
     assert [k["kid"] for k in keys["keys"]] == [certificate["kid"]]
@@ -98,6 +131,9 @@ async def test_a_certificate_verifies_offline_until_its_approval_is_revoked(
     done = _offline(tmp_path, token, keys, revocations)
     assert done.returncode == 1
     assert json.loads(done.stdout)["status"] == "revoked"
+    void = await api.get(f"/v1/applications/{case['case_id']}/certificate",
+                         headers={**hr, "Accept": "application/pdf"})  # fmt: skip
+    assert void.status_code == 409  # no more paper for a revoked approval
 
 
 @pytest.mark.parametrize("change", ["payload", "signature", "header"])
@@ -141,3 +177,19 @@ async def test_a_certificate_signed_before_a_key_rotation_still_verifies(
         assert verdict.status == "valid"
     finally:
         await rotated.aclose()
+
+
+async def test_without_a_font_the_pdf_is_refused_plainly_and_the_token_still_served(
+    api: httpx.AsyncClient, make_key: Keys, container: Container, tmp_path: Path
+) -> None:
+    hr = make_key("employer", uscc=FUTIAN)
+    case = await _approved(api, hr)
+    container.certificates.font = tmp_path / "no-such-font.ttc"
+    url = f"/v1/applications/{case['case_id']}/certificate"
+    printed = await api.get(url, headers={**hr, "Accept": "application/pdf"})
+    assert printed.status_code == 503
+    assert printed.headers["content-type"] == "application/problem+json"
+    assert "no-such-font.ttc" in printed.json()["detail"]
+    answer = await api.get(url, headers={**hr, "Accept": "application/json"})
+    assert answer.status_code == 200
+    assert answer.json()["token"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -170,6 +170,16 @@ def second_try_schedule(rules_dir: Path) -> tuple[int, ...]:
     return ()
 
 
+def business_type_titles(rules_dir: Path) -> dict[str, dict[str, str]]:
+    """Each business type's title in Chinese and English, as its rule file gives it."""
+    titles: dict[str, dict[str, str]] = {}
+    for path in rule_files(rules_dir):
+        data = read_rule_file(path)
+        if data["kind"] == "business_type":
+            titles[data["business_type"]] = dict(data.get("title") or {})
+    return titles
+
+
 @dataclass(frozen=True)
 class RuleBook:
     """Every loaded ruleset, by business type and by fingerprint, and the second tries'
@@ -178,11 +188,18 @@ class RuleBook:
     rulesets: tuple[Ruleset, ...]
     source: str = ""
     second_try_after_minutes: tuple[int, ...] = ()
+    titles: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, rules_dir: Path, city_prefix: str) -> RuleBook:
         rulesets = tuple(build_rulesets(rules_dir, city_prefix))
-        return cls(rulesets, str(rules_dir), second_try_schedule(rules_dir))
+        return cls(
+            rulesets, str(rules_dir), second_try_schedule(rules_dir),
+            business_type_titles(rules_dir),
+        )  # fmt: skip
+
+    def title(self, business_type: str) -> dict[str, str]:
+        return self.titles.get(business_type) or {"zh": business_type, "en": business_type}
 
     def business_types(self) -> list[str]:
         return sorted({r.business_type for r in self.rulesets})

@@ -12,11 +12,12 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from joserfc.jwk import OKPKey
 
-from miaopi.certificates import tokens
+from miaopi.certificates import pdf, tokens
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.masking import mask_name
 from miaopi.records import certificates
@@ -42,6 +43,8 @@ class Certificates:
     key: OKPKey
     city_prefix: str
     clock: Callable[[], datetime]
+    titles: Callable[[str], dict[str, str]]
+    font: Path | None = None
 
     _published: bool = False
 
@@ -67,7 +70,23 @@ class Certificates:
 
     async def certificate(self, client: Client, case_id: str) -> Any:
         """The approved case's certificate, signed now if it is the first time."""
-        await case_in_scope(self.uow, client, case_id)
+        case = await case_in_scope(self.uow, client, case_id)
+        return await self.issued(case_id, case.status)
+
+    async def printed(self, found: Any) -> bytes:
+        """The certificate as the applicant's PDF (``pdf.FontMissing`` with no font to print
+        with). Rendered in a thread, on request only: never on a decision's path."""
+        font = pdf.find_font(self.font)
+        claims = tokens.payload(found.token)
+        title = self.titles(str(claims.get("business_type", "")))
+        return await asyncio.to_thread(
+            pdf.render, found.token, claims, title, found.kid, found.issued_at, font
+        )
+
+    async def issued(self, case_id: str, status: str) -> Any:
+        """The certificate of a case already found in the caller's scope."""
+        if status == "revoked":
+            raise Conflict("revoked", "the approval was revoked: its certificate is void")
         found = await self.database.run(certificates.issued, case_id)
         if found is not None:
             return found

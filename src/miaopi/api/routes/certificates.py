@@ -13,6 +13,7 @@ from miaopi.api.errors import Problem
 from miaopi.api.fields import InputModel, StrictResidentId
 from miaopi.api.schemas import ProblemOut
 from miaopi.api.strict_json import StrictJsonRoute
+from miaopi.certificates import pdf
 
 router = APIRouter(prefix="/v1", tags=["certificates"], route_class=StrictJsonRoute)
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -50,25 +51,43 @@ class RevocationsOut(BaseModel):
     issued_at: str
 
 
+def wants_pdf(request: Request) -> bool:
+    """``Accept: application/pdf`` preferred to JSON (a JSON or wildcard accept gets JSON)."""
+    accept = request.headers.get("accept", "")
+    return "application/pdf" in accept and "json" not in accept and "*/*" not in accept
+
+
+async def certificate_answer(request: Request, container: Any, found: Any) -> Any:
+    """The certificate as the caller asked for it: the PDF, or the token as JSON."""
+    if not wants_pdf(request):
+        return {"token": found.token, "approval_number": found.approval_number,
+                "kid": found.kid, "issued_at": found.issued_at.isoformat()}  # fmt: skip
+    try:
+        content = await container.certificates.printed(found)
+    except pdf.FontMissing as exc:
+        raise Problem(503, f"the certificate cannot be printed here: {exc}; the JSON token "
+                      "is available", slug="cannot-print") from None  # fmt: skip
+    return Response(
+        content, media_type="application/pdf",
+        headers={"Content-Disposition":
+                 f'inline; filename="certificate-{found.approval_number}.pdf"',
+                 "Cache-Control": "private, no-store"},
+    )  # fmt: skip
+
+
 @router.get(
     "/applications/{case_id}/certificate",
     response_model=CertificateOut,
-    responses=PROBLEMS,
-    summary="An approved case's certificate (准予人才引进通知), signed once",
+    responses={**PROBLEMS, 200: {"content": {"application/pdf": {}}}, 503: PROBLEMS[406]},
+    summary="An approved case's certificate (准予人才引进通知): the token, or the PDF",
+    description="`Accept: application/pdf` gives the printable A4 certificate whose QR code "
+    "holds the token; otherwise the token as JSON. Signed once, when first asked for.",
 )
 async def read_certificate(
     case_id: str, request: Request, client: Evaluator, container: ContainerDep
 ) -> Any:
-    accept = request.headers.get("accept", "")
-    if "application/pdf" in accept and "json" not in accept and "*/*" not in accept:
-        # Said plainly rather than answered with JSON the client did not ask for.
-        raise Problem(
-            406, "the printable PDF is not built yet: ask for application/json (the token is "
-            "what its QR code would hold)", slug="not-acceptable",
-        )  # fmt: skip
     found = await container.certificates.certificate(client, case_id)
-    return {"token": found.token, "approval_number": found.approval_number, "kid": found.kid,
-            "issued_at": found.issued_at.isoformat()}  # fmt: skip
+    return await certificate_answer(request, container, found)
 
 
 @router.get(
