@@ -44,8 +44,10 @@ from miaopi.records.revocations import DbRevocationRegister
 from miaopi.records.sealing import check_key, resolve_key
 from miaopi.records.unit_of_work import DatabaseUnitOfWork
 from miaopi.settings import Settings
+from miaopi.usecases.applicant import Applicants
 from miaopi.usecases.batches import BatchRunner
 from miaopi.usecases.certificates import Certificates
+from miaopi.usecases.notices import Notices
 from miaopi.usecases.recheck import Rechecker
 from miaopi.usecases.second_try import SecondTries
 from miaopi.usecases.unit_of_work import UnitOfWork
@@ -130,6 +132,8 @@ class Container:
     deliverer: Deliverer
     batches: BatchRunner
     certificates: Certificates
+    applicants: Applicants
+    notices: Notices
     clock: Callable[[], datetime]
     uow: UnitOfWork
     calendar: WorkingCalendar
@@ -331,6 +335,8 @@ def bootstrap(
             titles=lambda kind: decider.rulebook.title(kind),
             font=settings.certificate_font,
         ),
+        applicants=Applicants(database, uow, clock),
+        notices=Notices(database, lambda: container.calendar, clock),
         batches=BatchRunner(
             database, uow, decider, settings.city_prefix, lambda: container.calendar, clock
         ),

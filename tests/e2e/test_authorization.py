@@ -157,6 +157,14 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
      _expect(403, registrar=404)),
     ("POST", "/v1/applications/{case}/entitlements/none/payments",
      {"amount_cny": 1, "paid_on": "2026-11-30", "reference": "r"}, _expect(403, finance=404)),
+    # The applicant's view takes the access code, which no API key stands in for (no code: 422).
+    ("GET", "/v1/applicant/cases/{case}", None, dict.fromkeys(CALLERS, 422)),
+    ("POST", "/v1/applications/{case}/access-code", None,
+     _expect(403, employer=201, channel=201, other_employer=404, other_channel=404)),
+    # The public notice: anyone reads it and objects (to no approval on notice: 404).
+    ("GET", "/v1/public/notices", None, dict.fromkeys(CALLERS, 200)),
+    ("POST", "/v1/public/notices/4403-2026-999999/objections", {"reason": "不是应届毕业生。" * 2},
+     dict.fromkeys(CALLERS, 404)),
     ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/metrics", None, dict.fromkeys(CALLERS, 200)),

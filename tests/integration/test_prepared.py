@@ -13,6 +13,7 @@ from miaopi.records.access_log import log_queries
 from miaopi.records.clients import create_client
 from miaopi.records.engines import reading_one
 from miaopi.records.prepared import Prepared
+from miaopi.records.sealing import key_of
 from miaopi.records.tables import cases, clients, registry_queries, rulesets
 from miaopi.records.writing import after_commit, writing
 from tests.integration.conftest import Where
@@ -154,7 +155,8 @@ def test_a_decisions_queries_are_stored_as_given_by_one_statement(
 
     def log(engine: Engine) -> None:
         with writing(engine, pipelined=True) as conn:
-            log_queries(conn, evidence, "dry_run", None, evaluation_id="e1")
+            log_queries(conn, evidence, "dry_run", None, evaluation_id="e1",
+                        id_number="420102200203151232")  # fmt: skip
 
     where(log)
     with engine.connect() as conn:
@@ -172,6 +174,7 @@ def test_a_decisions_queries_are_stored_as_given_by_one_statement(
             "elapsed_ms": e["elapsed_ms"],
             "status": "ok",
             "attempts": e["attempts"],
+            "subject_hash": key_of(engine.dialect).lookup_hash("420102200203151232"),
         }
         for n, e in enumerate(evidence)
     ]

@@ -134,6 +134,9 @@ def test_upgrading_seals_stored_personal_data_and_keeps_the_ledger_intact(
     assert (case.applicant_name, case.applicant_id_number) == ("李明", "420102200203151232")
     assert case.request["applicant"]["name"] == "李明"
     assert case.revocation_reason == "李明 forged it"
+    # 0016: the keyed hash the applicant's view finds dry runs by; no access code was ever given.
+    assert case.applicant_id_hash == DataKey(DATA_KEY).lookup_hash("420102200203151232")
+    assert case.access_code_hash is None
     assert {"reason": "李明 forged it"} in events
     assert [b.case_id for b in own_records_of(engine, "420102200203151232")[0]] == ["old"]
     assert own_records_of(engine, "430104199608202463")[0] == []

@@ -19,6 +19,7 @@ from miaopi.api.deps import RecentKeys, reject_unknown_query
 from miaopi.api.limits import BodyLimit, DecisionLimit, RateLimiter
 from miaopi.api.observe import RequestTelemetry
 from miaopi.api.routes import (
+    applicant,
     applications,
     audit,
     batches,
@@ -26,6 +27,7 @@ from miaopi.api.routes import (
     documents,
     events,
     health,
+    notices,
     reviews,
     rules,
     stages,
@@ -115,6 +117,9 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.state.recent_keys = RecentKeys()
     # Calls that need no account (certificate verification): limited per address.
     app.state.public_limiter = RateLimiter(60, 20)
+    # Wrong access codes (the applicant's view), and objections: per address, tighter.
+    app.state.wrong_code_limiter = RateLimiter(10, 10)
+    app.state.objection_limiter = RateLimiter(2, 5)
     # Each middleware added wraps those before it: DecisionLimit reads a body that BodyLimit,
     # around it, has bounded, before it takes a place.
     app.add_middleware(DecisionLimit, limit=settings.max_decisions_in_flight)
@@ -138,6 +143,8 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(batches.router)
     app.include_router(certificates.router)
     app.include_router(stages.router)
+    app.include_router(applicant.router)
+    app.include_router(notices.router)
     app.include_router(health.router)
     docs_ui.install(app)
     _list_business_types(app, container)

@@ -102,6 +102,21 @@ Reviewer = Annotated[Client, Depends(allow("officer", "admin"))]
 # A counter review's documents: the officer holding it, the case's auditors, the admin.
 DocumentReader = Annotated[Client, Depends(allow("officer", "auditor", "admin"))]
 Admin = Annotated[Client, Depends(allow("admin"))]
+_evaluator = allow("employer", "channel", "admin")
+
+
+async def _evaluator_or_applicant(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Client | None:
+    """A submitter's or the admin's key; or no key and an access code: the applicant (None),
+    whose code the route checks."""
+    if credentials is None and "x-access-code" in request.headers:
+        return None
+    return await _evaluator(request, credentials)
+
+
+EvaluatorOrApplicant = Annotated[Client | None, Depends(_evaluator_or_applicant)]
 
 
 async def _cursor(

@@ -74,31 +74,54 @@ class BodyLimit:
 
 
 class RateLimiter:
-    """``per_minute`` requests a minute per client, in bursts of up to ``burst``."""
+    """``per_minute`` requests a minute per client, in bursts of up to ``burst``.
+
+    Public endpoints key it by address: past ``size`` clients, the ones whose bucket has
+    filled again are forgotten, so a flood of addresses costs no lasting memory."""
 
     def __init__(
-        self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate, self.burst, self._clock = per_minute / 60.0, burst, clock
+        self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic,
+        size: int = 100_000,
+    ) -> None:  # fmt: skip
+        self.rate, self.burst, self._clock, self.size = per_minute / 60.0, burst, clock, size
         self._buckets: dict[Any, tuple[float, float]] = {}  # client → (tokens, at)
+
+    def _tokens(self, client: Any, now: float) -> float:
+        tokens, at = self._buckets.get(client, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - at) * self.rate)
+
+    def _refuse(self, tokens: float) -> Problem:
+        wait = math.ceil((1 - tokens) / self.rate)
+        return Problem(
+            429,
+            f"too many requests from this client; retry in {wait} s",
+            slug="rate-limited",
+            headers={"Retry-After": str(wait)},
+        )
+
+    def check(self, client: Any) -> None:
+        """The 429 ``take`` would raise, without spending: for limits on failures only, which
+        must refuse before the attempt is judged, or the refusal would tell its result."""
+        if self.rate > 0 and (tokens := self._tokens(client, self._clock())) < 1:
+            raise self._refuse(tokens)
 
     def take(self, client: Any) -> None:
         """Spend one token of the client's, or raise a 429 problem saying when to come back."""
         if self.rate <= 0:
             return
         now = self._clock()
-        tokens, at = self._buckets.get(client, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.rate)
+        tokens = self._tokens(client, now)
         if tokens < 1:
             self._buckets[client] = (tokens, now)
-            wait = math.ceil((1 - tokens) / self.rate)
-            raise Problem(
-                429,
-                f"too many requests from this client; retry in {wait} s",
-                slug="rate-limited",
-                headers={"Retry-After": str(wait)},
-            )
+            raise self._refuse(tokens)
+        if len(self._buckets) >= self.size and client not in self._buckets:
+            self._forget_full(now)
         self._buckets[client] = (tokens - 1, now)
+
+    def _forget_full(self, now: float) -> None:
+        full = [c for c in self._buckets if self._tokens(c, now) >= self.burst]
+        for client in full or list(self._buckets):
+            del self._buckets[client]
 
 
 class DecisionLimit:

@@ -9,6 +9,7 @@ from typing import Any
 from miaopi.decision.service import Decision
 from miaopi.masking import mask_id, mask_name
 from miaopi.records.clients import Client
+from miaopi.usecases.stages import base_stages
 
 
 def sees_personal_data(client: Client) -> bool:
@@ -63,16 +64,9 @@ def case_body(row: Any, client: Client) -> dict[str, Any]:
             else None
         ),
         "stages": base_stages(row),
+        # Only in the answer to the submission (the case as just recorded): stored as a hash.
+        "access_code": getattr(row, "access_code", None),
     }
-
-
-def base_stages(row: Any) -> list[dict[str, Any]]:
-    """The stages a case's own row tells (decided, revoked); the read adds what others
-    recorded (``usecases/stages.stages_of``)."""
-    found = [{"stage": "decided", "at": row.decided_at.isoformat()}]
-    if row.revoked_at is not None:
-        found.append({"stage": "revoked", "at": row.revoked_at.isoformat()})
-    return found
 
 
 def audited_case_body(row: Any, history: list[Any], client: Client) -> dict[str, Any]:

@@ -10,12 +10,13 @@ from sqlalchemy import Connection, Engine, Row, bindparam, insert, select
 
 from miaopi.records.engines import reading
 from miaopi.records.prepared import Prepared
+from miaopi.records.sealing import key_of
 from miaopi.records.tables import clients, registry_queries
 from miaopi.records.writing import writing
 
 Purpose = Literal["decision", "second_try", "dry_run", "recheck"]
 _COLUMNS = ("case_id", "evaluation_id", "purpose", "requested_by", "registry", "query",
-            "queried_at", "elapsed_ms", "status", "attempts")  # fmt: skip
+            "queried_at", "elapsed_ms", "status", "attempts", "subject_hash")  # fmt: skip
 
 
 @cache
@@ -48,15 +49,18 @@ def log_queries(
     requested_by: int | None,
     case_id: str | None = None,
     evaluation_id: str | None = None,
+    id_number: str | None = None,
 ) -> None:
-    """One row per query, from the evidence it produced (JSON form, as cases store it)."""
+    """One row per query, from the evidence it produced (JSON form, as cases store it), with
+    the keyed hash of the ID number it was about (the applicant's view finds them by it)."""
     if not evidence:
         return
+    subject = key_of(conn.dialect).lookup_hash(id_number) if id_number is not None else None
     values: dict[str, Any] = {}
     for i, e in enumerate(evidence):
         row = (case_id, evaluation_id, purpose, requested_by, e["registry"], e["query"],
                datetime.fromisoformat(e["queried_at"]), e["elapsed_ms"], e["status"],
-               e.get("attempts", 1))  # fmt: skip
+               e.get("attempts", 1), subject)  # fmt: skip
         values.update(zip(_names(i), row, strict=True))
     _insert(len(evidence)).execute(conn, values)
 

@@ -18,7 +18,7 @@ from miaopi.records.ledger import decision_record
 from miaopi.records.paging import new_id, newest_first
 from miaopi.records.prepared import Prepared
 from miaopi.records.reviews import enqueue_review
-from miaopi.records.sealing import JsonText, json_text
+from miaopi.records.sealing import JsonText, json_text, key_of
 from miaopi.records.tables import (
     approval_counters,
     audit_tasks,
@@ -72,6 +72,8 @@ class NewCase:
     live_expired_on: date | None = None
     # A referral owed only to registries that did not answer is decided again then (§9).
     second_try_at: datetime | None = None
+    # Policy §11: the applicant's access code, given to the submitter once (None: none made).
+    access_code: str | None = None
     # Made once, with the case, not by ``record``: on SQLite ``Database.run`` tries that again while
     # another writer holds the write slot, and these cost more than the rest of an attempt.
     row: dict[str, Any] = field(init=False)  # as inserted (its id too): documents as JSON text
@@ -96,6 +98,7 @@ class NewCase:
             "submitted_at": self.submitted_at,
             "decided_at": self.decided_at,
             "elapsed_ms": self.elapsed_ms,
+            "employer_region": self.employer_region,
         }
         object.__setattr__(self, "row", row)
         digest = ledger.decision_digest(decision_record(SimpleNamespace(**row)))
@@ -167,7 +170,13 @@ def record(
                     },
                 )
             approved = new.status == "approved"
-            _INSERT_CASE.execute(conn, new.row)
+            data_key = key_of(conn.dialect)
+            _INSERT_CASE.execute(conn, {
+                **new.row, "applicant_id_hash": data_key.lookup_hash(new.applicant_id_number),
+                "access_code_hash": (
+                    data_key.access_code_hash(new.access_code) if new.access_code else None
+                ),
+            })  # fmt: skip
             if approved and new.live_expired_on is not None:
                 # One live approval per person: of two at once, the second rolls back here.
                 live_approvals.claim(
@@ -189,7 +198,8 @@ def record(
                         "created_at": new.decided_at,
                     },
                 )
-            log_queries(conn, new.evidence, "decision", new.submitted_by, case_id=case_id)
+            log_queries(conn, new.evidence, "decision", new.submitted_by, case_id=case_id,
+                        id_number=new.applicant_id_number)  # fmt: skip
             add_event(conn, case_id, new.decided_at, "decided", new.status, new.submitted_by, {})
             events.decided(
                 conn, new.status, case_id=case_id, recipient_id=new.submitted_by,
@@ -226,7 +236,9 @@ def record(
             stored = {**new.row, **{name: getattr(new, name) for name in ledger.DOCUMENTS}}
             stored["submitted_at"] = new.submitted_at.astimezone(UTC)
             stored["decided_at"] = new.decided_at.astimezone(UTC)
-            row = SimpleNamespace(**stored, revoked_at=None, revocation_reason=None)
+            # The access code is answered once, with the case: only its hash is stored.
+            row = SimpleNamespace(**stored, revoked_at=None, revocation_reason=None,
+                                  access_code=new.access_code)  # fmt: skip
             year = new.application_date.year
             if approved and conn.dialect.name == "postgresql":
                 # Number and entry in one statement: no decision waits on its locks for our answer.

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 from miaopi.records.sealing import SealedBytes, SealedJSON, SealedText
@@ -107,7 +108,16 @@ cases = Table(
     # Set once, by a revocation; the decision above is never rewritten (case_events keeps all).
     Column("revoked_at", UTCDateTime),
     Column("revocation_reason", SealedText("cases.revocation_reason")),
+    # Policy §11, the applicant's own view: the keyed hash of the access code handed to the
+    # submitter once (the code itself is nowhere), and of the ID number, which finds the dry
+    # runs made about the person without opening anything sealed (sealing.lookup_hash).
+    Column("access_code_hash", String(64)),
+    Column("applicant_id_hash", String(64)),
+    # The employer's district as the credit registry gave it: the reports count by district.
+    Column("employer_region", String(6)),
     Index(None, "employer_uscc", "seq"),
+    # The public notice lists the approvals of the last working days; the reports count by day.
+    Index(None, "application_date"),
     Index(None, "submitted_by", "seq"),
     Index(None, "status", "seq"),
 )
@@ -171,7 +181,7 @@ audit_tasks = Table(
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("id", String(32), nullable=False, unique=True),
     Column("case_id", String(32), ForeignKey("cases.id"), nullable=False),
-    Column("kind", String(16), nullable=False),  # spot_check | recheck
+    Column("kind", String(16), nullable=False),  # spot_check | recheck | objection
     Column("status", String(16), nullable=False),  # unassigned | open | closed
     Column("auditor_id", Integer, ForeignKey("clients.id")),
     Column("employer_region", String(6)),  # the district its auditor must not come from
@@ -326,8 +336,15 @@ registry_queries = Table(
     Column("elapsed_ms", Float, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
+    # The keyed hash of the ID number asked about (sealing.lookup_hash): the applicant's view
+    # finds the dry runs about them by it. Indexed for dry runs only, which name no case.
+    Column("subject_hash", String(64)),
     Index(None, "case_id", "seq"),
     Index(None, "evaluation_id"),
+    Index(
+        "ix_registry_queries_dry_run_subject", "subject_hash", "seq",
+        sqlite_where=text("purpose = 'dry_run'"), postgresql_where=text("purpose = 'dry_run'"),
+    ),
 )
 
 # The tamper-evident ledger (a hash chain): every decision, revocation and audit closure, each
@@ -360,3 +377,4 @@ ledger_head = Table(
 from miaopi.records import batch_tables as _batch_tables  # noqa: E402, F401
 from miaopi.records import certificate_tables as _certificate_tables  # noqa: E402, F401
 from miaopi.records import event_tables as _event_tables  # noqa: E402, F401
+from miaopi.records import notice_tables as _notice_tables  # noqa: E402, F401

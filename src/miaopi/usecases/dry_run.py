@@ -33,6 +33,7 @@ async def dry_run(
     evaluation_id = new_id()
     # No case is recorded, but the queries made about a person are, all the same (§8).
     await uow.log_queries(
-        decision.evidence_json(), "dry_run", requested_by=client.id, evaluation_id=evaluation_id
+        decision.evidence_json(), "dry_run", requested_by=client.id, evaluation_id=evaluation_id,
+        id_number=checked.id_number,
     )
     return Evaluated(evaluation_id, decision)

@@ -25,8 +25,8 @@ from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.engine import RuleEngine
 from miaopi.eligibility.model import Ruleset
 from miaopi.eligibility.ruleset import RuleBook
-from miaopi.evidence.facts import CREDIT_EMPLOYER
 from miaopi.evidence.gather import Registries, gather
+from miaopi.evidence.recorded import employer_region
 from miaopi.records import access_log, cases
 from miaopi.records.database import Database
 from miaopi.records.paging import new_id
@@ -119,7 +119,7 @@ class Rechecker:
         await self.database.run_in_thread(
             lambda engine: access_log.record_queries(
                 engine, [e.to_json() for e in answers.values()], "recheck", case_id=row.id,
-                requested_by=None,
+                requested_by=None, id_number=application.id_number,
             )
         )  # fmt: skip
         judged = judge(self.engine, ruleset, application, row.application_date, answers.values())
@@ -151,7 +151,7 @@ class Rechecker:
                     result="discrepancy",
                     now=now,
                     discrepancy=discrepancy,
-                    employer_region=_employer_region(row.evidence),
+                    employer_region=employer_region(row.evidence),
                     due_date=row.application_date + timedelta(days=terms.audit_due_days),
                 )
             )
@@ -170,11 +170,3 @@ class Rechecker:
                 engine, case_id=case_id, runner=runner, result=result, now=now
             )
         )
-
-
-def _employer_region(evidence: list[dict[str, Any]]) -> str | None:
-    """The employer's district, from the registry answer the decision recorded."""
-    for e in evidence:
-        if (e["registry"], e["query"]) == (CREDIT_EMPLOYER.registry, CREDIT_EMPLOYER.name):
-            return (e.get("record") or {}).get("region")
-    return None

@@ -80,6 +80,15 @@ async def record_payment(
     ))  # fmt: skip
 
 
+def base_stages(row: Any) -> list[dict[str, Any]]:
+    """The stages a case's own row tells (decided, revoked); ``stages_of`` adds what others
+    recorded."""
+    found = [{"stage": "decided", "at": row.decided_at.isoformat()}]
+    if row.revoked_at is not None:
+        found.append({"stage": "revoked", "at": row.revoked_at.isoformat()})
+    return found
+
+
 async def stages_of(
     database: Database, row: Any, base: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:

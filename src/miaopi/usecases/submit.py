@@ -17,6 +17,7 @@ from miaopi.records.cases import IdempotencyRace, NewCase
 from miaopi.records.clients import Client
 from miaopi.records.live_approvals import LiveApprovalHeld, live_expired_on
 from miaopi.usecases.access import case_in_scope
+from miaopi.usecases.applicant import new_access_code
 from miaopi.usecases.applications import check_application
 from miaopi.usecases.decide import decide
 from miaopi.usecases.errors import IdempotencyKeyReused
@@ -83,6 +84,7 @@ async def submit(
             "decision",
             requested_by=submission.client.id,
             case_id=seen.case.id,
+            id_number=application.id_number,
         )
         return seen
     return Submitted(row, replayed=False)
@@ -166,6 +168,7 @@ def new_case(
         supervision=decision.ruleset.supervision,
         review_due=review_due,
         second_try_at=second_try_at,
+        access_code=new_access_code(),
         live_expired_on=(
             live_expired_on(decision.ruleset.parameters, decision.application_date)
             if decision.outcome == "approved"

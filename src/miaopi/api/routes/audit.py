@@ -13,24 +13,24 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from miaopi.api.deps import Auditor, ContainerDep, Cursor, Supervisor
-from miaopi.api.errors import Problem, invalid
-from miaopi.api.presenters import audited_case_body, task_body
-from miaopi.api.routes.applications import PROBLEMS
-from miaopi.api.schemas import (
+from miaopi.api.audit_schemas import (
     FindingsIn,
     PeriodOut,
-    ProblemOut,
     TaskDetail,
     TaskKind,
     TaskList,
     TaskStatus,
 )
+from miaopi.api.deps import Auditor, ContainerDep, Cursor, Supervisor
+from miaopi.api.errors import Problem, invalid
+from miaopi.api.presenters import audited_case_body, task_body
+from miaopi.api.routes.applications import PROBLEMS
+from miaopi.api.schemas import ProblemOut
 from miaopi.api.spreadsheet import cell
 from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.bootstrap import Container
 from miaopi.eligibility.dates import today_in_shanghai
-from miaopi.records import cases
+from miaopi.records import cases, notices
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client
 from miaopi.supervision import tasks
@@ -72,6 +72,12 @@ async def _detail(container: Container, client: Client, task: Any) -> dict[str, 
     history = await container.database.run_in_thread(tasks.case_history, task.case_id)
     body = task_body(task, _today(container))
     body["case"] = audited_case_body(case, history, client)
+    if task.kind == "objection":
+        found = await container.database.run(notices.of_task, task.id)
+        body["objections"] = [
+            {"objection_id": o.id, "reason": o.reason, "received_at": o.received_at}
+            for o in found
+        ]
     return body
 
 

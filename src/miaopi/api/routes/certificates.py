@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from miaopi.api.deps import ContainerDep, Evaluator
+from miaopi.api.deps import ContainerDep, EvaluatorOrApplicant
 from miaopi.api.errors import Problem
 from miaopi.api.fields import InputModel, StrictResidentId
+from miaopi.api.routes.applicant import ACCESS_CODE_SCHEMA, access_code, applicant_case
 from miaopi.api.schemas import ProblemOut
 from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.certificates import pdf
@@ -18,7 +19,7 @@ from miaopi.certificates import pdf
 router = APIRouter(prefix="/v1", tags=["certificates"], route_class=StrictJsonRoute)
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 406, 409, 422, 429)
+    for code in (401, 403, 404, 409, 413, 422, 429, 503)
 }
 
 
@@ -78,15 +79,31 @@ async def certificate_answer(request: Request, container: Any, found: Any) -> An
 @router.get(
     "/applications/{case_id}/certificate",
     response_model=CertificateOut,
-    responses={**PROBLEMS, 200: {"content": {"application/pdf": {}}}, 503: PROBLEMS[406]},
+    responses={**PROBLEMS, 200: {"content": {"application/pdf": {}}}},
     summary="An approved case's certificate (准予人才引进通知): the token, or the PDF",
     description="`Accept: application/pdf` gives the printable A4 certificate whose QR code "
-    "holds the token; otherwise the token as JSON. Signed once, when first asked for.",
+    "holds the token; otherwise the token as JSON. Signed once, when first asked for. The "
+    "applicant sends the case's access code (`X-Access-Code`) instead of an API key.",
+    # Declared by hand: a header FastAPI takes as optional is documented as nullable, and a
+    # "null" would then be a well-formed code.
+    openapi_extra={"parameters": [{
+        "name": "X-Access-Code", "in": "header", "required": False,
+        "description": "The applicant's access code, instead of an API key",
+        "schema": ACCESS_CODE_SCHEMA,
+    }]},
 )
 async def read_certificate(
-    case_id: str, request: Request, client: Evaluator, container: ContainerDep
+    case_id: str,
+    request: Request,
+    client: EvaluatorOrApplicant,
+    container: ContainerDep,
 ) -> Any:
-    found = await container.certificates.certificate(client, case_id)
+    if client is not None:
+        found = await container.certificates.certificate(client, case_id)
+    else:  # the applicant, with the case's access code
+        code = access_code(request.headers["x-access-code"])
+        row = await applicant_case(request, container, case_id, code)
+        found = await container.certificates.issued(case_id, row.status)
     return await certificate_answer(request, container, found)
 
 

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["events and webhooks"], route_class=Stric
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 422, 429)
+    for code in (401, 403, 404, 413, 422, 429)
 }
 
 

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["counter review"], route_class=StrictJson
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 409, 422, 429)
+    for code in (401, 403, 404, 409, 413, 422, 429)
 }
 
 

@@ -18,7 +18,7 @@ from miaopi.usecases import stages
 router = APIRouter(prefix="/v1", tags=["after the approval"], route_class=StrictJsonRoute)
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": ProblemOut, "content": {"application/problem+json": {}}}
-    for code in (401, 403, 404, 409, 422, 429)
+    for code in (401, 403, 404, 409, 413, 422, 429)
 }
 Registrar = Annotated[Client, Depends(allow("registrar"))]
 Finance = Annotated[Client, Depends(allow("finance"))]
