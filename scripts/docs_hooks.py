@@ -19,6 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 API_MARK = "<!-- openapi -->"
 BENCH_MARK = "<!-- bench:instructions -->"
+STATS_MARK = "<!-- bench:stats -->"
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
@@ -26,6 +27,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         markdown = markdown.replace(API_MARK, api_reference(ROOT / "openapi.yaml"))
     if BENCH_MARK in markdown:
         markdown = markdown.replace(BENCH_MARK, instruction_runs(ROOT / "bench" / "results.jsonl"))
+        markdown = markdown.replace(STATS_MARK, stats_runs(ROOT / "bench" / "results.jsonl"))
     return markdown
 
 
@@ -121,3 +123,24 @@ def _chart(runs: list[dict[str, Any]]) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def stats_runs(path: Path) -> str:
+    """The runs of ``bench/stats.py --record``: seconds to count a year, by grouping."""
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    runs = [r for r in runs if r.get("bench") == "stats"]
+    if not runs:
+        return "_No run recorded yet: `python bench/stats.py --record bench/results.jsonl`._"
+    rows = [
+        "| date (UTC) | build | database | cases | no grouping | business type | district "
+        "| employer |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        s = r["seconds_by_group"]
+        rows.append(
+            f"| {r['date'][:16].replace('T', ' ')} | `{r['commit']}` | {r['database']} "
+            f"| {r['cases']:,} | {s['none']:.2f} s | {s['business_type']:.2f} s "
+            f"| {s['district']:.2f} s | {s['employer']:.2f} s |"
+        )
+    return "\n".join(rows)

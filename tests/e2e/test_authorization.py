@@ -165,6 +165,8 @@ MATRIX: list[tuple[str, str, Any, dict[str, int]]] = [
     ("GET", "/v1/public/notices", None, dict.fromkeys(CALLERS, 200)),
     ("POST", "/v1/public/notices/4403-2026-999999/objections", {"reason": "不是应届毕业生。" * 2},
      dict.fromkeys(CALLERS, 404)),
+    # The authority's figures: the admin and auditors (no person is named in them).
+    ("GET", "/v1/stats", None, _expect(403, auditor=200, other_auditor=200, admin=200)),
     ("GET", "/healthz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/readyz", None, dict.fromkeys(CALLERS, 200)),
     ("GET", "/metrics", None, dict.fromkeys(CALLERS, 200)),

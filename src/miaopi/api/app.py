@@ -31,6 +31,7 @@ from miaopi.api.routes import (
     reviews,
     rules,
     stages,
+    stats,
 )
 from miaopi.api.routes.batches import BATCH_PATH, MAX_BATCH_BYTES
 from miaopi.api.routes.documents import ENVELOPE_BYTES, UPLOAD_PATH
@@ -145,6 +146,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(stages.router)
     app.include_router(applicant.router)
     app.include_router(notices.router)
+    app.include_router(stats.router)
     app.include_router(health.router)
     docs_ui.install(app)
     _list_business_types(app, container)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from miaopi.records import events, ledger, live_approvals, second_tries
+from miaopi.records import events, ledger, live_approvals, referral_reasons, second_tries
 from miaopi.records.access_log import log_queries
 from miaopi.records.engines import dialect_insert, reading, reading_one
 from miaopi.records.ledger import decision_record
@@ -205,6 +205,9 @@ def record(
                 conn, new.status, case_id=case_id, recipient_id=new.submitted_by,
                 applicant_name=new.applicant_name, at=new.decided_at,
             )  # fmt: skip
+            if new.status == "referred":
+                # Policy §12: the reasons the reports count, with the referral.
+                referral_reasons.record(conn, case_id, new.decision)
             if approved:
                 # Policy §8: every approval is queued for supervision in the same transaction.
                 enqueue_approval(

@@ -17,6 +17,7 @@ from miaopi.records import events
 from miaopi.records.approval_numbers import number_of
 from miaopi.records.certificate_tables import certificates, signing_keys
 from miaopi.records.engines import reading
+from miaopi.records.report_tables import certificate_checks
 from miaopi.records.tables import cases, reviews, rulesets, second_tries
 from miaopi.records.writing import writing
 
@@ -137,3 +138,14 @@ def revoked_numbers(engine: Engine) -> list[str]:
     with reading(engine) as conn:
         rows = conn.execute(select(number_of(cases.c.id)).where(cases.c.status == "revoked"))
         return [n for (n,) in rows if n is not None]
+
+
+def record_check(engine: Engine, status: str, approval_number: str | None, now: datetime) -> None:
+    """An online verification, for the reports (policy §12)."""
+    with writing(engine) as conn:
+        case_id = conn.execute(
+            select(certificates.c.case_id).where(certificates.c.approval_number == approval_number)
+        ).scalar() if approval_number else None  # fmt: skip
+        conn.execute(insert(certificate_checks).values(
+            checked_at=now, status=status, case_id=case_id
+        ))  # fmt: skip

@@ -135,5 +135,13 @@ class Certificates:
     async def verify(self, token: str, id_number: str | None) -> tokens.Verdict:
         jwks = await self.jwks()
         revoked = set(await self.database.run_in_thread(certificates.revoked_numbers))
-        today = today_in_shanghai(self.clock()).isoformat()
-        return await asyncio.to_thread(tokens.verify, token, jwks, revoked, today, id_number)
+        now = self.clock()
+        today = today_in_shanghai(now).isoformat()
+        verdict = await asyncio.to_thread(tokens.verify, token, jwks, revoked, today, id_number)
+        number = (verdict.claims or {}).get("approval_number")
+        await self.database.run(
+            lambda engine: certificates.record_check(
+                engine, verdict.status, str(number) if number else None, now
+            )
+        )
+        return verdict

@@ -28,7 +28,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("access_code_hash", sa.String(64), nullable=True))
         batch.add_column(sa.Column("applicant_id_hash", sa.String(64), nullable=True))
         batch.add_column(sa.Column("employer_region", sa.String(6), nullable=True))
-        batch.create_index("ix_cases_application_date", ["application_date"])
+        batch.create_index("ix_cases_report", [
+            "application_date", "business_type", "employer_region", "employer_uscc", "outcome",
+            "status", "elapsed_ms", "id", "submitted_at",
+        ])  # fmt: skip
     with op.batch_alter_table("registry_queries") as batch:
         batch.add_column(sa.Column("subject_hash", sa.String(64), nullable=True))
     op.create_index(
@@ -86,7 +89,7 @@ def downgrade() -> None:
     with op.batch_alter_table("registry_queries") as batch:
         batch.drop_column("subject_hash")
     with op.batch_alter_table("cases") as batch:
-        batch.drop_index("ix_cases_application_date")
+        batch.drop_index("ix_cases_report")
         batch.drop_column("employer_region")
         batch.drop_column("applicant_id_hash")
         batch.drop_column("access_code_hash")
