@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
 
 from miaopi import __version__
 from miaopi.api import docs_ui, errors
@@ -36,6 +37,10 @@ from miaopi.api.routes import (
 from miaopi.api.routes.batches import BATCH_PATH, MAX_BATCH_BYTES
 from miaopi.api.routes.documents import ENVELOPE_BYTES, UPLOAD_PATH
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
+from miaopi.console import admin as console_admin
+from miaopi.console import routes as console_routes
+from miaopi.console import work as console_work
+from miaopi.console.auth import Refused
 from miaopi.identifiers import load_tables
 from miaopi.telemetry.logs import stamp_request_ids
 from miaopi.telemetry.metrics import forget_dead_workers
@@ -147,6 +152,13 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(applicant.router)
     app.include_router(notices.router)
     app.include_router(stats.router)
+    app.include_router(console_routes.router)
+    app.include_router(console_work.router)
+    app.include_router(console_admin.router)
+
+    @app.exception_handler(Refused)
+    async def _console_refused(_: Request, exc: Refused) -> Response:
+        return exc.response
     app.include_router(health.router)
     docs_ui.install(app)
     _list_business_types(app, container)

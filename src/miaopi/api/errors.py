@@ -61,6 +61,32 @@ class Problem(Exception):
         super().__init__(detail)
 
 
+# The same titles for a client that asks for Chinese (Accept-Language: zh-…).
+_TITLES_ZH = {
+    400: "请求有误",
+    401: "未认证",
+    403: "无权操作",
+    404: "未找到",
+    405: "不支持该方法",
+    406: "无法提供所请求的格式",
+    409: "状态冲突",
+    413: "请求内容过大",
+    415: "不支持的媒体类型",
+    422: "请求内容无效",
+    429: "请求过于频繁",
+    500: "服务器内部错误",
+    503: "服务暂不可用",
+}
+
+
+def wants_chinese(request: Request | None) -> bool:
+    """Whether the client puts Chinese first in Accept-Language; machines get English."""
+    if request is None:
+        return False
+    first = request.headers.get("accept-language", "").split(",")[0].strip().lower()
+    return first.startswith("zh")
+
+
 def invalid(loc: Sequence[str | int], msg: str) -> Problem:
     return Problem(422, msg, slug="invalid-request", errors=[{"loc": list(loc), "msg": msg}])
 
@@ -71,11 +97,12 @@ def problem_response(
     slug: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    chinese: bool = False,
 ) -> JSONResponse:
     title = _TITLES.get(status, "Error")
     body: dict[str, Any] = {
         "type": f"https://miaopi.dev/problems/{slug or title.lower().replace(' ', '-')}",
-        "title": title,
+        "title": _TITLES_ZH.get(status, title) if chinese else title,
         "status": status,
         "detail": detail,
     }
@@ -142,16 +169,18 @@ def _allowed(request: Request, starlettes: str | None) -> str | None:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, exc.slug, exc.errors, exc.headers)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, exc.slug, exc.errors, exc.headers,
+                                wants_chinese(request))  # fmt: skip
 
     @app.exception_handler(UseCaseError)
-    async def _refused(_: Request, exc: UseCaseError) -> JSONResponse:
+    async def _refused(request: Request, exc: UseCaseError) -> JSONResponse:
         p = as_problem(exc)
-        return problem_response(p.status, p.detail, p.slug, p.errors, p.headers)
+        return problem_response(p.status, p.detail, p.slug, p.errors, p.headers,
+                                wants_chinese(request))  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
         for err in exc.errors():
             loc = [p for p in err.get("loc", ()) if isinstance(p, str | int)]
@@ -162,7 +191,8 @@ def install(app: FastAPI) -> None:
                 msg = "request body is not valid JSON"
             errors.append({"loc": loc, "msg": msg})
         fields = ", ".join(sorted({".".join(map(str, e["loc"])) for e in errors}))
-        return problem_response(422, f"invalid input at: {fields}", "invalid-request", errors)
+        return problem_response(422, f"invalid input at: {fields}", "invalid-request", errors,
+                                chinese=wants_chinese(request))  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -178,7 +208,8 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             allowed = _allowed(request, (headers or {}).get("Allow"))
             headers = {**(headers or {}), **({"Allow": allowed} if allowed else {})}
-        return problem_response(exc.status_code, str(exc.detail), headers=headers)
+        return problem_response(exc.status_code, str(exc.detail), headers=headers,
+                                chinese=wants_chinese(request))  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -217,3 +217,18 @@ def with_review(
 
 def _overdue(review: Any, today: date) -> bool:
     return review.status != "closed" and review.due_date is not None and review.due_date < today
+
+
+def in_language(
+    body: dict[str, Any], descriptions: dict[str, dict[str, str]], lang: str
+) -> dict[str, Any]:
+    """The body with its criteria described in ``lang`` (zh or en), as the rule files word
+    them; a criterion the files no longer hold keeps the words it was decided with."""
+    decision = body.get("decision")
+    if lang != "zh" or not decision:
+        return body
+    criteria = [
+        {**c, "description": descriptions.get(c["id"], {}).get("zh") or c["description"]}
+        for c in decision.get("criteria", [])
+    ]
+    return {**body, "decision": {**decision, "criteria": criteria}}

@@ -198,6 +198,15 @@ class RuleBook:
             business_type_titles(rules_dir),
         )  # fmt: skip
 
+    def descriptions(self, business_type: str) -> dict[str, dict[str, str]]:
+        """Each criterion's description in Chinese and English, by id, as the latest version
+        of the business type words it (a criterion's meaning does not change with its
+        version: a new meaning is a new criterion)."""
+        found: dict[str, dict[str, str]] = {}
+        for version in self.versions(business_type):
+            found.update({c.id: c.description for c in version.criteria})
+        return found
+
     def title(self, business_type: str) -> dict[str, str]:
         return self.titles.get(business_type) or {"zh": business_type, "en": business_type}
 

@@ -386,6 +386,7 @@ ledger_head = Table(
 # Events and webhook deliveries are defined beside, on the same metadata.
 from miaopi.records import batch_tables as _batch_tables  # noqa: E402, F401
 from miaopi.records import certificate_tables as _certificate_tables  # noqa: E402, F401
+from miaopi.records import console_tables as _console_tables  # noqa: E402, F401
 from miaopi.records import event_tables as _event_tables  # noqa: E402, F401
 from miaopi.records import notice_tables as _notice_tables  # noqa: E402, F401
 from miaopi.records import report_tables as _report_tables  # noqa: E402, F401

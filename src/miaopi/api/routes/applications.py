@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from miaopi.api.deps import ContainerDep, Cursor, Evaluator, Reader, Submitter, Supervisor
-from miaopi.api.errors import invalid
-from miaopi.api.presenters import case_body, evaluation_body, with_later_decisions
+from miaopi.api.errors import invalid, wants_chinese
+from miaopi.api.presenters import case_body, evaluation_body, in_language, with_later_decisions
 from miaopi.api.schemas import (
     AccessLogOut,
     ApplicationIn,
@@ -22,6 +22,7 @@ from miaopi.api.schemas import (
     ReplayOut,
 )
 from miaopi.api.strict_json import StrictJsonRoute
+from miaopi.bootstrap import Container
 from miaopi.domain import Application, CaseStatus
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.eligibility.model import canonical_json
@@ -64,6 +65,14 @@ def application_of(body: ApplicationIn) -> Application:
     )
 
 
+def worded(body: dict[str, Any], request: Request, container: Container) -> dict[str, Any]:
+    """The body's criteria in Chinese for a client that asks for it (Accept-Language: zh)."""
+    if not wants_chinese(request):
+        return body
+    descriptions = container.rulebook.descriptions(str(body.get("business_type", "")))
+    return in_language(body, descriptions, "zh")
+
+
 def _replayed(row: Any, client: Client) -> JSONResponse:
     # Through the response model, like the first answer, so a replay is the same JSON.
     replayed = CaseOut.model_validate(case_body(row, client)).model_dump(mode="json")
@@ -81,6 +90,7 @@ async def submit(
     body: ApplicationIn,
     client: Submitter,
     container: ContainerDep,
+    request: Request,
     response: Response,
     idempotency_key: Annotated[
         str | None, Header(min_length=1, max_length=200, description="Replays the same case")
@@ -102,7 +112,7 @@ async def submit(
     if done.replayed:
         return _replayed(done.case, client)
     response.headers["Location"] = f"/v1/applications/{done.case.id}"
-    return case_body(done.case, client)
+    return worded(case_body(done.case, client), request, container)
 
 
 @router.post(
@@ -111,11 +121,14 @@ async def submit(
     responses=DECIDING_PROBLEMS,
     summary="Dry run: decide without recording a case (its registry queries are logged)",
 )
-async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep) -> Any:
+async def dry_run(
+    body: EvaluationIn, client: Evaluator, container: ContainerDep, request: Request
+) -> Any:
     done = await dry_runs.dry_run(
         application_of(body), client, body.as_of, decider=container.decider, uow=container.uow
     )
-    return {"evaluation_id": done.evaluation_id, **evaluation_body(done.decision, client)}
+    answer = {"evaluation_id": done.evaluation_id, **evaluation_body(done.decision, client)}
+    return worded(answer, request, container)
 
 
 @router.get(
@@ -124,9 +137,9 @@ async def dry_run(body: EvaluationIn, client: Evaluator, container: ContainerDep
     responses=PROBLEMS,
     summary="One case, within the caller's scope",
 )
-async def read(case_id: str, client: Reader, container: ContainerDep) -> Any:
+async def read(case_id: str, client: Reader, container: ContainerDep, request: Request) -> Any:
     row = await case_in_scope(container.uow, client, case_id)
-    body = case_body(row, client)
+    body = worded(case_body(row, client), request, container)
     body["stages"] = await stage_list.stages_of(container.database, row, body["stages"])
     if row.outcome != "referred":
         return body
@@ -147,6 +160,7 @@ async def read(case_id: str, client: Reader, container: ContainerDep) -> Any:
 async def list_cases(
     client: Reader,
     container: ContainerDep,
+    request: Request,
     status: CaseStatus | None = None,
     business_type: BusinessTypeName | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -157,7 +171,8 @@ async def list_cases(
     rows, next_cursor = await container.database.run_in_thread(
         cases.page, scope_of(client), limit, cursor, status, business_type
     )
-    return {"items": [case_body(r, client) for r in rows], "next_cursor": next_cursor}
+    return {"items": [worded(case_body(r, client), request, container) for r in rows],
+            "next_cursor": next_cursor}  # fmt: skip
 
 
 @router.post(

@@ -1,0 +1,204 @@
+"""The officer's and the auditor's pages: the same use cases and scopes as the API's.
+
+An officer sees the review queue and a review's case with personal data masked, as the API
+masks it for their role; an auditor sees only the tasks given to them, and those tasks' cases
+whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from miaopi.api.errors import as_problem
+from miaopi.api.presenters import (
+    audited_case_body,
+    case_body,
+    in_language,
+    review_body,
+    task_body,
+)
+from miaopi.console.auth import form_of, session_for
+from miaopi.console.pages import language, redirect, render
+from miaopi.eligibility.dates import today_in_shanghai
+from miaopi.records import cases, notices
+from miaopi.records.cases import Scope
+from miaopi.supervision import tasks
+from miaopi.usecases import close_task as closing
+from miaopi.usecases import reviews
+from miaopi.usecases.errors import UseCaseError
+from miaopi.usecases.reviews import Resolution, ReviewDecision
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def _worded(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """The case's criteria in the console's language, as the rule files word them."""
+    book = request.app.state.container.rulebook
+    return in_language(body, book.descriptions(body["business_type"]), language(request))
+
+
+def _today(request: Request) -> Any:
+    return today_in_shanghai(request.app.state.container.clock())
+
+
+# --- the officer ----------------------------------------------------------------------------
+
+
+@router.get("/reviews")
+async def review_queue(request: Request, status: str = "", overdue: str = "") -> Response:
+    session = await session_for(request, "officer", "admin")
+    container, today = request.app.state.container, _today(request)
+    wanted = status if status in ("waiting", "in_review", "awaiting_documents", "closed") else None
+    late = True if overdue == "1" else None
+    rows, _ = await container.uow.reviews(100, None, wanted, late, today)
+    items = [review_body(r, today) for r in rows]
+    # Overdue first, then the soonest due; a review whose clock is stopped last.
+    items.sort(key=lambda r: (not r["overdue"], r["due_date"] or "9999-12-31"))
+    return render(request, "reviews.html", session=session, items=items, chosen=wanted or "",
+                  overdue=overdue == "1")  # fmt: skip
+
+
+async def _review_page(
+    request: Request, session: Any, review_id: str, status: int = 200, **more: Any
+) -> Response:
+    container, today = request.app.state.container, _today(request)
+    review = await reviews.find_review(container.uow, review_id)
+    case = await container.database.run(cases.get, review.case_id, Scope("all"))
+    body = _worded(request, case_body(case, session.client))  # masked, as the API masks it
+    open_, _ = reviews.to_resolve(body["decision"]["criteria"])
+    holder = review.officer_id == session.client.id and review.status == "in_review"
+    return render(request, "review.html", status=status, session=session,
+                  review=review_body(review, today), case=body, open=open_, holder=holder,
+                  **more)  # fmt: skip
+
+
+@router.get("/reviews/{review_id}")
+async def review_page(request: Request, review_id: str) -> Response:
+    session = await session_for(request, "officer", "admin")
+    try:
+        return await _review_page(request, session, review_id)
+    except UseCaseError as exc:
+        return render(request, "refused.html", status=as_problem(exc).status, session=session,
+                      reason="not_found")  # fmt: skip
+
+
+@router.post("/reviews/{review_id}/claim")
+async def claim(request: Request, review_id: str) -> Response:
+    session = await session_for(request, "officer")
+    await form_of(request, session)
+    container = request.app.state.container
+    try:
+        await reviews.claim(review_id, session.client, uow=container.uow, now=container.clock())
+    except UseCaseError as exc:
+        return await _review_page(request, session, review_id, as_problem(exc).status,
+                                  error=str(exc))  # fmt: skip
+    return redirect(f"/console/reviews/{review_id}")
+
+
+@router.post("/reviews/{review_id}/decision")
+async def decide(request: Request, review_id: str) -> Response:
+    session = await session_for(request, "officer")
+    form = await form_of(request, session)
+    container = request.app.state.container
+    criteria = [k.removeprefix("result:") for k in form if k.startswith("result:")]
+    try:
+        decision = ReviewDecision(
+            outcome=form.get("outcome", ""),  # checked by decide
+            reason=form.get("reason") or None,
+            resolutions=tuple(
+                Resolution(c, form[f"result:{c}"], form.get(f"basis:{c}", "note"),
+                           None, form.get(f"note:{c}") or None)
+                for c in criteria if form.get(f"result:{c}") in ("pass", "fail")
+            ),
+        )  # fmt: skip
+        if decision.outcome not in ("approved", "rejected"):
+            raise ValueError("choose approve or reject")
+        await reviews.decide(
+            review_id, decision, session.client, uow=container.uow,
+            engine=container.rule_engine, city_prefix=container.settings.city_prefix,
+            now=container.clock(),
+        )  # fmt: skip
+    except (UseCaseError, ValueError) as exc:
+        status = as_problem(exc).status if isinstance(exc, UseCaseError) else 422
+        return await _review_page(request, session, review_id, status, error=str(exc))
+    return redirect(f"/console/reviews/{review_id}")
+
+
+# --- the auditor ----------------------------------------------------------------------------
+
+
+def _own(session: Any) -> int | None:
+    return None if session.client.role == "admin" else session.client.id
+
+
+@router.get("/tasks")
+async def task_list(request: Request, kind: str = "", overdue: str = "") -> Response:
+    session = await session_for(request, "auditor", "admin")
+    container, today = request.app.state.container, _today(request)
+    where = tasks.TaskFilter(
+        kind=kind if kind in ("spot_check", "recheck", "objection") else None,
+        overdue=True if overdue == "1" else None,
+    )
+    rows, _ = await container.database.run_in_thread(
+        tasks.task_page, _own(session), today, 100, None, where
+    )
+    items = [task_body(r, today) for r in rows]
+    items.sort(key=lambda t: (t["status"] == "closed", not t["overdue"], t["due_date"]))
+    return render(request, "tasks.html", session=session, items=items, kind=where.kind or "",
+                  overdue=overdue == "1")  # fmt: skip
+
+
+async def _task_page(
+    request: Request, session: Any, task_id: str, status: int = 200, **more: Any
+) -> Response:
+    container, today = request.app.state.container, _today(request)
+    task = await container.database.run(tasks.get_task, task_id, _own(session))
+    if task is None:
+        return render(request, "refused.html", status=404, session=session, reason="not_found")
+    case = await container.database.run(cases.get, task.case_id, Scope("all"))
+    history = await container.database.run_in_thread(tasks.case_history, task.case_id)
+    objections = []
+    if task.kind == "objection":
+        objections = await container.database.run(notices.of_task, task.id)
+    return render(request, "task.html", status=status, session=session,
+                  task=task_body(task, today),
+                  case=_worded(request, audited_case_body(case, history, session.client)),
+                  objections=objections, **more)  # fmt: skip
+
+
+@router.get("/tasks/{task_id}")
+async def task_page(request: Request, task_id: str) -> Response:
+    session = await session_for(request, "auditor", "admin")
+    return await _task_page(request, session, task_id)
+
+
+@router.post("/tasks/{task_id}/findings")
+async def findings(request: Request, task_id: str) -> Response:
+    session = await session_for(request, "auditor")
+    form = await form_of(request, session)
+    container = request.app.state.container
+    checks = {k: form.get(k, "") for k in ("completeness", "consistency", "compliance")}
+    outcome, reason = form.get("outcome", ""), (form.get("reason") or "").strip() or None
+    filled = {**checks, "notes": form.get("notes", ""), "outcome": outcome, "reason": reason}
+    if any(v not in ("ok", "issue") for v in checks.values()) or outcome not in (
+        "confirmed",
+        "revoked",
+    ):
+        return await _task_page(request, session, task_id, 422, error="fields", filled=filled)
+    if outcome == "revoked" and form.get("confirmed") != "yes":
+        # Revocation is final: one more step, on a page that says what it does.
+        return await _task_page(request, session, task_id, confirm=True, filled=filled)
+    try:
+        await closing.close_task(
+            task_id,
+            closing.Findings(checks={**checks, "notes": filled["notes"]}, outcome=outcome,
+                             reason=reason),
+            session.client, uow=container.uow, now=container.clock(),
+        )  # fmt: skip
+    except UseCaseError as exc:
+        return await _task_page(request, session, task_id, as_problem(exc).status,
+                                error=str(exc), filled=filled)  # fmt: skip
+    return redirect(f"/console/tasks/{task_id}")
