@@ -187,3 +187,17 @@ def test_every_page_forbids_scripts_and_framing(page: Any, console: Console) -> 
     cookie = next(c for c in page.context.cookies() if c["name"] == "miaopi_session")
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
+
+
+@pytest.mark.parametrize("viewport", [(1366, 768), (768, 1024)], ids=["laptop", "tablet"])
+def test_pages_fit_a_laptop_and_a_tablet_without_scrolling_sideways(
+    browser: Any, console: Console, viewport: tuple[int, int]
+) -> None:
+    width, height = viewport
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+    page = context.new_page()
+    sign_in(page, console, "admin")
+    for path in ("/console/dashboard", "/console/clients", "/console/reviews", "/console/tasks"):
+        page.goto(f"{console.url}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, path
+    context.close()

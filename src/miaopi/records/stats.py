@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, and_, func, literal, select, text, union_all
+from sqlalchemy import Engine, and_, case, func, literal, select, text
 
 from miaopi.eligibility.dates import SHANGHAI
 from miaopi.records.certificate_tables import case_stages
@@ -119,17 +119,17 @@ def figures(
             slot["applications"] += row.n
             slot["first_decision"][row.outcome] += row.n
             slot["status_now"][row.status] += row.n
-
-    def counter_reviews(rows: list[Any]) -> None:
-        for row in rows:
-            slot = out[str(row.key)]["reviews"]
-            slot["opened"] += row.n
-            if row.status == "closed":
-                slot["closed"] += row.n
-                slot["approved" if row.outcome == "approved" else "rejected"] += row.n
+            slot["approved_by_second_try"] += row.n if row.tried_approved else 0
+            if row.review_status is None:
+                continue
+            reviewed = slot["reviews"]
+            reviewed["opened"] += row.n
+            if row.review_status == "closed":
+                reviewed["closed"] += row.n
+                reviewed["approved" if row.review_outcome == "approved" else "rejected"] += row.n
             else:
-                slot["open"] += row.n
-                slot["overdue"] += row.n if row.late else 0
+                reviewed["open"] += row.n
+                reviewed["overdue"] += row.n if row.review_late else 0
 
     def audits(rows: list[Any]) -> None:
         for row in rows:
@@ -138,16 +138,14 @@ def figures(
             slot["closed" if row.status == "closed" else "open"] += row.n
             slot["overdue"] += row.n if row.late else 0
 
+    # One reading of the year's cases, each with its settling second try and its review.
+    tried, settled = _later_decisions()
+    columns = (cases.c.outcome, cases.c.status, tried.c.approved.label("tried_approved"),
+               reviews.c.status.label("review_status"), reviews.c.outcome.label("review_outcome"),
+               and_(reviews.c.status != "closed", reviews.c.due_date < today).label("review_late"))
     jobs += [
-        (select(key, cases.c.outcome, cases.c.status, n).where(cohort)
-         .group_by(key, cases.c.outcome, cases.c.status), decisions),
-        (select(key, n).select_from(cases.join(second_tries))
-         .where(cohort, second_tries.c.approval_number.is_not(None)).group_by(key),
-         counted("approved_by_second_try")),
-        (select(key, reviews.c.status, reviews.c.outcome,
-                and_(reviews.c.status != "closed", reviews.c.due_date < today).label("late"), n)
-         .select_from(cases.join(reviews)).where(cohort)
-         .group_by(key, reviews.c.status, reviews.c.outcome, "late"), counter_reviews),
+        (select(key, *columns, n).select_from(settled).where(cohort)
+         .group_by(key, *columns), decisions),
         (select(key, audit_tasks.c.kind, audit_tasks.c.status,
                 and_(audit_tasks.c.status != "closed",
                      audit_tasks.c.due_date < today).label("late"), n)
@@ -170,7 +168,9 @@ def figures(
     ]  # fmt: skip
     # Time to the decision that settled the case: the first, a second try's, the counter's.
     quantiles: dict[str, dict[str, float]] = {}
-    query, quantiles_of = _percentiles(dialect, _settled(dialect, key, cohort), (0.5, 0.95))
+    query, quantiles_of = _percentiles(
+        dialect, _settled(dialect, key, cohort, tried, settled), (0.5, 0.95)
+    )
     jobs.append((query, lambda rows: quantiles.update(quantiles_of(rows))))
     reasons: list[Any] = []
     days: list[Any] = []
@@ -205,17 +205,34 @@ def figures(
     }
 
 
-def _settled(dialect: str, key: Any, cohort: Any) -> Any:
-    """(key, seconds from submission to the decision that settled the case)."""
-    return union_all(
-        select(key, (cases.c.elapsed_ms / 1000.0).label("seconds"))
-        .where(cohort, cases.c.outcome != "referred"),
-        select(key, _seconds(dialect, cases.c.submitted_at, second_tries.c.decided_at))
-        .select_from(cases.join(second_tries))
-        .where(cohort, second_tries.c.outcome.in_(("approved", "rejected"))),
-        select(key, _seconds(dialect, cases.c.submitted_at, reviews.c.decided_at))
-        .select_from(cases.join(reviews)).where(cohort, reviews.c.status == "closed"),
-    ).subquery()  # fmt: skip
+def _later_decisions() -> tuple[Any, Any]:
+    """The second try that settled each case (approved or rejected: at most one), and the
+    cases joined to it and to their counter review: one reading of the cases for both."""
+    tried = (
+        select(second_tries.c.case_id, second_tries.c.decided_at,
+               (second_tries.c.approval_number.is_not(None)).label("approved"))
+        .where(second_tries.c.outcome.in_(("approved", "rejected")))
+        .subquery("tried")
+    )  # fmt: skip
+    joined = cases.outerjoin(tried, tried.c.case_id == cases.c.id).outerjoin(
+        reviews, reviews.c.case_id == cases.c.id
+    )
+    return tried, joined
+
+
+def _settled(dialect: str, key: Any, cohort: Any, tried: Any, joined: Any) -> Any:
+    """(key, seconds from submission to the decision that settled the case): the first
+    decision's own time, else the settling second try's or the closed review's."""
+    seconds = case(
+        (cases.c.outcome != "referred", cases.c.elapsed_ms / 1000.0),
+        (tried.c.decided_at.is_not(None),
+         _seconds(dialect, cases.c.submitted_at, tried.c.decided_at)),
+        (reviews.c.status == "closed",
+         _seconds(dialect, cases.c.submitted_at, reviews.c.decided_at)),
+        else_=None,
+    ).label("seconds")  # fmt: skip
+    found = select(key, seconds).select_from(joined).where(cohort).subquery()
+    return select(found.c.key, found.c.seconds).where(found.c.seconds.is_not(None)).subquery()
 
 
 def _add(total: dict[str, Any], slot: dict[str, Any]) -> None:

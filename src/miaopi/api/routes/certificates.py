@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from miaopi.api.deps import ContainerDep, EvaluatorOrApplicant
 from miaopi.api.errors import Problem
@@ -31,6 +31,9 @@ class CertificateOut(BaseModel):
 
 
 class VerifyIn(InputModel):
+    # The token as sent: a length is checked on what was sent, not on what stripping leaves.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
     token: str = Field(min_length=20, max_length=8000)
     id_number: StrictResidentId | None = Field(
         default=None, description="From the identity card: does the certificate bind it?"
