@@ -7,8 +7,10 @@ from datetime import date
 from typing import Any
 
 from miaopi.decision.service import Decision
+from miaopi.eligibility.ruleset import RuleBook
 from miaopi.masking import mask_id, mask_name
 from miaopi.records.clients import Client
+from miaopi.usecases.applicant import ApplicantView
 from miaopi.usecases.stages import base_stages
 
 
@@ -219,16 +221,47 @@ def _overdue(review: Any, today: date) -> bool:
     return review.status != "closed" and review.due_date is not None and review.due_date < today
 
 
-def in_language(
-    body: dict[str, Any], descriptions: dict[str, dict[str, str]], lang: str
-) -> dict[str, Any]:
+def in_language(body: dict[str, Any], rulebook: RuleBook, lang: str) -> dict[str, Any]:
     """The body with its criteria described in ``lang`` (zh or en), as the rule files word
     them; a criterion the files no longer hold keeps the words it was decided with."""
     decision = body.get("decision")
     if lang != "zh" or not decision:
         return body
+    descriptions = rulebook.descriptions(str(body.get("business_type", "")))
     criteria = [
         {**c, "description": descriptions.get(c["id"], {}).get("zh") or c["description"]}
         for c in decision.get("criteria", [])
     ]
     return {**body, "decision": {**decision, "criteria": criteria}}
+
+
+def applicant_view_body(view: ApplicantView) -> dict[str, Any]:
+    """What the applicant is shown: nothing the code's finder could misuse (the name masked,
+    no ID number), and every query about them with who asked, which registry, why and when."""
+    row = view.case
+    return {
+        "case_id": row.id,
+        "status": row.status,
+        "business_type": row.business_type,
+        "approval_number": view.approval_number,
+        "applicant": {"name": mask_name(row.applicant_name)},
+        "employer": {"uscc": row.employer_uscc, "name": row.employer_name},
+        "submitted_at": row.submitted_at.isoformat(),
+        "stages": view.stages,
+        "registry_queries": [
+            {
+                "registry": q.registry,
+                "query": q.query,
+                "purpose": q.purpose,
+                "client": (
+                    {"name": q.client_name, "role": q.client_role}
+                    if q.client_role is not None
+                    else {"name": "miaopi", "role": "system"}
+                ),
+                "for_this_case": q.case_id == row.id,
+                "queried_at": q.queried_at.isoformat(),
+                "status": q.status,
+            }
+            for q in view.queries
+        ],
+    }

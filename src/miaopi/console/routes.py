@@ -4,6 +4,7 @@ police registrar's page. The other roles' pages are in ``work.py`` and ``admin.p
 from __future__ import annotations
 
 from datetime import date
+from importlib.resources import as_file, files
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -32,8 +33,6 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 @router.get("/static/console.css")
 async def stylesheet() -> Response:
-    from importlib.resources import as_file, files
-
     with as_file(files("miaopi.console").joinpath("static/console.css")) as path:
         return FileResponse(path, media_type="text/css",
                             headers={**HEADERS, "Cache-Control": "max-age=3600"})  # fmt: skip

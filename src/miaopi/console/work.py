@@ -28,6 +28,7 @@ from miaopi.records.cases import Scope
 from miaopi.supervision import tasks
 from miaopi.usecases import close_task as closing
 from miaopi.usecases import reviews
+from miaopi.usecases.access import own_tasks
 from miaopi.usecases.errors import UseCaseError
 from miaopi.usecases.reviews import Resolution, ReviewDecision
 
@@ -36,8 +37,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 def _worded(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     """The case's criteria in the console's language, as the rule files word them."""
-    book = request.app.state.container.rulebook
-    return in_language(body, book.descriptions(body["business_type"]), language(request))
+    return in_language(body, request.app.state.container.rulebook, language(request))
 
 
 def _today(request: Request) -> Any:
@@ -130,10 +130,6 @@ async def decide(request: Request, review_id: str) -> Response:
 # --- the auditor ----------------------------------------------------------------------------
 
 
-def _own(session: Any) -> int | None:
-    return None if session.client.role == "admin" else session.client.id
-
-
 @router.get("/tasks")
 async def task_list(request: Request, kind: str = "", overdue: str = "") -> Response:
     session = await session_for(request, "auditor", "admin")
@@ -143,7 +139,7 @@ async def task_list(request: Request, kind: str = "", overdue: str = "") -> Resp
         overdue=True if overdue == "1" else None,
     )
     rows, _ = await container.database.run_in_thread(
-        tasks.task_page, _own(session), today, 100, None, where
+        tasks.task_page, own_tasks(session.client), today, 100, None, where
     )
     items = [task_body(r, today) for r in rows]
     items.sort(key=lambda t: (t["status"] == "closed", not t["overdue"], t["due_date"]))
@@ -155,7 +151,7 @@ async def _task_page(
     request: Request, session: Any, task_id: str, status: int = 200, **more: Any
 ) -> Response:
     container, today = request.app.state.container, _today(request)
-    task = await container.database.run(tasks.get_task, task_id, _own(session))
+    task = await container.database.run(tasks.get_task, task_id, own_tasks(session.client))
     if task is None:
         return render(request, "refused.html", status=404, session=session, reason="not_found")
     case = await container.database.run(cases.get, task.case_id, Scope("all"))

@@ -21,6 +21,12 @@ def scope_of(client: Client) -> Scope:
     return Scope("auditor", client.id)  # the cases of their own tasks
 
 
+def own_tasks(client: Client) -> int | None:
+    """Whose audit tasks the client sees: an auditor their own (their id), an admin
+    everyone's (None)."""
+    return None if client.role == "admin" else client.id
+
+
 async def case_in_scope(uow: UnitOfWork, client: Client, case_id: str) -> Any:
     """The case, if the client may see it; ``NotFound`` otherwise, never saying it exists."""
     row = await uow.case(case_id, scope_of(client))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from miaopi.masking import mask_name
 from miaopi.records import applicant, certificates
 from miaopi.records.clients import Client
 from miaopi.records.database import Database
@@ -69,35 +68,3 @@ class Applicants:
             lambda engine: applicant.set_access_code(engine, case_id, code, client.id, now)
         )
         return code
-
-
-def view_body(view: ApplicantView) -> dict[str, Any]:
-    """What the applicant is shown: nothing the code's finder could misuse (the name masked,
-    no ID number), and every query about them with who asked, which registry, why and when."""
-    row = view.case
-    return {
-        "case_id": row.id,
-        "status": row.status,
-        "business_type": row.business_type,
-        "approval_number": view.approval_number,
-        "applicant": {"name": mask_name(row.applicant_name)},
-        "employer": {"uscc": row.employer_uscc, "name": row.employer_name},
-        "submitted_at": row.submitted_at.isoformat(),
-        "stages": view.stages,
-        "registry_queries": [
-            {
-                "registry": q.registry,
-                "query": q.query,
-                "purpose": q.purpose,
-                "client": (
-                    {"name": q.client_name, "role": q.client_role}
-                    if q.client_role is not None
-                    else {"name": "miaopi", "role": "system"}
-                ),
-                "for_this_case": q.case_id == row.id,
-                "queried_at": q.queried_at.isoformat(),
-                "status": q.status,
-            }
-            for q in view.queries
-        ],
-    }

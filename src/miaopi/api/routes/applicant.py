@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from miaopi.api.deps import ContainerDep, Submitter
 from miaopi.api.errors import invalid
+from miaopi.api.presenters import applicant_view_body
 from miaopi.api.schemas import ProblemOut
 from miaopi.api.strict_json import StrictJsonRoute
-from miaopi.usecases.applicant import view_body
 from miaopi.usecases.errors import NotFound
 
 router = APIRouter(prefix="/v1", tags=["applicant"], route_class=StrictJsonRoute)
@@ -95,7 +95,7 @@ async def read_own_case(
     case_id: str, code: AccessCode, request: Request, container: ContainerDep
 ) -> Any:
     row = await applicant_case(request, container, case_id, code)
-    return view_body(await container.applicants.view(row))
+    return applicant_view_body(await container.applicants.view(row))
 
 
 @router.post(

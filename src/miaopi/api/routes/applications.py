@@ -67,10 +67,7 @@ def application_of(body: ApplicationIn) -> Application:
 
 def worded(body: dict[str, Any], request: Request, container: Container) -> dict[str, Any]:
     """The body's criteria in Chinese for a client that asks for it (Accept-Language: zh)."""
-    if not wants_chinese(request):
-        return body
-    descriptions = container.rulebook.descriptions(str(body.get("business_type", "")))
-    return in_language(body, descriptions, "zh")
+    return in_language(body, container.rulebook, "zh" if wants_chinese(request) else "en")
 
 
 def _replayed(row: Any, client: Client) -> JSONResponse:

@@ -36,6 +36,7 @@ from miaopi.records.clients import Client
 from miaopi.supervision import tasks
 from miaopi.supervision.draw import has_ended, parse_period, seed_commitment
 from miaopi.usecases import close_task as closing
+from miaopi.usecases.access import own_tasks
 
 router = APIRouter(prefix="/v1/audit", tags=["supervision"], route_class=StrictJsonRoute)
 
@@ -51,17 +52,12 @@ PeriodParam = Annotated[
 ]
 
 
-def _own(client: Client) -> int | None:
-    """Whose tasks the client sees: an auditor their own, an admin everyone's."""
-    return None if client.role == "admin" else client.id
-
-
 def _today(container: Container) -> Any:
     return today_in_shanghai(container.clock())
 
 
 async def _task(container: Container, client: Client, task_id: str) -> Any:
-    row = await container.database.run(tasks.get_task, task_id, _own(client))
+    row = await container.database.run(tasks.get_task, task_id, own_tasks(client))
     if row is None:
         raise Problem(404, "task not found")
     return row
@@ -102,7 +98,7 @@ async def list_tasks(
     if period is not None:
         _period(period, ["query", "period"])
     today = _today(container)
-    rows, next_cursor = await container.database.run_in_thread(tasks.task_page, _own(client),
+    rows, next_cursor = await container.database.run_in_thread(tasks.task_page, own_tasks(client),
         today,
         limit,
         cursor,
@@ -227,7 +223,7 @@ _CSV_COLUMNS = (
 )
 async def export_samples(period: PeriodParam, client: Supervisor, container: ContainerDep) -> Any:
     _period(period, ["path", "period"])
-    document = _samples_csv(container, _own(client), period)
+    document = _samples_csv(container, own_tasks(client), period)
     head = await run_in_threadpool(next, document)  # as read_period: a fault is a 503
     return StreamingResponse(
         chain([head], document),
