@@ -3,17 +3,20 @@ nobody reaches what their role or their session does not allow."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from miaopi.records.clients import create_client
 from tests.browser.conftest import Console, screenshot
 from tests.conftest import application
 
 FUTIAN = "91440304MA5H3T8P2L"  # district 440304, risk class C: every approval is spot-checked
 HE_WEI = {"id_number": "320106200102141117", "name": "何伟", "diploma_no": "102841202602000333"}
 LI_MING = {"id_number": "420102200203151232", "name": "李明", "diploma_no": "104861202602000123"}
+XU_JING = {"id_number": "210102200010102267", "name": "许静", "diploma_no": "101411202602000444"}
 WANG_FANG = {"id_number": "430104199608202463", "name": "王芳", "diploma_no": "105331202603000456"}
 HOMES = {"officer": "/console/reviews", "auditor": "/console/tasks",
          "registrar": "/console/registrar", "admin": "/console/dashboard"}  # fmt: skip
@@ -86,6 +89,91 @@ def test_an_officer_works_a_referred_case_to_approval(page: Any, console: Consol
     assert read["status"] == "approved"
 
 
+def _scan_png() -> bytes:
+    """A real image, as a phone's scan would be (Pillow comes with fpdf2)."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (420, 300), (250, 250, 240)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _scan_pdf() -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=14)
+    pdf.cell(text="Court certificate: judgment fully performed")
+    return bytes(pdf.output())
+
+
+def test_an_officer_asks_once_for_documents_previews_them_and_decides_on_one(
+    browser: Any, page: Any, console: Console
+) -> None:
+    case = console.api("POST", "/v1/applications",
+                       json=application(uscc=FUTIAN, **XU_JING)).json()  # fmt: skip
+    assert case["status"] == "referred"
+    queue = console.api("GET", "/v1/reviews", role="admin").json()["items"]
+    [review] = [r for r in queue if r["case_id"] == case["case_id"]]
+    sign_in(page, console, "officer")
+    page.goto(f"{console.url}/console/reviews/{review['review_id']}")
+    assert "#need-good_credit" not in page.content()  # the notice is the holder's to give
+    page.click("text=领取审核")
+    page.click("text=发出告知")  # nothing named: refused, nothing sent
+    assert "请至少列明一项材料" in page.content()
+    page.fill("#need-good_credit", "法院出具的执行完毕证明")
+    page.click("text=发出告知")
+    assert "待补材料" in page.content()
+    assert "待申报单位补交" in page.content()
+    assert page.locator("#need-good_credit").count() == 0  # one notice only
+
+    for item, content in ((0, _scan_png()), (0, _scan_pdf())):
+        uploaded = console.api(
+            "POST",
+            f"/v1/applications/{case['case_id']}/documents",
+            data={"item": str(item)},
+            files={"file": ("scan", content, "application/octet-stream")},
+        )
+        assert uploaded.status_code == 201, uploaded.text  # fmt: skip
+    page.reload()
+    assert "已收到" in page.content()
+    image = page.locator("figure.document img")
+    image.scroll_into_view_if_needed()
+    assert image.evaluate("i => i.complete && i.naturalWidth") == 420  # drawn in the page
+    frame_url = page.locator("figure.document iframe").get_attribute("src")
+    shown = page.request.get(f"{console.url}{frame_url}")
+    assert shown.status == 200
+    assert shown.headers["content-type"] == "application/pdf"
+    assert shown.headers["content-disposition"] == "inline"
+    assert "frame-ancestors 'self'" in shown.headers["content-security-policy"]
+    screenshot(page, "officer-documents")
+
+    # Another officer, who does not hold the review, learns nothing of its documents.
+    _, stranger_key = create_client(console.container.database.engine, "officer",
+                                    "另一位窗口人员", district="440306")  # fmt: skip
+    other = browser.new_context().new_page()
+    other.goto(f"{console.url}/console/sign-in")
+    other.fill("#api_key", stranger_key)
+    other.click("button[type=submit]")
+    assert other.request.get(f"{console.url}{frame_url}").status == 404
+    other.goto(f"{console.url}/console/reviews/{review['review_id']}")
+    assert other.locator("figure.document").count() == 0
+    other.context.close()
+
+    document_id = frame_url.rsplit("/", 1)[1]
+    page.select_option("#result-good_credit", "pass")
+    page.select_option("#basis-good_credit", "document")
+    page.select_option("#document-good_credit", document_id)
+    page.check("input[name=outcome][value=approved]")
+    page.click("text=提交决定")
+    assert "已核准" in page.content()
+    decided = console.api("GET", f"/v1/reviews/{review['review_id']}", role="admin").json()
+    [resolution] = [r for r in decided["resolutions"] if r["criterion"] == "good_credit"]
+    assert resolution["basis"] == "document"
+    assert resolution["document_id"] == document_id
+
+
 def test_an_auditor_revokes_and_the_dashboard_counts_it(
     browser: Any, page: Any, console: Console
 ) -> None:
@@ -133,9 +221,7 @@ def test_a_registrar_records_a_registration_from_a_token(page: Any, console: Con
     assert "household_registered" in [s["stage"] for s in read["stages"]]
 
 
-def test_a_session_of_one_role_cannot_open_another_roles_page(
-    page: Any, console: Console
-) -> None:
+def test_a_session_of_one_role_cannot_open_another_roles_page(page: Any, console: Console) -> None:
     sign_in(page, console, "registrar")
     for other in ("/console/reviews", "/console/tasks", "/console/dashboard", "/console/clients"):
         answered = page.goto(f"{console.url}{other}")
@@ -159,8 +245,11 @@ def test_every_page_has_no_serious_accessibility_violation(browser: Any, console
     # axe is injected as a script, which the console's policy forbids: only here is it lifted.
     context = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
     page = context.new_page()
+    # The work pages of the cases the tests before made: reviews with their documents, tasks.
+    reviewed = console.api("GET", "/v1/reviews", role="admin").json()["items"]
     pages = {"admin": ["/console/dashboard", "/console/clients", "/console/rules",
-                       "/console/tasks", "/console/reviews"],
+                       "/console/tasks", "/console/reviews",
+                       *(f"/console/reviews/{r['review_id']}" for r in reviewed)],
              "registrar": ["/console/registrar"]}  # fmt: skip
     found = {}
     page.goto(f"{console.url}/console/sign-in")

@@ -16,14 +16,24 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from miaopi.console.i18n import LANGUAGES, language_of, translations
 
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
+}
+# An uploaded document, previewed in its page: shown inline, framed by the console only, its
+# type the one its content was found to be (PDF, JPEG or PNG), never kept by a cache.
+DOCUMENT_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'self'",
+    "X-Frame-Options": "SAMEORIGIN",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Content-Disposition": "inline",
 }
 
 

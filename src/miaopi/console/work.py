@@ -21,15 +21,15 @@ from miaopi.api.presenters import (
     task_body,
 )
 from miaopi.console.auth import form_of, session_for
-from miaopi.console.pages import language, redirect, render
+from miaopi.console.pages import DOCUMENT_HEADERS, language, redirect, render
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.records import cases, notices
 from miaopi.records.cases import Scope
 from miaopi.supervision import tasks
 from miaopi.usecases import close_task as closing
-from miaopi.usecases import reviews
+from miaopi.usecases import documents, reviews
 from miaopi.usecases.access import own_tasks
-from miaopi.usecases.errors import UseCaseError
+from miaopi.usecases.errors import NotFound, UseCaseError
 from miaopi.usecases.reviews import Resolution, ReviewDecision
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -70,9 +70,55 @@ async def _review_page(
     body = _worded(request, case_body(case, session.client))  # masked, as the API masks it
     open_, _ = reviews.to_resolve(body["decision"]["criteria"])
     holder = review.officer_id == session.client.id and review.status == "in_review"
+    answered = await documents.answered_items(container.uow, review)
     return render(request, "review.html", status=status, session=session,
-                  review=review_body(review, today), case=body, open=open_, holder=holder,
+                  review=review_body(review, today, answered), case=body, open=open_,
+                  holder=holder, documents=await _documents(request, session, review.case_id),
                   **more)  # fmt: skip
+
+
+async def _documents(request: Request, session: Any, case_id: str) -> list[Any]:
+    """The case's documents if the API would show them to this person, else none."""
+    try:
+        return await documents.documents_of(request.app.state.container.uow, session.client,
+                                            case_id)  # fmt: skip
+    except NotFound:
+        return []
+
+
+@router.get("/cases/{case_id}/documents/{document_id}")
+async def document(request: Request, case_id: str, document_id: str) -> Response:
+    """A document for its preview on the page (inline, from this origin only); the same
+    readers as the API's."""
+    session = await session_for(request, "officer", "auditor", "admin")
+    try:
+        row = await documents.document(request.app.state.container.uow, session.client,
+                                       case_id, document_id)  # fmt: skip
+    except NotFound:
+        return render(request, "refused.html", status=404, session=session, reason="not_found")
+    return Response(row.content, media_type=row.media_type, headers=DOCUMENT_HEADERS)
+
+
+@router.post("/reviews/{review_id}/document-requests")
+async def request_documents(request: Request, review_id: str) -> Response:
+    session = await session_for(request, "officer")
+    form = await form_of(request, session)
+    container = request.app.state.container
+    items = [
+        documents.Item(k.removeprefix("need:"), v.strip())
+        for k, v in form.items() if k.startswith("need:") and v.strip()
+    ]  # fmt: skip
+    if not items:
+        return await _review_page(request, session, review_id, 422, error_request="empty")
+    try:
+        await documents.request_documents(
+            review_id, items, session.client, uow=container.uow,
+            calendar=container.calendar, now=container.clock(),
+        )  # fmt: skip
+    except UseCaseError as exc:
+        return await _review_page(request, session, review_id, as_problem(exc).status,
+                                  error=str(exc))  # fmt: skip
+    return redirect(f"/console/reviews/{review_id}")
 
 
 @router.get("/reviews/{review_id}")
@@ -110,7 +156,7 @@ async def decide(request: Request, review_id: str) -> Response:
             reason=form.get("reason") or None,
             resolutions=tuple(
                 Resolution(c, form[f"result:{c}"], form.get(f"basis:{c}", "note"),
-                           None, form.get(f"note:{c}") or None)
+                           form.get(f"document:{c}") or None, form.get(f"note:{c}") or None)
                 for c in criteria if form.get(f"result:{c}") in ("pass", "fail")
             ),
         )  # fmt: skip
@@ -162,7 +208,9 @@ async def _task_page(
     return render(request, "task.html", status=status, session=session,
                   task=task_body(task, today),
                   case=_worded(request, audited_case_body(case, history, session.client)),
-                  objections=objections, **more)  # fmt: skip
+                  objections=objections,
+                  documents=await _documents(request, session, task.case_id),
+                  **more)  # fmt: skip
 
 
 @router.get("/tasks/{task_id}")
