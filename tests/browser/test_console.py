@@ -3,11 +3,16 @@ nobody reaches what their role or their session does not allow."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import json
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from miaopi.records.clients import create_client
 from tests.browser.conftest import Console, screenshot
@@ -17,7 +22,15 @@ FUTIAN = "91440304MA5H3T8P2L"  # district 440304, risk class C: every approval i
 HE_WEI = {"id_number": "320106200102141117", "name": "何伟", "diploma_no": "102841202602000333"}
 LI_MING = {"id_number": "420102200203151232", "name": "李明", "diploma_no": "104861202602000123"}
 XU_JING = {"id_number": "210102200010102267", "name": "许静", "diploma_no": "101411202602000444"}
+JIANG_XIN = {"id_number": "360102200202288820", "name": "蒋欣", "diploma_no": "104031202602000135"}
 WANG_FANG = {"id_number": "430104199608202463", "name": "王芳", "diploma_no": "105331202603000456"}
+_spec = importlib.util.spec_from_file_location(
+    "verify_draw", Path(__file__).resolve().parents[2] / "scripts" / "verify_draw.py"
+)
+assert _spec is not None
+assert _spec.loader is not None
+verify_draw = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(verify_draw)
 HOMES = {"officer": "/console/reviews", "auditor": "/console/tasks",
          "registrar": "/console/registrar", "admin": "/console/dashboard"}  # fmt: skip
 
@@ -140,7 +153,7 @@ def test_an_officer_asks_once_for_documents_previews_them_and_decides_on_one(
     assert "已收到" in page.content()
     image = page.locator("figure.document img")
     image.scroll_into_view_if_needed()
-    assert image.evaluate("i => i.complete && i.naturalWidth") == 420  # drawn in the page
+    expect(image).to_have_js_property("naturalWidth", 420)  # drawn in the page, once loaded
     frame_url = page.locator("figure.document iframe").get_attribute("src")
     shown = page.request.get(f"{console.url}{frame_url}")
     assert shown.status == 200
@@ -203,6 +216,47 @@ def test_an_auditor_revokes_and_the_dashboard_counts_it(
     screenshot(admin, "admin-dashboard")
 
 
+def test_an_auditor_reads_the_months_draw_and_it_verifies_once_the_month_has_ended(
+    page: Any, console: Console
+) -> None:
+    body = application(uscc=FUTIAN, **JIANG_XIN)
+    case = console.api("POST", "/v1/applications", json=body).json()
+    assert case["status"] == "approved"  # FUTIAN is of risk class C: drawn at rate 1
+    sign_in(page, console, "auditor")
+    page.click("nav >> text=抽查摇号")
+    assert int(page.inner_text("#draw-drawn")) >= 1
+    assert case["case_id"] in page.content()
+    assert "当月结束前保密" in page.content()  # the seed is secret while the month runs
+    assert page.locator("#draw-seed").count() == 0
+    commitment = page.inner_text("#draw-commitment")  # kept while the month runs
+
+    clock = console.container.clock
+    kept = clock.now  # type: ignore[attr-defined]
+    clock.now = kept + timedelta(days=40)  # type: ignore[attr-defined]
+    try:
+        sign_in(page, console, "auditor")  # forty days on, the session has long ended
+        page.goto(f"{console.url}/console/draws")
+        page.fill("#period", "2026-11")
+        page.click("form.filters button")
+        assert "全部" in page.inner_text("#draw-verdict")
+        screenshot(page, "auditor-draw")
+        with page.expect_download() as downloading:
+            page.click("text=摇号结果 JSON")
+        published = json.loads(Path(downloading.value.path()).read_text())
+        assert published["seed"] == page.inner_text("#draw-seed")
+        selection, problems = verify_draw.verify(published, commitment)
+        assert problems == []
+        assert case["case_id"] in selection
+        with page.expect_download() as downloading:
+            page.click("text=抽查样本 CSV")
+        samples = Path(downloading.value.path()).read_text(encoding="utf-8-sig")
+        assert case["case_id"] in samples  # the auditor's own spot checks
+    finally:
+        clock.now = kept  # type: ignore[attr-defined]
+    page.goto(f"{console.url}/console/draws?period=2026-13")
+    assert "格式 YYYY-MM" in page.content()
+
+
 def test_a_registrar_records_a_registration_from_a_token(page: Any, console: Console) -> None:
     case = console.api("POST", "/v1/applications", json=application(**WANG_FANG)).json()
     token = console.api("GET", f"/v1/applications/{case['case_id']}/certificate").json()["token"]
@@ -248,7 +302,7 @@ def test_every_page_has_no_serious_accessibility_violation(browser: Any, console
     # The work pages of the cases the tests before made: reviews with their documents, tasks.
     reviewed = console.api("GET", "/v1/reviews", role="admin").json()["items"]
     pages = {"admin": ["/console/dashboard", "/console/clients", "/console/rules",
-                       "/console/tasks", "/console/reviews",
+                       "/console/tasks", "/console/reviews", "/console/draws",
                        *(f"/console/reviews/{r['review_id']}" for r in reviewed)],
              "registrar": ["/console/registrar"]}  # fmt: skip
     found = {}
@@ -286,7 +340,8 @@ def test_pages_fit_a_laptop_and_a_tablet_without_scrolling_sideways(
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
     page = context.new_page()
     sign_in(page, console, "admin")
-    for path in ("/console/dashboard", "/console/clients", "/console/reviews", "/console/tasks"):
+    for path in ("/console/dashboard", "/console/clients", "/console/reviews", "/console/tasks",
+                 "/console/draws"):
         page.goto(f"{console.url}{path}")
         assert page.evaluate("document.documentElement.scrollWidth") <= width, path
     context.close()

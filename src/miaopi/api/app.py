@@ -38,6 +38,7 @@ from miaopi.api.routes.batches import BATCH_PATH, MAX_BATCH_BYTES
 from miaopi.api.routes.documents import ENVELOPE_BYTES, UPLOAD_PATH
 from miaopi.bootstrap import Container, RulesRefused, bootstrap
 from miaopi.console import admin as console_admin
+from miaopi.console import draws as console_draws
 from miaopi.console import routes as console_routes
 from miaopi.console import work as console_work
 from miaopi.console.auth import Refused
@@ -154,6 +155,7 @@ def create_app(container: Container | None = None, *, serving: bool = False) -> 
     app.include_router(stats.router)
     app.include_router(console_routes.router)
     app.include_router(console_work.router)
+    app.include_router(console_draws.router)
     app.include_router(console_admin.router)
 
     @app.exception_handler(Refused)
