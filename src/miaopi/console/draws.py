@@ -2,7 +2,7 @@
 drawn, at which rates, the seed's commitment while the month runs and the seed once it has
 ended, every draw recomputed from it here, and the documents to check it elsewhere.
 
-The period's JSON and the samples CSV are the API's own documents, streamed the same way.
+The period's JSON and the samples CSV are the API's own documents (``api.period_documents``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from miaopi.api.routes.audit import _period_document, _samples_csv
+from miaopi.api.period_documents import period_document, samples_csv
 from miaopi.console.auth import session_for
 from miaopi.console.pages import HEADERS, render
 from miaopi.eligibility.dates import today_in_shanghai
@@ -99,10 +99,10 @@ async def _streamed(request: Request, period: str, kind: str) -> Response:
         return render(request, "draws.html", status=422, session=session, period=period,
                       error="period")  # fmt: skip
     if kind == "json":
-        document = _period_document(container, period)
+        document = period_document(container, period)
         media_type, name = "application/json", f"draw-{period}.json"
     else:
-        document = _samples_csv(container, own_tasks(session.client), period)
+        document = samples_csv(container, own_tasks(session.client), period)
         media_type, name = "text/csv; charset=utf-8", f"samples-{period}.csv"
     head = await run_in_threadpool(next, document)
     return StreamingResponse(

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from itertools import chain
 from typing import Annotated, Any
 
@@ -23,10 +19,10 @@ from miaopi.api.audit_schemas import (
 )
 from miaopi.api.deps import Auditor, ContainerDep, Cursor, Supervisor
 from miaopi.api.errors import Problem, invalid
+from miaopi.api.period_documents import period_document, samples_csv
 from miaopi.api.presenters import audited_case_body, task_body
 from miaopi.api.routes.applications import PROBLEMS
 from miaopi.api.schemas import ProblemOut
-from miaopi.api.spreadsheet import cell
 from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.bootstrap import Container
 from miaopi.eligibility.dates import today_in_shanghai
@@ -34,7 +30,7 @@ from miaopi.records import cases, notices
 from miaopi.records.cases import Scope
 from miaopi.records.clients import Client
 from miaopi.supervision import tasks
-from miaopi.supervision.draw import has_ended, parse_period, seed_commitment
+from miaopi.supervision.draw import parse_period
 from miaopi.usecases import close_task as closing
 from miaopi.usecases.access import own_tasks
 
@@ -151,65 +147,10 @@ def _period(text: str, loc: list[str]) -> None:
 )
 async def read_period(period: PeriodParam, client: Supervisor, container: ContainerDep) -> Any:
     _period(period, ["path", "period"])
-    document = _period_document(container, period)
+    document = period_document(container, period)
     # The seed is read here: a database that cannot answer is a 503, not a broken stream.
     head = await run_in_threadpool(next, document)
     return StreamingResponse(chain([head], document), media_type="application/json")
-
-
-def _period_document(container: Container, period: str) -> Iterator[str]:
-    """The period as ``PeriodOut``, written out as its draws are read, in a worker thread.
-
-    A month of graduate season is hundreds of thousands of approvals: built whole, the
-    document was made on the event loop, all in memory at once, and every decision of the
-    process waited for it (bench/period.py measures both ways).
-    The draws come first and what is summed up from them after, so each is read once.
-    """
-    ended = has_ended(period, _today(container))
-    seed = tasks.period_seed(container.database.engine, period)
-    yield (
-        _json_fields(
-            period=period,
-            ended=ended,
-            seed=seed if ended else None,
-            seed_sha256=seed_commitment(seed) if seed else None,
-        )
-        + ',"draws":['
-    )
-    rates: set[tuple[str, str]] = set()
-    selected: list[str] = []
-    approvals = 0
-    for batch in tasks.period_draws(container.database.engine, period):
-        draws = []
-        for d in batch:
-            draws.append({"case_id": d.case_id, "risk_class": d.risk_class, "rate": d.rate,
-                          "selected": d.selected})  # fmt: skip
-            rates.add((d.risk_class or "", d.rate))
-            if d.selected:
-                selected.append(d.case_id)
-        yield ("," if approvals else "") + json.dumps(draws, separators=(",", ":"))[1:-1]
-        approvals += len(draws)
-    yield (
-        "],"
-        + _json_fields(
-            rates=[{"risk_class": c or None, "rate": r} for c, r in sorted(rates)],
-            approvals=approvals,
-            selected=selected,
-        )[1:]
-        + "}"
-    )
-
-
-def _json_fields(**fields: Any) -> str:
-    """An object's opening and its fields, left open for more: ``{"a":1,"b":2``."""
-    return json.dumps(fields, separators=(",", ":"))[:-1]
-
-
-_CSV_COLUMNS = (
-    "task_id", "case_id", "status", "due_date", "overdue", "approval_number", "business_type",
-    "employer_uscc", "employer_name", "applicant_name", "applicant_id_number", "auditor",
-    "auditor_district", "outcome", "reason", "closed_at",
-)  # fmt: skip
 
 
 @router.get(
@@ -223,37 +164,10 @@ _CSV_COLUMNS = (
 )
 async def export_samples(period: PeriodParam, client: Supervisor, container: ContainerDep) -> Any:
     _period(period, ["path", "period"])
-    document = _samples_csv(container, own_tasks(client), period)
+    document = samples_csv(container, own_tasks(client), period)
     head = await run_in_threadpool(next, document)  # as read_period: a fault is a 503
     return StreamingResponse(
         chain([head], document),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="samples-{period}.csv"'},
     )
-
-
-def _samples_csv(container: Container, auditor_id: int | None, period: str) -> Iterator[str]:
-    """The samples as CSV, written out as they are read, in a worker thread (read_period)."""
-    today = _today(container)
-    batches = tasks.period_samples(container.database.engine, auditor_id, period)
-    out = io.StringIO()
-    out.write("\ufeff")  # Excel reads UTF-8 (Chinese names) only with a byte-order mark
-    writer = csv.writer(out)
-    writer.writerow(_CSV_COLUMNS)
-    first = next(batches, [])  # read before the answer starts, as read_period's seed
-    for batch in chain([first], batches):
-        for row in batch:
-            task = task_body(row, today)
-            writer.writerow(
-                cell(v)
-                for v in (
-                    row.id, row.case_id, row.status, row.due_date, task["overdue"],
-                    row.approval_number, row.business_type, row.employer_uscc,
-                    row.employer_name, row.applicant_name, row.applicant_id_number,
-                    row.auditor_name, row.auditor_district, row.outcome, row.reason,
-                    row.closed_at,
-                )
-            )  # fmt: skip
-        yield out.getvalue()
-        out.seek(0)
-        out.truncate()
