@@ -30,6 +30,20 @@ from miaopi.records.sealing import generate_key
 from miaopi.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str) -> Any:
+    """A script of the repository's (bench/, scripts/) as a module: they are files, not a
+    package, and the tests use their functions as their users run them."""
+    import importlib.util
+
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 RULES = REPO / "rules"
 # Persona outcomes in adapters/mock/personas.yaml are stated for a day in their window.
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

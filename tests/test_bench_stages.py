@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "bench_stages", Path(__file__).resolve().parents[1] / "bench" / "stages.py"
-)
-assert _spec is not None
-assert _spec.loader is not None
-stages = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(stages)
+from tests.conftest import load_script
+
+stages = load_script("bench/stages.py")
 
 LOOP = "run (asyncio/runners.py:118);BaseEventLoop._run_once (asyncio/base_events.py:1922)"
 ROUTE = f"{LOOP};app (fastapi/routing.py:154);submit (miaopi/api/routes/applications.py:161)"

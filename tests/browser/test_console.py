@@ -3,7 +3,6 @@ nobody reaches what their role or their session does not allow."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from playwright.sync_api import expect
 
 from miaopi.records.clients import create_client
 from tests.browser.conftest import Console, screenshot
-from tests.conftest import application
+from tests.conftest import application, load_script
 
 FUTIAN = "91440304MA5H3T8P2L"  # district 440304, risk class C: every approval is spot-checked
 HE_WEI = {"id_number": "320106200102141117", "name": "何伟", "diploma_no": "102841202602000333"}
@@ -24,13 +23,7 @@ LI_MING = {"id_number": "420102200203151232", "name": "李明", "diploma_no": "1
 XU_JING = {"id_number": "210102200010102267", "name": "许静", "diploma_no": "101411202602000444"}
 JIANG_XIN = {"id_number": "360102200202288820", "name": "蒋欣", "diploma_no": "104031202602000135"}
 WANG_FANG = {"id_number": "430104199608202463", "name": "王芳", "diploma_no": "105331202603000456"}
-_spec = importlib.util.spec_from_file_location(
-    "verify_draw", Path(__file__).resolve().parents[2] / "scripts" / "verify_draw.py"
-)
-assert _spec is not None
-assert _spec.loader is not None
-verify_draw = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(verify_draw)
+verify_draw = load_script("scripts/verify_draw.py")
 HOMES = {"officer": "/console/reviews", "auditor": "/console/tasks",
          "registrar": "/console/registrar", "admin": "/console/dashboard"}  # fmt: skip
 

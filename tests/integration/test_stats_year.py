@@ -4,12 +4,10 @@ the joins of referred cases only must give what a plain reading of every case gi
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,15 +18,9 @@ from miaopi.records.migrate import upgrade
 from miaopi.records.sealing import DataKey
 from miaopi.records.stats import figures
 from miaopi.records.tables import cases, reviews, second_tries
-from tests.conftest import DATA_KEY
+from tests.conftest import DATA_KEY, load_script
 
-_spec = importlib.util.spec_from_file_location(
-    "bench_stats", Path(__file__).resolve().parents[2] / "bench" / "stats.py"
-)
-assert _spec is not None
-assert _spec.loader is not None
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load_script("bench/stats.py")
 
 FIRST, LAST, TODAY = date(2026, 1, 1), date(2026, 12, 31), date(2026, 7, 1)
 
