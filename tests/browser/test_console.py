@@ -153,6 +153,7 @@ def test_an_officer_asks_once_for_documents_previews_them_and_decides_on_one(
     assert shown.headers["content-type"] == "application/pdf"
     assert shown.headers["content-disposition"] == "inline"
     assert "frame-ancestors 'self'" in shown.headers["content-security-policy"]
+    page.locator("figure.document iframe").element_handle().content_frame().wait_for_load_state()
     screenshot(page, "officer-documents")
 
     # Another officer, who does not hold the review, learns nothing of its documents.
