@@ -80,6 +80,7 @@ def test_a_wrong_key_is_said_plainly(page: Any, console: Console) -> None:
 def test_an_officer_works_a_referred_case_to_approval(page: Any, console: Console) -> None:
     case = console.api("POST", "/v1/applications", json=application(uscc=FUTIAN, **HE_WEI)).json()
     assert case["status"] == "referred"
+    closed = console.api("GET", "/v1/stats", role="admin").json()["totals"]["reviews"]["closed"]
     sign_in(page, console, "officer")
     page.click("a[href^='/console/reviews/']")
     assert "no_criminal_record" in page.content()
@@ -93,6 +94,9 @@ def test_an_officer_works_a_referred_case_to_approval(page: Any, console: Consol
     assert "已核准" in page.content()
     read = console.api("GET", f"/v1/applications/{case['case_id']}").json()
     assert read["status"] == "approved"
+    sign_in(page, console, "admin")  # the authority sees the review closed, and its time
+    assert int(page.inner_text("#fig-reviews-closed")) == closed + 1
+    assert page.inner_text("#fig-review-time").endswith("秒")  # the test's clock stands still
 
 
 def _scan_png() -> bytes:

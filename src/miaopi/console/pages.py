@@ -7,8 +7,10 @@ console's own stylesheet only.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from babel.units import format_unit
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -37,6 +39,23 @@ DOCUMENT_HEADERS = {
 }
 
 
+# A time in the unit a person reads it in: seconds for a decision, days for a counter review.
+_UNITS = ((60.0, 1.0, "duration-second"), (3600.0, 60.0, "duration-minute"),
+          (86400.0, 3600.0, "duration-hour"), (math.inf, 86400.0, "duration-day"))  # fmt: skip
+_LOCALES = {"zh": "zh_CN", "en": "en"}
+
+
+def duration(seconds: float | None, lang: str) -> str:
+    """``seconds`` in words of the language (CLDR's units, by Babel); a dash for none."""
+    if seconds is None:
+        return "—"
+    for below, size, unit in _UNITS:
+        if seconds < below:
+            value = round(seconds / size, 2 if size == 1.0 else 1)
+            return format_unit(value, unit, length="short", locale=_LOCALES[lang])
+    raise AssertionError("unreachable: the last unit has no bound")  # pragma: no cover
+
+
 def _environment(lang: str) -> Environment:
     env = Environment(
         loader=PackageLoader("miaopi.console", "templates"),
@@ -44,6 +63,7 @@ def _environment(lang: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["duration"] = lambda seconds: duration(seconds, lang)
     return env
 
 

@@ -5,8 +5,9 @@ The cohort is the applications of the period (by application date, the day in As
 What happened to them is counted whenever it happened: approvals automatic, by a second try or
 at the counter; referral reasons; counter reviews and audit tasks with those still open and
 overdue today. Revocations, online certificate checks and household registrations are counted
-on the day they happened, within the period. With a ``group_by`` every figure is also given per
-business type, district or employer (the case's).
+on the day they happened, within the period. A counter review's time runs from the referral to
+the counter's decision. With a ``group_by`` every figure is also given per business type,
+district or employer (the case's).
 """
 
 from __future__ import annotations
@@ -183,6 +184,16 @@ def figures(
         dialect, _settled(dialect, key, cohort, tried, settled), (0.5, 0.95)
     )
     jobs.append((query, lambda rows: quantiles.update(quantiles_of(rows))))
+    # A counter review's time: from the referral to the counter's decision.
+    review_times: dict[str, dict[str, float]] = {}
+    reviewed = (
+        select(_sortable(dialect, key),
+               _seconds(dialect, reviews.c.created_at, reviews.c.decided_at).label("seconds"))
+        .select_from(cases.join(reviews, reviews.c.case_id == cases.c.id))
+        .where(cohort, _REFERRED, reviews.c.status == "closed").subquery()
+    )  # fmt: skip
+    query, review_times_of = _percentiles(dialect, reviewed, (0.5, 0.95))
+    jobs.append((query, lambda rows: review_times.update(review_times_of(rows))))
     reasons: list[Any] = []
     days: list[Any] = []
     jobs += [
@@ -208,6 +219,11 @@ def figures(
             totals["time_to_decision_s"] = values
         elif k in out:
             out[k]["time_to_decision_s"] = values
+    for k, values in review_times.items():
+        if k == TOTAL:
+            totals["reviews"]["time_s"] = values
+        elif k in out:
+            out[k]["reviews"]["time_s"] = values
     return {
         "totals": finished(totals),
         "groups": {k: finished(v) for k, v in out.items()} if group_by else {},
@@ -231,14 +247,16 @@ def _later_decisions() -> tuple[Any, Any]:
     return tried, joined
 
 
+def _sortable(dialect: str, key: Any) -> Any:
+    """The key as the quantiles sort it. On PostgreSQL in byte order: that sorts a key by its
+    abbreviation, where the database's collation compares every pair of USCCs (which share
+    their first digits) in full, and no index in that collation tempts the planner."""
+    return key.collate("C").label("key") if dialect == "postgresql" else key
+
+
 def _settled(dialect: str, key: Any, cohort: Any, tried: Any, joined: Any) -> Any:
     """(key, seconds from submission to the decision that settled the case): the first
     decision's own time, else the settling second try's or the closed review's."""
-    if dialect == "postgresql":
-        # Sorted by the key for the quantiles: byte order sorts a key by its abbreviation,
-        # where the database's collation compares every pair of USCCs (which share their
-        # first digits) in full, and no index in that collation tempts the planner.
-        key = key.collate("C").label("key")
     later = case(
         (tried.c.decided_at.is_not(None),
          _seconds(dialect, cases.c.submitted_at, tried.c.decided_at)),
@@ -247,8 +265,10 @@ def _settled(dialect: str, key: Any, cohort: Any, tried: Any, joined: Any) -> An
         else_=None,
     )  # fmt: skip
     found = union_all(
-        select(key, (cases.c.elapsed_ms / 1000.0).label("seconds")).where(cohort, ~_REFERRED),
-        select(key, later.label("seconds")).select_from(joined).where(cohort, _REFERRED),
+        select(_sortable(dialect, key), (cases.c.elapsed_ms / 1000.0).label("seconds"))
+        .where(cohort, ~_REFERRED),
+        select(_sortable(dialect, key), later.label("seconds")).select_from(joined)
+        .where(cohort, _REFERRED),
     ).subquery()
     return select(found.c.key, found.c.seconds).where(found.c.seconds.is_not(None)).subquery()
 
@@ -272,7 +292,7 @@ def _empty() -> dict[str, Any]:
         "status_now": defaultdict(int),
         "approved_by_second_try": 0,
         "reviews": {"opened": 0, "closed": 0, "approved": 0, "rejected": 0, "open": 0,
-                    "overdue": 0},
+                    "overdue": 0, "time_s": None},
         "audits": defaultdict(audit),
         "revocations": 0,
         "certificates_verified": 0,

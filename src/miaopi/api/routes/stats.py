@@ -31,8 +31,8 @@ class StatsOut(BaseModel):
     totals: dict[str, Any] = Field(
         description="applications; first_decision; status_now; approved_by_second_try; "
         "approved_without_a_person; instant_approval_rate; time_to_decision_s {p50, p95}; "
-        "reviews {opened, closed, approved, rejected, open, overdue}; audits by kind "
-        "{drawn, closed, open, overdue}; revocations; certificates_verified; "
+        "reviews {opened, closed, approved, rejected, open, overdue, time_s {p50, p95}}; "
+        "audits by kind {drawn, closed, open, overdue}; revocations; certificates_verified; "
         "households_registered"
     )
     groups: list[dict[str, Any]] = Field(description="The same figures per group, with its key")
