@@ -10,6 +10,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from miaopi.bootstrap import Container
+from miaopi.records.ledger_verify import verify
 from tests.conftest import Clock, application
 
 pytestmark = pytest.mark.anyio
@@ -81,6 +83,35 @@ async def test_an_objection_opens_one_assigned_audit_task_for_the_case(
     assert task["due_date"] == filed.json()["looked_into_by"]
     detail = (await api.get(f"/v1/audit/tasks/{task['task_id']}", headers=auditor)).json()
     assert [o["reason"] for o in detail["objections"]] == [REASON, second]
+
+
+async def test_an_objection_after_the_task_was_closed_opens_a_task_of_its_own(
+    api: httpx.AsyncClient, make_key: Keys, container: Container
+) -> None:
+    auditor = make_key("auditor", district="440304")
+    case = await _approved(api, make_key)
+    url = f"/v1/public/notices/{case['approval_number']}/objections"
+    assert (await api.post(url, json={"reason": REASON})).status_code == 202
+    [first] = (await api.get("/v1/audit/tasks?kind=objection", headers=auditor)).json()["items"]
+    findings = {"completeness": "ok", "consistency": "ok", "compliance": "ok",
+                "outcome": "confirmed"}  # fmt: skip
+    closed = await api.post(f"/v1/audit/tasks/{first['task_id']}/findings", json=findings,
+                            headers=auditor)  # fmt: skip
+    assert closed.status_code == 200, closed.text
+
+    later = "新的线索：用人单位与申请人签订的劳动合同系事后补签。"
+    assert (await api.post(url, json={"reason": later})).status_code == 202
+    listed = (await api.get("/v1/audit/tasks?kind=objection", headers=auditor)).json()["items"]
+    [second] = [t for t in listed if t["status"] == "open"]
+    assert second["task_id"] != first["task_id"]  # a new question, before an auditor again
+    assert second["case_id"] == case["case_id"]
+    detail = (await api.get(f"/v1/audit/tasks/{second['task_id']}", headers=auditor)).json()
+    assert [o["reason"] for o in detail["objections"]] == [later]
+    answered = (await api.get(f"/v1/audit/tasks/{first['task_id']}", headers=auditor)).json()
+    assert (answered["status"], answered["outcome"]) == ("closed", "confirmed")
+    assert [o["reason"] for o in answered["objections"]] == [REASON]  # as it was closed
+    # The first task's closure entry still matches it: nothing closed was written again.
+    assert verify(container.database.engine).intact
 
 
 @pytest.mark.parametrize(

@@ -70,17 +70,23 @@ def record_objection(
     due_date: date,
     now: datetime,
 ) -> tuple[str, str]:
-    """(objection id, task id): the objection, on the case's objection task, opened now and
-    assigned like a spot check's, or the one a first objection opened."""
+    """(objection id, task id): the objection, on the case's objection task not yet closed
+    (one an earlier objection opened), or on a task opened now and assigned like a spot
+    check's. Once a task is closed its auditor has answered it: a later objection is a new
+    question, and gets a task of its own."""
     objection_id = new_id()
     with writing(engine) as conn:
-        task_id = open_task(
-            conn, case_id=case_id, kind="objection", employer_region=employer_region,
-            due_date=due_date, now=now,
-        ) or conn.execute(
-            select(audit_tasks.c.id)
-            .where(audit_tasks.c.case_id == case_id, audit_tasks.c.kind == "objection")
-        ).scalar_one()  # fmt: skip
+        task_id = None
+        while task_id is None:
+            task_id = open_task(
+                conn, case_id=case_id, kind="objection", employer_region=employer_region,
+                due_date=due_date, now=now,
+            ) or conn.execute(
+                select(audit_tasks.c.id).where(
+                    audit_tasks.c.case_id == case_id, audit_tasks.c.kind == "objection",
+                    audit_tasks.c.status != "closed",
+                )
+            ).scalar_one_or_none()  # None: closed since; the next try opens a new one
         conn.execute(objections.insert().values(
             id=objection_id, case_id=case_id, approval_number=approval_number, reason=reason,
             address_hash=address_hash, received_at=now, task_id=task_id,

@@ -185,6 +185,7 @@ spot_check_draws = Table(
     Index(None, "period", "case_id"),
 )
 
+OPEN_OR_NOT_OBJECTION = text("kind <> 'objection' OR status <> 'closed'")
 audit_tasks = Table(
     "audit_tasks",
     metadata,
@@ -205,8 +206,17 @@ audit_tasks = Table(
     Column("outcome", String(16)),
     Column("reason", SealedText("audit_tasks.reason")),
     Column("closed_at", UTCDateTime),
-    # One task of each kind per case: a second re-check run cannot open a second task.
-    UniqueConstraint("case_id", "kind"),
+    # One task of each kind per case: a second re-check run cannot open a second task. An
+    # objection is the exception once its task is closed: a later one opens a task of its own
+    # (the closed task and its ledger entry stay as they were).
+    Index(
+        "uq_audit_tasks_case_id_kind",
+        "case_id",
+        "kind",
+        unique=True,
+        sqlite_where=OPEN_OR_NOT_OBJECTION,
+        postgresql_where=OPEN_OR_NOT_OBJECTION,
+    ),
     Index(None, "auditor_id", "seq"),
     Index(None, "status", "seq"),
 )

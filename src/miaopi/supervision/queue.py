@@ -19,6 +19,7 @@ from miaopi.records.engines import dialect_insert, reading
 from miaopi.records.paging import new_id
 from miaopi.records.prepared import Prepared
 from miaopi.records.tables import (
+    OPEN_OR_NOT_OBJECTION,
     audit_periods,
     audit_tasks,
     case_events,
@@ -52,7 +53,10 @@ _AUDITORS_OUTSIDE = Prepared(
 _NEW_TASK = Prepared(
     lambda dialect: (
         dialect_insert(dialect)(audit_tasks)
-        .on_conflict_do_nothing(index_elements=[audit_tasks.c.case_id, audit_tasks.c.kind])
+        .on_conflict_do_nothing(
+            index_elements=[audit_tasks.c.case_id, audit_tasks.c.kind],
+            index_where=OPEN_OR_NOT_OBJECTION,
+        )
         # RETURNING, not rowcount: psycopg does not count a row an implicit RETURNING fetched.
         .returning(audit_tasks.c.id)
     )
@@ -126,7 +130,8 @@ def open_task(
     period: str | None = None,
     discrepancy: list[dict[str, Any]] | None = None,
 ) -> str | None:
-    """A new task, assigned if an auditor is eligible; None if the case has one of this kind."""
+    """A new task, assigned if an auditor is eligible; None if the case has one of this kind
+    (for objections: one not yet closed)."""
     auditor = _pick_auditor(conn, employer_region)
     task_id = new_id()
     return _NEW_TASK.scalar(
