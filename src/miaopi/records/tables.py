@@ -209,14 +209,8 @@ audit_tasks = Table(
     # One task of each kind per case: a second re-check run cannot open a second task. An
     # objection is the exception once its task is closed: a later one opens a task of its own
     # (the closed task and its ledger entry stay as they were).
-    Index(
-        "uq_audit_tasks_case_id_kind",
-        "case_id",
-        "kind",
-        unique=True,
-        sqlite_where=OPEN_OR_NOT_OBJECTION,
-        postgresql_where=OPEN_OR_NOT_OBJECTION,
-    ),
+    Index("uq_audit_tasks_case_id_kind", "case_id", "kind", unique=True,
+          sqlite_where=OPEN_OR_NOT_OBJECTION, postgresql_where=OPEN_OR_NOT_OBJECTION),
     Index(None, "auditor_id", "seq"),
     Index(None, "status", "seq"),
 )
