@@ -20,10 +20,16 @@ async def test_a_case_is_described_in_chinese_when_asked_and_in_english_by_defau
 ) -> None:
     hr = make_key()
     zh = {**hr, "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}
-    created = await api.post("/v1/applications", json=application(), headers=zh)
+    once = {**zh, "Idempotency-Key": "zh-1"}
+    created = await api.post("/v1/applications", json=application(), headers=once)
     assert created.status_code == 201
     described = {c["id"]: c["description"] for c in created.json()["decision"]["criteria"]}
     assert all(HAN.search(d) for d in described.values()), described
+    replayed = await api.post("/v1/applications", json=application(), headers=once)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    first = created.json()
+    assert first.pop("access_code")
+    assert replayed.json() == {**first, "access_code": None}  # the same words (the code: once)
     english = (await api.get(f"/v1/applications/{created.json()['case_id']}", headers=hr)).json()
     assert not any(HAN.search(c["description"]) for c in english["decision"]["criteria"])
     again = (await api.get(f"/v1/applications/{created.json()['case_id']}", headers=zh)).json()

@@ -70,9 +70,11 @@ def worded(body: dict[str, Any], request: Request, container: Container) -> dict
     return in_language(body, container.rulebook, "zh" if wants_chinese(request) else "en")
 
 
-def _replayed(row: Any, client: Client) -> JSONResponse:
-    # Through the response model, like the first answer, so a replay is the same JSON.
-    replayed = CaseOut.model_validate(case_body(row, client)).model_dump(mode="json")
+def _replayed(row: Any, client: Client, request: Request, container: Container) -> JSONResponse:
+    # Through the response model and in the asked language, like the first answer, so a
+    # replay is the same JSON.
+    body = worded(case_body(row, client), request, container)
+    replayed = CaseOut.model_validate(body).model_dump(mode="json")
     return JSONResponse(replayed, headers={"Idempotent-Replayed": "true"})
 
 
@@ -107,7 +109,7 @@ async def submit(
         calendar=container.calendar,
     )
     if done.replayed:
-        return _replayed(done.case, client)
+        return _replayed(done.case, client, request, container)
     response.headers["Location"] = f"/v1/applications/{done.case.id}"
     return worded(case_body(done.case, client), request, container)
 
