@@ -79,12 +79,16 @@ _TITLES_ZH = {
 }
 
 
+def first_language(accept_language: str | None) -> str:
+    """The language the client puts first in Accept-Language, lowercased ('' for none)."""
+    return (accept_language or "").split(",")[0].split(";")[0].strip().lower()
+
+
 def wants_chinese(request: Request | None) -> bool:
     """Whether the client puts Chinese first in Accept-Language; machines get English."""
-    if request is None:
-        return False
-    first = request.headers.get("accept-language", "").split(",")[0].strip().lower()
-    return first.startswith("zh")
+    return request is not None and first_language(
+        request.headers.get("accept-language")
+    ).startswith("zh")
 
 
 def invalid(loc: Sequence[str | int], msg: str) -> Problem:

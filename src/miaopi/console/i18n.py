@@ -15,6 +15,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
+from miaopi.api.errors import first_language
+
 LANGUAGES = ("zh", "en")
 DEFAULT = "zh"
 
@@ -37,5 +39,4 @@ def language_of(cookie: str | None, accept_language: str | None) -> str:
     English first; Chinese otherwise."""
     if cookie in LANGUAGES:
         return str(cookie)
-    first = (accept_language or "").split(",")[0].strip().lower()
-    return "en" if first.startswith("en") else DEFAULT
+    return "en" if first_language(accept_language).startswith("en") else DEFAULT
