@@ -51,8 +51,9 @@ def log_queries(
     evaluation_id: str | None = None,
     id_number: str | None = None,
 ) -> None:
-    """One row per query, from the evidence it produced (JSON form, as cases store it), with
-    the keyed hash of the ID number it was about (the applicant's view finds them by it)."""
+    """One row per query, from the evidence it produced (JSON form, as cases store it); a dry
+    run's with the keyed hash of the ID number it was about (it names no case: the applicant's
+    view finds it by that)."""
     if not evidence:
         return
     subject = key_of(conn.dialect).lookup_hash(id_number) if id_number is not None else None

@@ -198,8 +198,7 @@ def record(
                         "created_at": new.decided_at,
                     },
                 )
-            log_queries(conn, new.evidence, "decision", new.submitted_by, case_id=case_id,
-                        id_number=new.applicant_id_number)  # fmt: skip
+            log_queries(conn, new.evidence, "decision", new.submitted_by, case_id=case_id)
             add_event(conn, case_id, new.decided_at, "decided", new.status, new.submitted_by, {})
             events.decided(
                 conn, new.status, case_id=case_id, recipient_id=new.submitted_by,

@@ -131,8 +131,7 @@ def record(engine: Engine, decided: Decided) -> str | None:
                 lease_until=None,
             )
         )  # fmt: skip
-        log_queries(conn, d.evidence, "second_try", d.requested_by, case_id=d.case_id,
-                    id_number=d.id_number)  # fmt: skip
+        log_queries(conn, d.evidence, "second_try", d.requested_by, case_id=d.case_id)
         add_event(conn, d.case_id, d.decided_at, "decided", d.outcome, None,
                   {"second_try": d.attempt})  # fmt: skip
         stored = conn.execute(select(second_tries).where(second_tries.c.id == d.try_id)).one()

@@ -350,8 +350,9 @@ registry_queries = Table(
     Column("elapsed_ms", Float, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
-    # The keyed hash of the ID number asked about (sealing.lookup_hash): the applicant's view
-    # finds the dry runs about them by it. Indexed for dry runs only, which name no case.
+    # A dry run's: the keyed hash of the ID number asked about (sealing.lookup_hash), by which
+    # the applicant's view finds the dry runs about them. A case's queries are found by their
+    # case, whose applicant_id_hash says the same.
     Column("subject_hash", String(64)),
     Index(None, "case_id", "seq"),
     Index(None, "evaluation_id"),

@@ -84,7 +84,6 @@ async def submit(
             "decision",
             requested_by=submission.client.id,
             case_id=seen.case.id,
-            id_number=application.id_number,
         )
         return seen
     return Submitted(row, replayed=False)
