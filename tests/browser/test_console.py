@@ -173,6 +173,12 @@ def test_an_officer_asks_once_for_documents_previews_them_and_decides_on_one(
     other.context.close()
 
     document_id = frame_url.rsplit("/", 1)[1]
+    # A decision sent without an outcome (the form requires one; a hand-made post may not).
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    undecided = page.request.post(f"{console.url}/console/reviews/{review['review_id']}/decision",
+                                  form={"csrf": csrf, "result:good_credit": "pass"})  # fmt: skip
+    assert undecided.status == 422
+    assert "请选择核准或不予核准" in undecided.text()
     page.select_option("#result-good_credit", "pass")
     page.select_option("#basis-good_credit", "document")
     page.select_option("#document-good_credit", document_id)

@@ -17,6 +17,7 @@ from miaopi.console.charts import bars, stacked_days
 from miaopi.console.i18n import translations
 from miaopi.console.pages import language, render
 from miaopi.eligibility.dates import today_in_shanghai
+from miaopi.records import clients as client_records
 from miaopi.records import stats
 from miaopi.supervision import tasks
 from miaopi.usecases import clients
@@ -81,7 +82,7 @@ async def client_list(request: Request) -> Response:
 
 async def _clients_page(request: Request, session: Any, status: int = 200, **more: Any) -> Response:
     container = request.app.state.container
-    rows = await container.database.run(clients.listed)
+    rows = await container.database.run(client_records.listed)
     return render(request, "clients.html", status=status, session=session, rows=rows, **more)
 
 

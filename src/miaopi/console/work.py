@@ -7,6 +7,7 @@ whole.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -110,11 +111,17 @@ async def request_documents(request: Request, review_id: str) -> Response:
     ]  # fmt: skip
     if not items:
         return await _review_page(request, session, review_id, 422, error_request="empty")
+    return await _acted(request, session, review_id, documents.request_documents(
+        review_id, items, session.client, uow=container.uow, calendar=container.calendar,
+        now=container.clock(),
+    ))  # fmt: skip
+
+
+async def _acted(request: Request, session: Any, review_id: str, act: Awaitable[Any]) -> Response:
+    """An officer's act on a review done, then back to its page (post, redirect, get); or the
+    page again, saying why it was refused."""
     try:
-        await documents.request_documents(
-            review_id, items, session.client, uow=container.uow,
-            calendar=container.calendar, now=container.clock(),
-        )  # fmt: skip
+        await act
     except UseCaseError as exc:
         return await _review_page(request, session, review_id, as_problem(exc).status,
                                   error=str(exc))  # fmt: skip
@@ -136,12 +143,8 @@ async def claim(request: Request, review_id: str) -> Response:
     session = await session_for(request, "officer")
     await form_of(request, session)
     container = request.app.state.container
-    try:
-        await reviews.claim(review_id, session.client, uow=container.uow, now=container.clock())
-    except UseCaseError as exc:
-        return await _review_page(request, session, review_id, as_problem(exc).status,
-                                  error=str(exc))  # fmt: skip
-    return redirect(f"/console/reviews/{review_id}")
+    return await _acted(request, session, review_id, reviews.claim(
+        review_id, session.client, uow=container.uow, now=container.clock()))  # fmt: skip
 
 
 @router.post("/reviews/{review_id}/decision")
@@ -150,27 +153,21 @@ async def decide(request: Request, review_id: str) -> Response:
     form = await form_of(request, session)
     container = request.app.state.container
     criteria = [k.removeprefix("result:") for k in form if k.startswith("result:")]
-    try:
-        decision = ReviewDecision(
-            outcome=form.get("outcome", ""),  # checked by decide
-            reason=form.get("reason") or None,
-            resolutions=tuple(
-                Resolution(c, form[f"result:{c}"], form.get(f"basis:{c}", "note"),
-                           form.get(f"document:{c}") or None, form.get(f"note:{c}") or None)
-                for c in criteria if form.get(f"result:{c}") in ("pass", "fail")
-            ),
-        )  # fmt: skip
-        if decision.outcome not in ("approved", "rejected"):
-            raise ValueError("choose approve or reject")
-        await reviews.decide(
-            review_id, decision, session.client, uow=container.uow,
-            engine=container.rule_engine, city_prefix=container.settings.city_prefix,
-            now=container.clock(),
-        )  # fmt: skip
-    except (UseCaseError, ValueError) as exc:
-        status = as_problem(exc).status if isinstance(exc, UseCaseError) else 422
-        return await _review_page(request, session, review_id, status, error=str(exc))
-    return redirect(f"/console/reviews/{review_id}")
+    if form.get("outcome") not in ("approved", "rejected"):
+        return await _review_page(request, session, review_id, 422, error_outcome=True)
+    decision = ReviewDecision(
+        outcome=form["outcome"],
+        reason=form.get("reason") or None,
+        resolutions=tuple(
+            Resolution(c, form[f"result:{c}"], form.get(f"basis:{c}", "note"),
+                       form.get(f"document:{c}") or None, form.get(f"note:{c}") or None)
+            for c in criteria if form.get(f"result:{c}") in ("pass", "fail")
+        ),
+    )  # fmt: skip
+    return await _acted(request, session, review_id, reviews.decide(
+        review_id, decision, session.client, uow=container.uow, engine=container.rule_engine,
+        city_prefix=container.settings.city_prefix, now=container.clock(),
+    ))  # fmt: skip
 
 
 # --- the auditor ----------------------------------------------------------------------------

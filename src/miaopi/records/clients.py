@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
 
@@ -116,3 +117,12 @@ def by_id(engine: Engine, client_id: int) -> Client | None:
     if row is None:
         return None
     return Client(row.id, row.role, row.name, row.key_prefix, row.uscc, row.district, row.active)
+
+
+def listed(engine: Engine) -> list[Any]:
+    """Every client, newest first, as the admin's page lists them (no key hash)."""
+    with reading_one(engine) as conn:
+        return list(conn.execute(select(
+            clients.c.key_prefix, clients.c.role, clients.c.name, clients.c.uscc,
+            clients.c.district, clients.c.active, clients.c.created_at,
+        ).order_by(clients.c.id.desc())))  # fmt: skip

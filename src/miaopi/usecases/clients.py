@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from miaopi.domain import ROLES
 from miaopi.identifiers import credit_code
 from miaopi.records.clients import Client, create_client, key_prefix_of, revoke_client
-from miaopi.records.engines import reading
-from miaopi.records.tables import clients
 from miaopi.supervision.queue import assign_waiting, release_auditor
 from miaopi.usecases.errors import InvalidInput, NotFound
 
@@ -56,10 +54,3 @@ def revoke(engine: Engine, key_or_prefix: str, now: datetime) -> tuple[Client, i
     moved = release_auditor(engine, client.id, now) if client.role == "auditor" else 0
     return client, moved
 
-
-def listed(engine: Engine) -> list[object]:
-    with reading(engine) as conn:
-        return list(conn.execute(select(
-            clients.c.key_prefix, clients.c.role, clients.c.name, clients.c.uscc,
-            clients.c.district, clients.c.active, clients.c.created_at,
-        ).order_by(clients.c.id.desc())))  # fmt: skip
