@@ -18,6 +18,7 @@ pytestmark = pytest.mark.anyio
 
 Keys = Callable[..., dict[str, str]]
 LI_MING = {"id_number": "420102200203151232", "name": "李明", "diploma_no": "104861202602000123"}
+WANG_FANG = {"id_number": "430104199608202463", "name": "王芳", "diploma_no": "105331202603000456"}
 REASON = "申请人并非应届毕业生，其已在另一家公司工作两年以上。"
 
 
@@ -62,6 +63,19 @@ async def test_an_approval_is_on_notice_masked_for_five_working_days(
     late = await api.post(f"/v1/public/notices/{case['approval_number']}/objections",
                           json={"reason": REASON})  # fmt: skip
     assert late.status_code == 409
+
+
+async def test_a_page_of_notices_up_to_a_day_is_full_of_that_days_approvals(
+    api: httpx.AsyncClient, make_key: Keys, clock: Clock
+) -> None:
+    first = await _approved(api, make_key)  # Sunday 22 November
+    clock.advance(days=1)
+    later = await api.post("/v1/applications", json=application(**WANG_FANG),
+                           headers=make_key("employer"))  # fmt: skip
+    assert later.json()["status"] == "approved"
+    page = (await api.get("/v1/public/notices?to=2026-11-22&limit=1")).json()
+    assert [n["notice_id"] for n in page["items"]] == [first["approval_number"]]
+    assert page["next_cursor"] is None
 
 
 async def test_an_objection_opens_one_assigned_audit_task_for_the_case(

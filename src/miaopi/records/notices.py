@@ -27,12 +27,13 @@ _CASE = (cases.c.id.label("case_id"), cases.c.business_type, cases.c.applicant_n
 def approvals_since(
     engine: Engine,
     since: datetime,
+    until: datetime | None,
     business_type: str | None,
     before_number: str | None,
     limit: int,
 ) -> Sequence[Any]:
-    """Approvals in force decided at or after ``since``, newest number first: ``limit`` of
-    them, below ``before_number`` if given."""
+    """Approvals in force decided at or after ``since`` (and before ``until``), newest number
+    first: ``limit`` of them, below ``before_number`` if given."""
     sources = (
         select(*_CASE, cases.c.approval_number, cases.c.decided_at)
         .where(cases.c.approval_number.is_not(None),
@@ -52,6 +53,8 @@ def approvals_since(
         parts.append(source)
     found = union_all(*parts).subquery()
     query = select(found)
+    if until is not None:
+        query = query.where(found.c.decided_at < until)
     if before_number is not None:
         query = query.where(found.c.approval_number < before_number)
     query = query.order_by(found.c.approval_number.desc()).limit(limit)

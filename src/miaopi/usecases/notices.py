@@ -75,14 +75,13 @@ class Notices:
         first = self.first_day_on_notice(today)
         since_day = max(first, from_day) if from_day else first
         since = datetime.combine(since_day, time(), SHANGHAI)
+        until = datetime.combine(to_day + timedelta(days=1), time(), SHANGHAI) if to_day else None
         rows = await self.database.run_in_thread(
-            notices.approvals_since, since, business_type, cursor, limit + 1
+            notices.approvals_since, since, until, business_type, cursor, limit + 1
         )
         found = []
         for row in rows[:limit]:
             approved_on = today_in_shanghai(row.decided_at)
-            if to_day is not None and approved_on > to_day:
-                continue
             found.append(Notice(
                 notice_id=row.approval_number, business_type=row.business_type,
                 name=mask_name(row.applicant_name), employer_name=row.employer_name,
