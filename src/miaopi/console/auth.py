@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from miaopi.console import sessions
 from miaopi.console.pages import redirect, render
-from miaopi.console.sessions import Session
+from miaopi.records import console_sessions as sessions
+from miaopi.records.console_sessions import Session
 
 COOKIE = "miaopi_session"
 PRE_COOKIE = "miaopi_signin"  # the sign-in form's own CSRF token, before there is a session

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
 from miaopi.api.errors import as_problem
-from miaopi.console import sessions
 from miaopi.console.auth import (
     COOKIE,
     HOME,
@@ -24,6 +23,7 @@ from miaopi.console.auth import (
 )
 from miaopi.console.i18n import LANGUAGES
 from miaopi.console.pages import HEADERS, redirect, render
+from miaopi.records import console_sessions as sessions
 from miaopi.records.clients import authenticate
 from miaopi.usecases import stages as stage_list
 from miaopi.usecases.errors import UseCaseError
