@@ -138,6 +138,11 @@ class Container:
     uow: UnitOfWork
     calendar: WorkingCalendar
     http_clients: list[httpx.AsyncClient] = field(default_factory=list)
+    # Each registry's circuit breaker in this process (closed, half_open, open).
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+
+    def breaker_states(self) -> dict[str, str]:
+        return {name: breaker.state for name, breaker in self.breakers.items()}
 
     @property
     def rulebook(self) -> RuleBook:
@@ -235,9 +240,10 @@ def wire_registries(
     settings: Settings,
     revocations: RevocationRegister,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
-) -> tuple[Registries, list[httpx.AsyncClient]]:
-    """The registry ports and the HTTP clients behind them (to close when done): over the
-    given transports, the configured URLs, or, in development, the in-process mocks."""
+) -> tuple[Registries, list[httpx.AsyncClient], dict[str, CircuitBreaker]]:
+    """The registry ports, the HTTP clients behind them (to close when done) and their
+    circuit breakers: over the given transports, the configured URLs, or, in development, the
+    in-process mocks."""
     transports = transports or {}
     mocked = [n for n in REGISTRY_NAMES if n not in transports and not settings.registry_url(n)]
     if mocked:
@@ -272,7 +278,7 @@ def wire_registries(
         hrss=HttpHrssRegistry(http["hrss"]),
         revocations=revocations,
     )
-    return registries, list(clients.values())
+    return registries, list(clients.values()), {n: h.breaker for n, h in http.items()}
 
 
 def bootstrap(
@@ -291,7 +297,7 @@ def bootstrap(
     transports = transports or {}
     check_registries(settings, rulebook)
     database = open_database(settings, migrate=migrate)
-    registries, clients = wire_registries(
+    registries, clients, breakers = wire_registries(
         settings, DbRevocationRegister(database, clock), transports
     )
     rule_engine = RuleEngine()
@@ -342,5 +348,6 @@ def bootstrap(
         ),
         clock=clock,
         http_clients=[*clients, hooks_client],
+        breakers=breakers,
     )
     return container

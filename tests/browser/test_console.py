@@ -22,6 +22,7 @@ HE_WEI = {"id_number": "320106200102141117", "name": "何伟", "diploma_no": "10
 LI_MING = {"id_number": "420102200203151232", "name": "李明", "diploma_no": "104861202602000123"}
 XU_JING = {"id_number": "210102200010102267", "name": "许静", "diploma_no": "101411202602000444"}
 JIANG_XIN = {"id_number": "360102200202288820", "name": "蒋欣", "diploma_no": "104031202602000135"}
+DENG_CHAO = {"id_number": "530102200103036646", "name": "邓超", "diploma_no": "106731202602000888"}
 WANG_FANG = {"id_number": "430104199608202463", "name": "王芳", "diploma_no": "105331202603000456"}
 verify_draw = load_script("scripts/verify_draw.py")
 HOMES = {"officer": "/console/reviews", "auditor": "/console/tasks",
@@ -277,6 +278,18 @@ def test_a_registrar_records_a_registration_from_a_token(page: Any, console: Con
     screenshot(page, "registrar")
     read = console.api("GET", f"/v1/applications/{case['case_id']}").json()
     assert "household_registered" in [s["stage"] for s in read["stages"]]
+
+
+def test_the_dashboard_shows_a_registry_that_fails(page: Any, console: Console) -> None:
+    sign_in(page, console, "admin")
+    assert page.inner_text("#errors-police") in ("—", "0.0 %")
+    # The police registry answers 500 for him, on the first try and the retry.
+    case = console.api("POST", "/v1/applications", json=application(**DENG_CHAO)).json()
+    assert case["status"] == "referred"
+    page.reload()
+    assert page.inner_text("#errors-police") not in ("—", "0.0 %")
+    assert page.inner_text("#errors-education") == "0.0 %"  # it answered
+    assert page.inner_text("#breaker-police") == "正常"  # one failure does not open it
 
 
 def test_a_session_of_one_role_cannot_open_another_roles_page(page: Any, console: Console) -> None:

@@ -53,7 +53,7 @@ class CountingDecider(Decider):
 @pytest.fixture
 async def decider(rulebook: RuleBook, rule_engine: RuleEngine) -> AsyncIterator[Decider]:
     settings = Settings(rules_dir=RULES, _env_file=None)  # type: ignore[call-arg]
-    registries, clients = wire_registries(settings, NoBars())
+    registries, clients, _ = wire_registries(settings, NoBars())
     yield CountingDecider(rulebook, rule_engine, registries, lambda: NOW)
     for client in clients:
         await client.aclose()

@@ -17,14 +17,16 @@ from miaopi.console.charts import bars, stacked_days
 from miaopi.console.i18n import translations
 from miaopi.console.pages import language, render
 from miaopi.eligibility.dates import today_in_shanghai
+from miaopi.records import access_log, stats
 from miaopi.records import clients as client_records
-from miaopi.records import stats
 from miaopi.supervision import tasks
 from miaopi.usecases import clients
 from miaopi.usecases.errors import UseCaseError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 GROUPS = ("business_type", "district", "employer")
+SHOWN_GROUPS = 20  # the groups with most applications; the API gives them all
+HEALTH_WINDOW = 1_000  # the last registry queries the error rate is counted over
 
 
 def _day(text: str, default: date) -> date:
@@ -46,31 +48,33 @@ async def dashboard(
     first = max(first, last - timedelta(days=365))
     group = group_by if group_by in GROUPS else "business_type"
     found = await container.database.run_in_thread(stats.figures, first, last, group, today)
-    waiting, _ = await container.database.run_in_thread(
-        tasks.task_page, None, today, 100, None, tasks.TaskFilter(status="unassigned")
-    )
+    waiting = await container.database.run(tasks.waiting_count)
+    failures = await container.database.run_in_thread(access_log.recent_failures, HEALTH_WINDOW)
     _ = translations(language(request)).gettext
     names = {"approved": _("Approved"), "rejected": _("Rejected"), "referred": _("Referred")}
     groups = sorted(found["groups"].items(), key=lambda kv: -kv[1]["applications"])
     return render(
-        request, "dashboard.html", session=session, totals=found["totals"], groups=groups[:20],
+        request, "dashboard.html", session=session, totals=found["totals"],
+        groups=groups[:SHOWN_GROUPS], group_count=len(groups),
         group_by=group, start=first.isoformat(), end=last.isoformat(),
-        per_day=found["per_day"], reasons=found["referral_reasons"], unassigned=len(waiting),
+        per_day=found["per_day"], reasons=found["referral_reasons"], unassigned=waiting,
         days_chart=stacked_days(found["per_day"], _("Applications per day"), names),
         reasons_chart=bars([(r["criterion"], r["count"]) for r in found["referral_reasons"]],
                            _("Top referral reasons")),
-        health=_registry_health(container),
+        health=_registry_health(container.breaker_states(), failures), window=HEALTH_WINDOW,
     )  # fmt: skip
 
 
-def _registry_health(container: Any) -> list[dict[str, Any]]:
-    """Each registry's circuit breaker as this instance sees it."""
+def _registry_health(
+    states: dict[str, str], counted: dict[str, tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """Each registry's circuit breaker as this instance sees it, and the share of the last
+    queries (of every instance, as recorded) that had no answer or an unreadable one."""
     found = []
-    for name in ("police", "education", "overseas_credentials", "social_security", "credit",
-                 "hrss"):  # fmt: skip
-        port = getattr(container.registries, name)
-        breaker = getattr(getattr(port, "_http", None), "breaker", None)
-        found.append({"registry": name, "state": getattr(breaker, "state", "in-process")})
+    for name in sorted(states):
+        asked, failed = counted.get(name, (0, 0))
+        found.append({"registry": name, "state": states[name], "asked": asked,
+                      "error_rate": failed / asked if asked else None})  # fmt: skip
     return found
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, bindparam, insert, select
+from sqlalchemy import Connection, Engine, Row, bindparam, func, insert, select
 
 from miaopi.records.engines import reading
 from miaopi.records.prepared import Prepared
@@ -84,3 +84,23 @@ def for_case(engine: Engine, case_id: str) -> list[Row[Any]]:
                 .order_by(registry_queries.c.seq)
             )
         )
+
+
+FAILED = ("unavailable", "invalid")  # no answer, or one that could not be read
+
+
+def recent_failures(engine: Engine, last: int) -> dict[str, tuple[int, int]]:
+    """Per registry, (queries, failed) among the last ``last`` queries of all instances: read
+    from the newest rows by their key, so it costs the same however long the log grows."""
+    newest = (
+        select(registry_queries.c.registry, registry_queries.c.status)
+        .order_by(registry_queries.c.seq.desc()).limit(last).subquery()
+    )  # fmt: skip
+    query = select(newest.c.registry, newest.c.status.in_(FAILED).label("failed"),
+                   func.count().label("n")).group_by(newest.c.registry, "failed")  # fmt: skip
+    found: dict[str, tuple[int, int]] = {}
+    with reading(engine) as conn:
+        for registry, failed, n in conn.execute(query):
+            asked, bad = found.get(registry, (0, 0))
+            found[registry] = (asked + n, bad + (n if failed else 0))
+    return found

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, bindparam, insert, select, update
+from sqlalchemy import Engine, Row, Select, bindparam, func, insert, select, update
 
 from miaopi.records import events, ledger, live_approvals
 from miaopi.records.engines import reading, reading_one
@@ -86,6 +86,14 @@ def task_page(
         late = (audit_tasks.c.status != "closed") & (audit_tasks.c.due_date < today)
         query = query.where(late if where.overdue else ~late)
     return newest_first(engine, query, audit_tasks.c.seq, limit, cursor)
+
+
+def waiting_count(engine: Engine) -> int:
+    """How many tasks wait for an auditor (none from outside the employer's district yet)."""
+    with reading_one(engine) as conn:
+        return int(conn.execute(
+            select(func.count()).where(audit_tasks.c.status == "unassigned")
+        ).scalar_one())  # fmt: skip
 
 
 # Rows of a period's draws or samples read at a time: a month of graduate season is hundreds of
