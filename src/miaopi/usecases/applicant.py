@@ -19,7 +19,7 @@ from miaopi.records.clients import Client
 from miaopi.records.database import Database
 from miaopi.usecases.access import case_in_scope
 from miaopi.usecases.errors import NotFound
-from miaopi.usecases.stages import base_stages, stages_of
+from miaopi.usecases.stages import stages_of
 from miaopi.usecases.unit_of_work import UnitOfWork
 
 CODE_BYTES = 20  # 160 bits: guessing one is out of reach, rate limit or not
@@ -53,7 +53,7 @@ class Applicants:
     async def view(self, row: Any) -> ApplicantView:
         """What the applicant sees of the case ``case`` found."""
         case_id = row.id
-        stages = await stages_of(self.database, row, base_stages(row))
+        stages = await stages_of(self.database, row)
         queries = await self.database.run(applicant.queries_about, case_id, row.applicant_id_hash)
         approval = await self.database.run(certificates.approval, case_id)
         number = approval.number if approval is not None and row.status == "approved" else None

@@ -89,11 +89,10 @@ def base_stages(row: Any) -> list[dict[str, Any]]:
     return found
 
 
-async def stages_of(
-    database: Database, row: Any, base: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+async def stages_of(database: Database, row: Any) -> list[dict[str, Any]]:
     """A case's stages with dates: decided, certificate issued, household registered,
-    entitlements paid, revoked (``base``: decided and revoked, from the case's own row)."""
+    entitlements paid, revoked (the first and last from the case's own row)."""
+    base = base_stages(row)
     found: list[dict[str, Any]] = [s for s in base if s["stage"] != "revoked"]
     issued = await database.run(certificates.issued, row.id)
     if issued is not None:

@@ -139,7 +139,7 @@ async def dry_run(
 async def read(case_id: str, client: Reader, container: ContainerDep, request: Request) -> Any:
     row = await case_in_scope(container.uow, client, case_id)
     body = worded(case_body(row, client), request, container)
-    body["stages"] = await stage_list.stages_of(container.database, row, body["stages"])
+    body["stages"] = await stage_list.stages_of(container.database, row)
     if row.outcome != "referred":
         return body
     # A referred case has second tries, a counter review, or both (policy §9).
