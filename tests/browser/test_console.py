@@ -205,6 +205,15 @@ def test_an_auditor_revokes_and_the_dashboard_counts_it(
     sign_in(page, console, "auditor")
     page.click("a[href^='/console/tasks/']")
     assert LI_MING["id_number"] in page.content()  # the task's case, whole, for its auditor
+    # Findings sent by hand without an outcome, or with a check the API does not know.
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    action = page.locator("form[action$='/findings']").get_attribute("action")
+    for sent in ({"completeness": "ok", "consistency": "ok", "compliance": "ok"},
+                 {"completeness": "fine", "consistency": "ok", "compliance": "ok",
+                  "outcome": "confirmed"}):  # fmt: skip
+        refused = page.request.post(f"{console.url}{action}", form={"csrf": csrf, **sent})
+        assert refused.status == 422
+        assert "请完成每项检查并给出结论" in refused.text()
     for check in ("completeness", "consistency", "compliance"):
         page.check(f"input[name={check}][value=issue]")
     page.check("input[name=outcome][value=revoked]")

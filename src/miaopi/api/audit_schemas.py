@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from miaopi.api.fields import BusinessTypeName, InputModel
 from miaopi.api.schemas import CaseOut, EmployerOut, EvidenceOut
 from miaopi.domain import CaseStatus, CriterionResult
+from miaopi.usecases.close_task import Findings
 
 Check = Literal["ok", "issue"]
 TaskKind = Literal["spot_check", "recheck", "objection"]
@@ -26,6 +27,10 @@ class FindingsIn(InputModel):
     reason: str | None = Field(
         default=None, min_length=1, max_length=1000, description="Required for `revoked`"
     )
+
+    def findings(self) -> Findings:
+        checks = self.model_dump(include={"completeness", "consistency", "compliance", "notes"})
+        return Findings(checks=checks, outcome=self.outcome, reason=self.reason)
 
 
 class FindingsOut(BaseModel):

@@ -12,7 +12,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
+from miaopi.api.audit_schemas import FindingsIn
 from miaopi.api.errors import as_problem
 from miaopi.api.presenters import (
     audited_case_body,
@@ -221,24 +223,18 @@ async def findings(request: Request, task_id: str) -> Response:
     session = await session_for(request, "auditor")
     form = await form_of(request, session)
     container = request.app.state.container
-    checks = {k: form.get(k, "") for k in ("completeness", "consistency", "compliance")}
-    outcome, reason = form.get("outcome", ""), (form.get("reason") or "").strip() or None
-    filled = {**checks, "notes": form.get("notes", ""), "outcome": outcome, "reason": reason}
-    if any(v not in ("ok", "issue") for v in checks.values()) or outcome not in (
-        "confirmed",
-        "revoked",
-    ):
+    fields = ("completeness", "consistency", "compliance", "notes", "outcome", "reason")
+    filled = {k: form[k] for k in fields if form.get(k, "").strip()}
+    try:
+        given = FindingsIn.model_validate(filled)  # as the API takes them
+    except ValidationError:
         return await _task_page(request, session, task_id, 422, error="fields", filled=filled)
-    if outcome == "revoked" and form.get("confirmed") != "yes":
+    if given.outcome == "revoked" and form.get("confirmed") != "yes":
         # Revocation is final: one more step, on a page that says what it does.
         return await _task_page(request, session, task_id, confirm=True, filled=filled)
     try:
-        await closing.close_task(
-            task_id,
-            closing.Findings(checks={**checks, "notes": filled["notes"]}, outcome=outcome,
-                             reason=reason),
-            session.client, uow=container.uow, now=container.clock(),
-        )  # fmt: skip
+        await closing.close_task(task_id, given.findings(), session.client, uow=container.uow,
+                                 now=container.clock())  # fmt: skip
     except UseCaseError as exc:
         return await _task_page(request, session, task_id, as_problem(exc).status,
                                 error=str(exc), filled=filled)  # fmt: skip

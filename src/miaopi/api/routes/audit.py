@@ -122,12 +122,9 @@ async def read_task(task_id: str, client: Supervisor, container: ContainerDep) -
 async def close_task(
     task_id: str, body: FindingsIn, client: Auditor, container: ContainerDep
 ) -> Any:
-    findings = closing.Findings(
-        checks=body.model_dump(include={"completeness", "consistency", "compliance", "notes"}),
-        outcome=body.outcome,
-        reason=body.reason,
+    await closing.close_task(
+        task_id, body.findings(), client, uow=container.uow, now=container.clock()
     )
-    await closing.close_task(task_id, findings, client, uow=container.uow, now=container.clock())
     return await _detail(container, client, await _task(container, client, task_id))
 
 
