@@ -180,6 +180,13 @@ def test_an_officer_asks_once_for_documents_previews_them_and_decides_on_one(
                                   form={"csrf": csrf, "result:good_credit": "pass"})  # fmt: skip
     assert undecided.status == 422
     assert "请选择核准或不予核准" in undecided.text()
+    hearsay = page.request.post(f"{console.url}/console/reviews/{review['review_id']}/decision",
+                                form={"csrf": csrf, "outcome": "approved",
+                                      "result:good_credit": "pass", "basis:good_credit": "hearsay",
+                                      "note:good_credit": "听说已还清"})  # fmt: skip
+    assert hearsay.status == 422  # a basis the API does not take, refused as the API refuses it
+    assert "以下字段无效" in hearsay.text()
+    assert "resolutions.0.basis" in hearsay.text()
     page.select_option("#result-good_credit", "pass")
     page.select_option("#basis-good_credit", "document")
     page.select_option("#document-good_credit", document_id)

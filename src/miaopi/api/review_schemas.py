@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 from miaopi.api.fields import InputModel, Printable
 from miaopi.domain import CaseStatus
+from miaopi.usecases.documents import Item
+from miaopi.usecases.reviews import Resolution, ReviewDecision
 
 
 class EntitlementOut(BaseModel):
@@ -65,6 +67,16 @@ class ReviewDecisionIn(InputModel):
     reason: Printable | None = Field(default=None, max_length=2000)
     resolutions: list[ResolutionIn] = Field(max_length=50)
 
+    def decision(self) -> ReviewDecision:
+        return ReviewDecision(
+            outcome=self.outcome,
+            reason=self.reason,
+            resolutions=tuple(
+                Resolution(r.criterion, r.result, r.basis, r.document_id, r.note)
+                for r in self.resolutions
+            ),
+        )
+
 
 class DocumentItemIn(InputModel):
     criterion: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)
@@ -75,6 +87,9 @@ class DocumentRequestIn(InputModel):
     """The one-time notice (一次性告知): every item needed, in this one request."""
 
     items: list[DocumentItemIn] = Field(min_length=1, max_length=20)
+
+    def wanted(self) -> list[Item]:
+        return [Item(i.criterion, i.description) for i in self.items]
 
 
 class DocumentOut(BaseModel):

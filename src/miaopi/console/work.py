@@ -23,6 +23,7 @@ from miaopi.api.presenters import (
     review_body,
     task_body,
 )
+from miaopi.api.review_schemas import DocumentRequestIn, ReviewDecisionIn
 from miaopi.console.auth import form_of, session_for
 from miaopi.console.pages import DOCUMENT_HEADERS, language, redirect, render
 from miaopi.eligibility.dates import today_in_shanghai
@@ -33,7 +34,6 @@ from miaopi.usecases import close_task as closing
 from miaopi.usecases import documents, reviews
 from miaopi.usecases.access import own_tasks
 from miaopi.usecases.errors import NotFound, UseCaseError
-from miaopi.usecases.reviews import Resolution, ReviewDecision
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -107,16 +107,23 @@ async def request_documents(request: Request, review_id: str) -> Response:
     session = await session_for(request, "officer")
     form = await form_of(request, session)
     container = request.app.state.container
-    items = [
-        documents.Item(k.removeprefix("need:"), v.strip())
-        for k, v in form.items() if k.startswith("need:") and v.strip()
-    ]  # fmt: skip
+    items = [{"criterion": k.removeprefix("need:"), "description": v}
+             for k, v in form.items() if k.startswith("need:") and v.strip()]  # fmt: skip
     if not items:
         return await _review_page(request, session, review_id, 422, error_request="empty")
+    try:
+        wanted = DocumentRequestIn.model_validate({"items": items}).wanted()  # as the API's
+    except ValidationError as exc:
+        return await _review_page(request, session, review_id, 422, error_fields=_fields(exc))
     return await _acted(request, session, review_id, documents.request_documents(
-        review_id, items, session.client, uow=container.uow, calendar=container.calendar,
+        review_id, wanted, session.client, uow=container.uow, calendar=container.calendar,
         now=container.clock(),
     ))  # fmt: skip
+
+
+def _fields(exc: ValidationError) -> list[str]:
+    """The form's fields a validation error names (``resolutions.0.note`` and the like)."""
+    return sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
 
 
 async def _acted(request: Request, session: Any, review_id: str, act: Awaitable[Any]) -> Response:
@@ -154,18 +161,20 @@ async def decide(request: Request, review_id: str) -> Response:
     session = await session_for(request, "officer")
     form = await form_of(request, session)
     container = request.app.state.container
-    criteria = [k.removeprefix("result:") for k in form if k.startswith("result:")]
     if form.get("outcome") not in ("approved", "rejected"):
         return await _review_page(request, session, review_id, 422, error_outcome=True)
-    decision = ReviewDecision(
-        outcome=form["outcome"],
-        reason=form.get("reason") or None,
-        resolutions=tuple(
-            Resolution(c, form[f"result:{c}"], form.get(f"basis:{c}", "note"),
-                       form.get(f"document:{c}") or None, form.get(f"note:{c}") or None)
-            for c in criteria if form.get(f"result:{c}") in ("pass", "fail")
-        ),
-    )  # fmt: skip
+    criteria = [k.removeprefix("result:") for k in form if k.startswith("result:")]
+    resolutions = [
+        {"criterion": c, "result": form[f"result:{c}"], "basis": form.get(f"basis:{c}", "note"),
+         "document_id": form.get(f"document:{c}") or None, "note": form.get(f"note:{c}") or None}
+        for c in criteria if form[f"result:{c}"]  # "—": not resolved here
+    ]  # fmt: skip
+    body = {"outcome": form["outcome"], "reason": form.get("reason") or None,
+            "resolutions": resolutions}  # fmt: skip
+    try:
+        decision = ReviewDecisionIn.model_validate(body).decision()  # as the API's
+    except ValidationError as exc:
+        return await _review_page(request, session, review_id, 422, error_fields=_fields(exc))
     return await _acted(request, session, review_id, reviews.decide(
         review_id, decision, session.client, uow=container.uow, engine=container.rule_engine,
         city_prefix=container.settings.city_prefix, now=container.clock(),

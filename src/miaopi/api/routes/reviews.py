@@ -13,7 +13,6 @@ from miaopi.api.schemas import ProblemOut
 from miaopi.api.strict_json import StrictJsonRoute
 from miaopi.eligibility.dates import today_in_shanghai
 from miaopi.usecases import documents, reviews
-from miaopi.usecases.reviews import Resolution, ReviewDecision
 
 router = APIRouter(prefix="/v1", tags=["counter review"], route_class=StrictJsonRoute)
 
@@ -82,7 +81,7 @@ async def request_documents(
     now = container.clock()
     review = await documents.request_documents(
         review_id,
-        [documents.Item(i.criterion, i.description) for i in body.items],
+        body.wanted(),
         officer,
         uow=container.uow,
         calendar=container.calendar,
@@ -100,14 +99,7 @@ async def request_documents(
 async def decide_review(
     review_id: str, body: ReviewDecisionIn, officer: Officer, container: ContainerDep
 ) -> Any:
-    decision = ReviewDecision(
-        outcome=body.outcome,
-        reason=body.reason,
-        resolutions=tuple(
-            Resolution(r.criterion, r.result, r.basis, r.document_id, r.note)
-            for r in body.resolutions
-        ),
-    )
+    decision = body.decision()
     now = container.clock()
     review = await reviews.decide(
         review_id,
