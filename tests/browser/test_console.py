@@ -288,6 +288,14 @@ def test_a_registrar_records_a_registration_from_a_token(page: Any, console: Con
     assert "身份证号码与证书一致" in page.content()
     assert page.input_value("#approval_number") == case["approval_number"]
     page.fill("#registered_on", "2026-11-23")
+    # Sent by hand past the page's own limits: refused as the API refuses it, the field named.
+    csrf = page.locator("form[action$='/registrations'] input[name=csrf]").get_attribute("value")
+    refused = page.request.post(f"{console.url}/console/registrar/registrations", form={
+        "csrf": csrf, "approval_number": case["approval_number"],
+        "id_number": WANG_FANG["id_number"], "registered_on": "2026-11-23",
+        "police_station": "南山" * 60})  # fmt: skip
+    assert refused.status == 422
+    assert "以下字段无效： 派出所" in refused.text()
     page.fill("#police_station", "南山派出所")
     page.click("button:text-is('登记')")
     assert "已登记落户" in page.content()

@@ -3,14 +3,15 @@ police registrar's page. The other roles' pages are in ``work.py`` and ``admin.p
 
 from __future__ import annotations
 
-from datetime import date
 from importlib.resources import as_file, files
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
+from pydantic import ValidationError
 
 from miaopi.api.errors import as_problem
+from miaopi.api.routes.stages import RegistrationIn
 from miaopi.console.auth import (
     COOKIE,
     HOME,
@@ -29,6 +30,9 @@ from miaopi.usecases import stages as stage_list
 from miaopi.usecases.errors import UseCaseError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+# The registration form's fields, by the words its labels show (the catalogue's message ids).
+LABELS = {"approval_number": "Approval number", "id_number": "ID number",
+          "registered_on": "Registered on", "police_station": "Police station"}  # fmt: skip
 
 
 @router.get("/static/console.css")
@@ -125,17 +129,18 @@ async def registrar_register(request: Request) -> Response:
     fields = ("approval_number", "id_number", "registered_on", "police_station")
     values: dict[str, Any] = {k: form.get(k, "").strip() for k in fields}
     try:
-        registered_on = date.fromisoformat(values["registered_on"])
-        if not all(values.values()):
-            raise ValueError("every field is needed")
-        await stage_list.register_household(
-            container.database, session.client, approval_number=values["approval_number"],
-            id_number=values["id_number"], registered_on=registered_on,
-            police_station=values["police_station"], now=container.clock(),
-        )  # fmt: skip
-    except ValueError:
+        given = RegistrationIn.model_validate(values)  # as the API takes it
+    except ValidationError as exc:
+        wrong = [label for name, label in LABELS.items()
+                 if name in {e["loc"][0] for e in exc.errors()}]  # fmt: skip
         return render(request, "registrar.html", status=422, session=session, form=values,
-                      error="fields")  # fmt: skip
+                      error="fields", wrong=wrong)  # fmt: skip
+    try:
+        await stage_list.register_household(
+            container.database, session.client, approval_number=given.approval_number,
+            id_number=given.id_number, registered_on=given.registered_on,
+            police_station=given.police_station, now=container.clock(),
+        )  # fmt: skip
     except UseCaseError as exc:
         problem = as_problem(exc)
         return render(request, "registrar.html", status=problem.status, session=session,
